@@ -1,0 +1,1 @@
+//! D365 F&O OData emulator.
