@@ -1,0 +1,407 @@
+//! Entra ID client-credentials tokens, cached per connection.
+//!
+//! Hand-written rather than `azure_identity`: that crate cannot be pointed
+//! at an arbitrary authority (the emulator, a sovereign cloud behind a
+//! proxy) without work, and pulls a large dependency tree for what is one
+//! form POST and a cache. Workload identity can be added here later.
+//!
+//! The cache refreshes before expiry (at 80% of the lifetime, at most 5 min
+//! early), lets one task refresh at a time while the others wait for its
+//! result (single flight, also for failures), and keeps using a still-valid
+//! token if an early refresh fails.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio::time::Instant;
+use url::Url;
+
+use super::error::{parse_retry_after, truncate};
+use super::{D365Error, RequestEvent, RequestKind, RequestObserver};
+
+/// Refresh no earlier than this before expiry.
+const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(300);
+/// After a failed early refresh, wait this long before trying again.
+const REFRESH_RETRY: Duration = Duration::from_secs(30);
+/// Do not start a request with a token this close to expiry.
+const EXPIRY_SLACK: Duration = Duration::from_secs(10);
+
+/// A bearer token and the cache generation it came from (so a 401 only
+/// invalidates the token that caused it).
+#[derive(Clone)]
+pub(crate) struct AccessToken {
+    pub(crate) secret: SecretString,
+    pub(crate) generation: u64,
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Cached {
+    token: AccessToken,
+    refresh_at: Instant,
+    expires_at: Instant,
+}
+
+pub(crate) struct TokenCache {
+    http: reqwest::Client,
+    endpoint: Url,
+    client_id: String,
+    client_secret: SecretString,
+    scope: String,
+    timeout: Duration,
+    observer: Arc<dyn RequestObserver>,
+    current: RwLock<Option<Cached>>,
+    /// Held while refreshing; holds the last refresh failure for the tasks
+    /// that queued behind it.
+    refresh: tokio::sync::Mutex<Option<D365Error>>,
+    attempts: AtomicU64,
+    generation: AtomicU64,
+}
+
+/// Hand-written so neither the secret nor a token can reach a log.
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let has_token = self.read().is_some();
+        f.debug_struct("TokenCache")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("client_id", &self.client_id)
+            .field("scope", &self.scope)
+            .field("has_token", &has_token)
+            .field("generation", &self.generation.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    token_type: Option<String>,
+    /// A number in v2.0, a string in some v1 answers.
+    expires_in: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct TokenError {
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+impl TokenCache {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        endpoint: Url,
+        client_id: String,
+        client_secret: SecretString,
+        scope: String,
+        timeout: Duration,
+        observer: Arc<dyn RequestObserver>,
+    ) -> Self {
+        Self {
+            http,
+            endpoint,
+            client_id,
+            client_secret,
+            scope,
+            timeout,
+            observer,
+            current: RwLock::new(None),
+            refresh: tokio::sync::Mutex::new(None),
+            attempts: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// A token fit to send now, fetching one if needed.
+    pub(crate) async fn token(&self) -> Result<AccessToken, D365Error> {
+        if let Some(token) = self.fresh() {
+            return Ok(token);
+        }
+        let attempts_seen = self.attempts.load(Ordering::Acquire);
+        let mut last_failure = self.refresh.lock().await;
+        if let Some(token) = self.fresh() {
+            return Ok(token);
+        }
+        if self.attempts.load(Ordering::Acquire) != attempts_seen
+            && let Some(err) = last_failure.as_ref()
+        {
+            // The refresh we queued behind failed: share its answer
+            // instead of hammering the token endpoint once per waiter.
+            return Err(err.clone());
+        }
+        let result = self.fetch().await;
+        self.attempts.fetch_add(1, Ordering::AcqRel);
+        match result {
+            Ok(cached) => {
+                let token = cached.token.clone();
+                *self.write() = Some(cached);
+                *last_failure = None;
+                Ok(token)
+            }
+            Err(err) => {
+                *last_failure = Some(err.clone());
+                let mut current = self.write();
+                match current.as_mut() {
+                    Some(c) if Instant::now() + EXPIRY_SLACK < c.expires_at => {
+                        tracing::warn!(error = %err, "token refresh failed; using the current token until it expires");
+                        c.refresh_at = (Instant::now() + REFRESH_RETRY).min(c.expires_at);
+                        Ok(c.token.clone())
+                    }
+                    _ => Err(err),
+                }
+            }
+        }
+    }
+
+    /// Forgets the token of `generation` after D365 refused it; a newer
+    /// token (refreshed meanwhile by another task) is kept.
+    pub(crate) fn invalidate(&self, generation: u64) {
+        let mut current = self.write();
+        if current
+            .as_ref()
+            .is_some_and(|c| c.token.generation == generation)
+        {
+            *current = None;
+        }
+    }
+
+    fn fresh(&self) -> Option<AccessToken> {
+        let current = self.read();
+        let cached = current.as_ref()?;
+        (Instant::now() < cached.refresh_at).then(|| cached.token.clone())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Option<Cached>> {
+        self.current.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Option<Cached>> {
+        self.current.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn fetch(&self) -> Result<Cached, D365Error> {
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.client_secret.expose_secret()),
+            ("scope", self.scope.as_str()),
+        ];
+        let started = Instant::now();
+        let sent = self
+            .http
+            .post(self.endpoint.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&form)
+            .timeout(self.timeout)
+            .send()
+            .await;
+        let result = match sent {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let headers = response.headers().clone();
+                match response.bytes().await {
+                    Ok(body) => Ok((status, headers, body)),
+                    Err(e) => Err((Some(status), e)),
+                }
+            }
+            Err(e) => Err((None, e)),
+        };
+        let duration = started.elapsed();
+        let status = match &result {
+            Ok((status, ..)) => Some(*status),
+            Err((status, _)) => *status,
+        };
+        self.observer.observe(&RequestEvent {
+            method: "POST",
+            kind: RequestKind::Token,
+            status,
+            duration,
+        });
+        tracing::debug!(
+            endpoint = %self.endpoint,
+            status,
+            duration_ms = duration.as_millis() as u64,
+            "token request"
+        );
+        let (status, headers, body) = result.map_err(|(status, e)| D365Error::Unavailable {
+            status,
+            message: self.redact(format!(
+                "token endpoint {}: {}",
+                self.endpoint,
+                super::client::describe_transport_error(&e, self.timeout)
+            )),
+        })?;
+        if (200..300).contains(&status) {
+            return self.parse_token(&body, started);
+        }
+        let refusal = serde_json::from_slice::<TokenError>(&body).ok();
+        let detail = refusal
+            .map(|r| {
+                let description = r.error_description.unwrap_or_default();
+                let first_line = description.lines().next().unwrap_or_default();
+                format!(
+                    "{}: {}",
+                    r.error.unwrap_or_default(),
+                    truncate(first_line, 512)
+                )
+            })
+            .unwrap_or_else(|| {
+                reqwest::StatusCode::from_u16(status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("unexpected status")
+                    .to_owned()
+            });
+        let message = self.redact(format!(
+            "token endpoint {} answered {status} for client {}: {detail}",
+            self.endpoint, self.client_id
+        ));
+        Err(match status {
+            429 => D365Error::Throttled {
+                retry_after: parse_retry_after(&headers)
+                    .unwrap_or(super::error::DEFAULT_RETRY_AFTER),
+                message,
+            },
+            400..=499 => D365Error::Unauthorized { message },
+            _ => D365Error::Unavailable {
+                status: Some(status),
+                message,
+            },
+        })
+    }
+
+    fn parse_token(&self, body: &[u8], requested_at: Instant) -> Result<Cached, D365Error> {
+        let invalid = |why: &str| D365Error::InvalidResponse {
+            message: format!("token endpoint {}: {why}", self.endpoint),
+        };
+        let parsed: TokenResponse =
+            serde_json::from_slice(body).map_err(|_| invalid("answer is not a token response"))?;
+        if parsed
+            .token_type
+            .as_deref()
+            .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
+        {
+            return Err(invalid("token_type is not Bearer"));
+        }
+        if parsed.access_token.is_empty() {
+            return Err(invalid("empty access_token"));
+        }
+        let expires_in = match &parsed.expires_in {
+            serde_json::Value::Number(n) => n.as_u64(),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+        .filter(|secs| *secs > 0)
+        .ok_or_else(|| invalid("missing or invalid expires_in"))?;
+        let lifetime = Duration::from_secs(expires_in);
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        tracing::debug!(expires_in, generation, "access token obtained");
+        Ok(Cached {
+            token: AccessToken {
+                secret: SecretString::from(parsed.access_token),
+                generation,
+            },
+            refresh_at: requested_at + refresh_after(lifetime),
+            expires_at: requested_at + lifetime,
+        })
+    }
+
+    /// Belt and braces: whatever a misbehaving endpoint echoes, the secret
+    /// never leaves in a message.
+    fn redact(&self, message: String) -> String {
+        let secret = self.client_secret.expose_secret();
+        if secret.is_empty() {
+            message
+        } else {
+            message.replace(secret, "[REDACTED]")
+        }
+    }
+}
+
+/// When to refresh a token of `lifetime`: at 80% of it, but no more than
+/// [`MAX_REFRESH_MARGIN`] early.
+pub(crate) fn refresh_after(lifetime: Duration) -> Duration {
+    let margin = (lifetime / 5).min(MAX_REFRESH_MARGIN);
+    lifetime - margin
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_schedule() {
+        let table = [
+            (3600, 3_300_000),
+            (5400, 5_100_000),
+            (900, 720_000),
+            (60, 48_000),
+            (1, 800),
+        ];
+        for (lifetime, want_ms) in table {
+            assert_eq!(
+                refresh_after(Duration::from_secs(lifetime)),
+                Duration::from_millis(want_ms),
+                "{lifetime}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_token_or_secret() {
+        let cache = TokenCache::new(
+            reqwest::Client::new(),
+            Url::parse("http://127.0.0.1:1/t/oauth2/v2.0/token").unwrap(),
+            "client".into(),
+            SecretString::from("the-secret"),
+            "scope".into(),
+            Duration::from_secs(1),
+            Arc::new(super::super::NoopObserver),
+        );
+        *cache.write() = Some(Cached {
+            token: AccessToken {
+                secret: SecretString::from("the-token"),
+                generation: 1,
+            },
+            refresh_at: Instant::now() + Duration::from_secs(60),
+            expires_at: Instant::now() + Duration::from_secs(60),
+        });
+        let text = format!("{cache:?} {:?}", cache.fresh().unwrap());
+        assert!(
+            !text.contains("the-secret") && !text.contains("the-token"),
+            "{text}"
+        );
+        assert!(text.contains("has_token: true"), "{text}");
+        cache.invalidate(2);
+        assert!(cache.fresh().is_some(), "other generation kept");
+        cache.invalidate(1);
+        assert!(cache.fresh().is_none());
+    }
+
+    #[test]
+    fn redacts_echoed_secret() {
+        let cache = TokenCache::new(
+            reqwest::Client::new(),
+            Url::parse("http://127.0.0.1:1/t").unwrap(),
+            "client".into(),
+            SecretString::from("the-secret"),
+            "scope".into(),
+            Duration::from_secs(1),
+            Arc::new(super::super::NoopObserver),
+        );
+        assert_eq!(
+            cache.redact("got client_secret=the-secret".into()),
+            "got client_secret=[REDACTED]"
+        );
+    }
+}

@@ -1,0 +1,314 @@
+//! The module's one error type, and the mapping from D365 answers to it.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use serde::Deserialize;
+
+use super::{ETag, OrderKey};
+
+/// Wait after a 429 that carries no usable `Retry-After`: Microsoft's
+/// sample waits 30 s [doc].
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// Upper bound on an honoured `Retry-After`, so one absurd header cannot
+/// freeze a connection for days.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// D365's useful text can be a whole Infolog; conditions and logs get the
+/// first this-many characters.
+const MAX_MESSAGE_CHARS: usize = 1024;
+
+/// Everything a D365 call can fail with, sorted by what the caller should
+/// do next. Messages carry D365's own text (from `innererror.message` when
+/// present, else `error.message`) plus the order key and ETags, never a
+/// token or secret.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum D365Error {
+    /// 409 or 412: the `If-Match` ETag is stale (D365's exact code is
+    /// unverified; field reports saw 409). Re-read and re-plan.
+    #[error("conflict ({status}): {message}")]
+    Conflict {
+        status: u16,
+        sent_etag: String,
+        message: String,
+    },
+    /// 428: the service demands `If-Match` and none was sent.
+    #[error("precondition required (428): {message}")]
+    PreconditionRequired { message: String },
+    /// 429: the connection is paused for `retry_after` (the header's
+    /// seconds, [`DEFAULT_RETRY_AFTER`] when absent).
+    #[error("throttled (429), retry after {}s: {message}", retry_after.as_secs_f64())]
+    Throttled {
+        retry_after: Duration,
+        message: String,
+    },
+    /// The token endpoint refused the credentials, or D365 answered 401
+    /// again after one token refresh.
+    #[error("unauthorized: {message}")]
+    Unauthorized { message: String },
+    /// 403: the app's F&O user lacks rights (e.g. on that company).
+    #[error("forbidden (403): {message}")]
+    Forbidden { message: String },
+    /// 404 (or 410): no such order, or the entity set is wrong.
+    #[error("not found: {message}")]
+    NotFound { message: String },
+    /// D365 refused the write itself; retrying the same request will not
+    /// help. The rule:
+    /// - 400, 422 and any other 4xx without a dedicated variant;
+    /// - a 500 whose error body says the write or a validation failed —
+    ///   `innererror.type` contains `AxODataWriteException` or
+    ///   `ValidationException`, or `innererror.message` / `error.message`
+    ///   contains "write failed" or "validation" (case-insensitive) —
+    ///   because D365 reports business-validation failures as 500 [obs].
+    #[error("rejected ({status}): {message}")]
+    Rejected { status: u16, message: String },
+    /// Worth retrying later: other 5xx, 408, timeouts, connection errors
+    /// (`status` is `None` when no answer arrived).
+    #[error("unavailable{}: {message}", status.map(|s| format!(" ({s})")).unwrap_or_default())]
+    Unavailable {
+        status: Option<u16>,
+        message: String,
+    },
+    /// A 2xx answer we cannot use: unparsable body, no ETag.
+    #[error("invalid response: {message}")]
+    InvalidResponse { message: String },
+    /// Bad settings or arguments, found before anything was sent.
+    #[error("invalid configuration: {message}")]
+    Config { message: String },
+}
+
+impl D365Error {
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Conflict { .. })
+    }
+
+    /// How long the connection is paused, for a `Throttled` error.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Throttled { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status behind the error, for metrics and conditions.
+    /// `Unauthorized` reports 401 even when the token endpoint said 400.
+    pub fn status_code(&self) -> Option<u16> {
+        match self {
+            Self::Conflict { status, .. } | Self::Rejected { status, .. } => Some(*status),
+            Self::PreconditionRequired { .. } => Some(428),
+            Self::Throttled { .. } => Some(429),
+            Self::Unauthorized { .. } => Some(401),
+            Self::Forbidden { .. } => Some(403),
+            Self::NotFound { .. } => Some(404),
+            Self::Unavailable { status, .. } => *status,
+            Self::InvalidResponse { .. } | Self::Config { .. } => None,
+        }
+    }
+
+    /// Whether the same request may succeed later without a human:
+    /// conflicts (after a re-read), throttling and unavailability.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Conflict { .. } | Self::Throttled { .. } | Self::Unavailable { .. }
+        )
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Self::Config {
+            message: message.into(),
+        }
+    }
+
+    /// Maps a non-success OData answer to an error. Public so callers and
+    /// tests can classify an answer obtained some other way; the client
+    /// uses it for every non-2xx response from `/data`.
+    pub fn from_odata_response(
+        ctx: &ResponseContext<'_>,
+        status: u16,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Self {
+        let details = ODataErrorDetails::parse(body);
+        let d365_text = details
+            .as_ref()
+            .and_then(ODataErrorDetails::text)
+            .map(str::to_owned)
+            .unwrap_or_else(|| fallback_text(status, body));
+        let message = ctx.describe(status, &d365_text);
+        match status {
+            409 | 412 => Self::Conflict {
+                status,
+                sent_etag: ctx
+                    .if_match
+                    .map(|e| e.as_str().to_owned())
+                    .unwrap_or_default(),
+                message,
+            },
+            428 => Self::PreconditionRequired { message },
+            429 => Self::Throttled {
+                retry_after: parse_retry_after(headers).unwrap_or(DEFAULT_RETRY_AFTER),
+                message,
+            },
+            401 => Self::Unauthorized { message },
+            403 => Self::Forbidden { message },
+            404 | 410 => Self::NotFound { message },
+            408 => Self::Unavailable {
+                status: Some(status),
+                message,
+            },
+            500 if details
+                .as_ref()
+                .is_some_and(ODataErrorDetails::is_write_failure) =>
+            {
+                Self::Rejected { status, message }
+            }
+            400..=499 => Self::Rejected { status, message },
+            _ => Self::Unavailable {
+                status: Some(status),
+                message,
+            },
+        }
+    }
+}
+
+/// What a request was about, so error messages can name it.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseContext<'a> {
+    pub method: &'static str,
+    pub key: Option<&'a OrderKey>,
+    /// The `If-Match` sent, if any.
+    pub if_match: Option<&'a ETag>,
+}
+
+impl ResponseContext<'_> {
+    /// `<D365 text> [PATCH usmf/SO-1 → 412, If-Match W/"…"]`.
+    fn describe(&self, status: u16, d365_text: &str) -> String {
+        let mut out = format!("{d365_text} [{}", self.method);
+        if let Some(key) = self.key {
+            out.push_str(&format!(" {key}"));
+        }
+        out.push_str(&format!(" → {status}"));
+        if let Some(etag) = self.if_match {
+            out.push_str(&format!(", If-Match {etag}"));
+        }
+        out.push(']');
+        out
+    }
+}
+
+/// The parts of D365's error body that matter:
+/// `{"error":{"code","message","innererror":{"message","type",…}}}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ODataErrorDetails {
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub inner_message: Option<String>,
+    pub inner_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    error: RawError,
+}
+
+#[derive(Deserialize)]
+struct RawError {
+    code: Option<String>,
+    message: Option<String>,
+    innererror: Option<RawInner>,
+}
+
+#[derive(Deserialize)]
+struct RawInner {
+    message: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+impl ODataErrorDetails {
+    /// `None` when the body is not an OData error document.
+    pub fn parse(body: &[u8]) -> Option<Self> {
+        let env: Envelope = serde_json::from_slice(body).ok()?;
+        let non_empty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+        let (inner_message, inner_type) = match env.error.innererror {
+            Some(inner) => (non_empty(inner.message), non_empty(inner.kind)),
+            None => (None, None),
+        };
+        Some(Self {
+            code: non_empty(env.error.code),
+            message: non_empty(env.error.message),
+            inner_message,
+            inner_type,
+        })
+    }
+
+    /// The useful text: `innererror.message` when present (D365's outer
+    /// message is usually just "An error has occurred."), else
+    /// `error.message`, truncated to a sane length.
+    pub fn text(&self) -> Option<&str> {
+        self.inner_message
+            .as_deref()
+            .or(self.message.as_deref())
+            .map(|t| truncate(t.trim(), MAX_MESSAGE_CHARS))
+    }
+
+    /// The 500-means-rejected rule documented on [`D365Error::Rejected`].
+    pub fn is_write_failure(&self) -> bool {
+        let type_says = self.inner_type.as_deref().is_some_and(|t| {
+            t.contains("AxODataWriteException") || t.contains("ValidationException")
+        });
+        let text_says = [&self.inner_message, &self.message]
+            .into_iter()
+            .flatten()
+            .any(|m| {
+                let m = m.to_ascii_lowercase();
+                m.contains("write failed") || m.contains("validation")
+            });
+        type_says || text_says
+    }
+}
+
+/// Text for an answer without an OData error body: a short plain-text body
+/// if there is one (proxies, gateways), else the status's reason phrase.
+fn fallback_text(status: u16, body: &[u8]) -> String {
+    let reason = StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("unexpected status");
+    match std::str::from_utf8(body).map(str::trim) {
+        Ok(text) if !text.is_empty() => {
+            format!("{reason}: {}", truncate(text, MAX_MESSAGE_CHARS / 4))
+        }
+        _ => reason.to_owned(),
+    }
+}
+
+/// `Retry-After` as delay-seconds [doc], or as an HTTP-date [RFC 9110];
+/// capped at [`MAX_RETRY_AFTER`]. `None` when absent or unreadable.
+pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let delay = if let Ok(secs) = raw.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else if let Ok(secs) = raw.parse::<f64>() {
+        Duration::try_from_secs_f64(secs).ok()?
+    } else {
+        let at = jiff::fmt::rfc2822::parse(raw).ok()?.timestamp();
+        let secs = at.duration_since(jiff::Timestamp::now()).as_secs_f64();
+        Duration::try_from_secs_f64(secs.max(0.0)).ok()?
+    };
+    Some(delay.min(MAX_RETRY_AFTER))
+}
+
+pub(crate) fn truncate(text: &str, max_chars: usize) -> &str {
+    match text.char_indices().nth(max_chars) {
+        Some((idx, _)) => &text[..idx],
+        None => text,
+    }
+}
+
+#[cfg(test)]
+#[path = "error_tests.rs"]
+mod tests;

@@ -1,0 +1,226 @@
+use super::*;
+use reqwest::header::HeaderValue;
+use serde_json::json;
+
+const WRITE_FAILED: &str = "Write failed for table row of type 'SalesOrderHeaderV2Entity'. Infolog: Error: The order is invoiced.";
+
+fn d365_body(outer: &str, inner: Option<(&str, &str)>) -> Vec<u8> {
+    let mut error = json!({"code": "", "message": outer});
+    if let Some((message, kind)) = inner {
+        error["innererror"] = json!({
+            "message": message,
+            "type": kind,
+            "stacktrace": "   at Microsoft.Dynamics...",
+            "internalexception": {"message": "x"}
+        });
+    }
+    serde_json::to_vec(&json!({ "error": error })).unwrap()
+}
+
+fn map(status: u16, headers: &HeaderMap, body: &[u8]) -> D365Error {
+    let key = OrderKey::new("USMF", "SO-1");
+    let etag = ETag::parse("W/\"old\"").unwrap();
+    let ctx = ResponseContext {
+        method: "PATCH",
+        key: Some(&key),
+        if_match: Some(&etag),
+    };
+    D365Error::from_odata_response(&ctx, status, headers, body)
+}
+
+#[test]
+fn parses_the_d365_error_body() {
+    let body = d365_body(
+        "An error has occurred.",
+        Some((
+            WRITE_FAILED,
+            "Microsoft.Dynamics.Platform.Integration.Services.OData.AxODataWriteException",
+        )),
+    );
+    let details = ODataErrorDetails::parse(&body).unwrap();
+    assert_eq!(details.code, None, "empty code is dropped");
+    assert_eq!(details.message.as_deref(), Some("An error has occurred."));
+    assert_eq!(details.text(), Some(WRITE_FAILED));
+    assert!(details.is_write_failure());
+
+    let outer_only = d365_body("The record has been modified by another user.", None);
+    let details = ODataErrorDetails::parse(&outer_only).unwrap();
+    assert_eq!(
+        details.text(),
+        Some("The record has been modified by another user.")
+    );
+    assert!(!details.is_write_failure());
+
+    assert_eq!(ODataErrorDetails::parse(b"<html>Bad gateway</html>"), None);
+    assert_eq!(ODataErrorDetails::parse(b""), None);
+}
+
+#[test]
+fn empty_inner_message_falls_back_to_outer() {
+    let body =
+        br#"{"error":{"code":"x","message":"outer","innererror":{"message":"  ","type":"T"}}}"#;
+    assert_eq!(
+        ODataErrorDetails::parse(body).unwrap().text(),
+        Some("outer")
+    );
+}
+
+#[test]
+fn write_failure_rule() {
+    let table = [
+        (Some((WRITE_FAILED, "Other")), true),
+        (Some(("boom", "X.AxODataWriteException")), true),
+        (Some(("boom", "X.ValidationException")), true),
+        (Some(("Validation of field X failed", "T")), true),
+        (
+            Some(("Object reference not set", "System.NullReferenceException")),
+            false,
+        ),
+        (None, false),
+    ];
+    for (inner, want) in table {
+        let body = d365_body("An error has occurred.", inner);
+        assert_eq!(
+            ODataErrorDetails::parse(&body).unwrap().is_write_failure(),
+            want,
+            "{inner:?}"
+        );
+    }
+}
+
+#[test]
+fn status_to_error_table() {
+    let write_failed = d365_body(
+        "An error has occurred.",
+        Some((
+            WRITE_FAILED,
+            "Microsoft.Dynamics.Platform.Integration.Services.OData.AxODataWriteException",
+        )),
+    );
+    let crash = d365_body(
+        "An error has occurred.",
+        Some(("Object reference not set", "System.NullReferenceException")),
+    );
+    let plain = d365_body("nope", None);
+    let none = HeaderMap::new();
+    let cases: [(u16, &[u8], &str); 16] = [
+        (409, &plain, "Conflict"),
+        (412, &plain, "Conflict"),
+        (428, &plain, "PreconditionRequired"),
+        (429, &plain, "Throttled"),
+        (401, &plain, "Unauthorized"),
+        (403, &plain, "Forbidden"),
+        (404, &plain, "NotFound"),
+        (410, &plain, "NotFound"),
+        (400, &plain, "Rejected"),
+        (422, &plain, "Rejected"),
+        (405, b"", "Rejected"),
+        (500, &write_failed, "Rejected"),
+        (500, &crash, "Unavailable"),
+        (502, b"Bad Gateway", "Unavailable"),
+        (503, &plain, "Unavailable"),
+        (408, b"", "Unavailable"),
+    ];
+    for (status, body, want) in cases {
+        let err = map(status, &none, body);
+        let got = format!("{err:?}");
+        assert!(got.starts_with(want), "{status}: {got}");
+        let want_code = if status == 410 { 404 } else { status };
+        assert_eq!(err.status_code(), Some(want_code), "{status}");
+    }
+}
+
+#[test]
+fn conflict_carries_sent_etag_key_and_d365_text() {
+    let body = d365_body("The record has been modified by another user.", None);
+    let err = map(412, &HeaderMap::new(), &body);
+    assert!(err.is_conflict());
+    assert!(err.is_transient());
+    let D365Error::Conflict {
+        status,
+        sent_etag,
+        message,
+    } = err
+    else {
+        unreachable!()
+    };
+    assert_eq!(status, 412);
+    assert_eq!(sent_etag, "W/\"old\"");
+    assert!(message.contains("The record has been modified by another user."));
+    assert!(message.contains("USMF/SO-1"), "{message}");
+    assert!(message.contains("W/\"old\""), "{message}");
+}
+
+#[test]
+fn rejected_500_carries_inner_message() {
+    let body = d365_body(
+        "An error has occurred.",
+        Some((
+            WRITE_FAILED,
+            "Microsoft.Dynamics.Platform.Integration.Services.OData.AxODataWriteException",
+        )),
+    );
+    let err = map(500, &HeaderMap::new(), &body);
+    assert!(!err.is_transient());
+    let text = err.to_string();
+    assert!(text.contains("The order is invoiced."), "{text}");
+    assert!(!text.contains("An error has occurred."), "{text}");
+}
+
+#[test]
+fn throttled_uses_retry_after_or_30s() {
+    let mut headers = HeaderMap::new();
+    headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+    let err = map(429, &headers, b"");
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
+    let err = map(429, &HeaderMap::new(), b"");
+    assert_eq!(err.retry_after(), Some(DEFAULT_RETRY_AFTER));
+    assert_eq!(map(503, &headers, b"").retry_after(), None);
+}
+
+#[test]
+fn retry_after_forms() {
+    let parse = |v: &str| {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_str(v).unwrap());
+        parse_retry_after(&h)
+    };
+    assert_eq!(parse("0"), Some(Duration::ZERO));
+    assert_eq!(parse(" 12 "), Some(Duration::from_secs(12)));
+    assert_eq!(parse("1.5"), Some(Duration::from_millis(1500)));
+    assert_eq!(parse("999999"), Some(MAX_RETRY_AFTER));
+    assert_eq!(parse("-3"), None);
+    assert_eq!(parse("soon"), None);
+    assert_eq!(parse("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
+    let future = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(120);
+    let http_date =
+        jiff::fmt::rfc2822::to_string(&future.to_zoned(jiff::tz::TimeZone::UTC)).unwrap();
+    let got = parse(&http_date).unwrap();
+    assert!(
+        got > Duration::from_secs(100) && got <= Duration::from_secs(120),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn non_odata_body_uses_reason_and_text() {
+    let err = map(502, &HeaderMap::new(), b"upstream connect error");
+    assert!(
+        err.to_string()
+            .contains("Bad Gateway: upstream connect error"),
+        "{err}"
+    );
+    let err = map(404, &HeaderMap::new(), b"");
+    assert!(
+        err.to_string().contains("Not Found [PATCH USMF/SO-1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn long_messages_are_truncated() {
+    let long = "é".repeat(5000);
+    let body = d365_body(&long, None);
+    let text = map(400, &HeaderMap::new(), &body).to_string();
+    assert!(text.chars().count() < 1200, "{}", text.len());
+}

@@ -1,0 +1,29 @@
+//! OData client for Dynamics 365 Finance & Operations sales order headers.
+//!
+//! Reads one order with `$select` and writes only changed fields with
+//! `If-Match`, so a concurrent edit in D365 surfaces as a conflict instead
+//! of being overwritten. One [`D365Client`] per connection holds the token
+//! cache and the limiter that every order of that connection shares.
+//!
+//! Knows nothing of Kubernetes: the controller maps [`D365Error`] to
+//! conditions and [`RequestEvent`]s to metrics. Facts about D365 come from
+//! `shared/d365-odata.md`; `[obs]`/`[doc]`/`[spec]` tags in comments refer
+//! to its source classes.
+
+mod auth;
+mod client;
+mod error;
+mod etag;
+mod key;
+mod limiter;
+mod observe;
+mod settings;
+
+pub use client::{D365Client, Entity, PatchOutcome};
+pub use error::{
+    D365Error, DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER, ODataErrorDetails, ResponseContext,
+};
+pub use etag::{ETag, ODATA_ETAG};
+pub use key::OrderKey;
+pub use observe::{NoopObserver, RequestEvent, RequestKind, RequestObserver};
+pub use settings::ConnectionSettings;

@@ -1,0 +1,48 @@
+//! A hook for metrics, so this module stays free of any metrics library.
+
+use std::time::Duration;
+
+/// Which service a request went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestKind {
+    /// The Entra token endpoint.
+    Token,
+    /// An OData entity request under `/data`.
+    Entity,
+}
+
+impl RequestKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Entity => "entity",
+        }
+    }
+}
+
+/// One finished HTTP exchange (every attempt, including the retry after a
+/// 401, is its own event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestEvent {
+    /// `"GET"`, `"PATCH"` or `"POST"`.
+    pub method: &'static str,
+    pub kind: RequestKind,
+    /// `None` when no answer arrived (timeout, connection error).
+    pub status: Option<u16>,
+    /// From sending to the end of the body (limiter waits excluded).
+    pub duration: Duration,
+}
+
+/// Receives every [`RequestEvent`]; the operator counts them in Prometheus.
+/// Called inline on the request path: keep it cheap and non-blocking.
+pub trait RequestObserver: Send + Sync {
+    fn observe(&self, event: &RequestEvent);
+}
+
+/// An observer that ignores everything (tests, tools).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoopObserver;
+
+impl RequestObserver for NoopObserver {
+    fn observe(&self, _event: &RequestEvent) {}
+}

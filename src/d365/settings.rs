@@ -1,0 +1,253 @@
+//! What one connection (one D365 environment) needs to know.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+use super::D365Error;
+
+/// Settings of one D365 environment. `Debug` is safe: the secret prints as
+/// `[REDACTED]`.
+#[derive(Debug, Clone)]
+pub struct ConnectionSettings {
+    /// e.g. `https://contoso.operations.dynamics.com`; OData root is
+    /// `<url>/data`.
+    pub environment_url: Url,
+    /// e.g. `SalesOrderHeadersV2`.
+    pub entity_set: String,
+    /// e.g. `https://login.microsoftonline.com` (sovereign clouds and the
+    /// emulator differ); the token endpoint is
+    /// `<authority>/<tenant>/oauth2/v2.0/token`.
+    pub authority_url: Url,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// Defaults to the environment URL, lower-case, without trailing slash,
+    /// plus `/.default` — the token's audience must be exactly that [doc].
+    pub scope: Option<String>,
+    pub max_requests_per_second: u32,
+    pub max_concurrent_requests: u32,
+    pub request_timeout: Duration,
+}
+
+impl ConnectionSettings {
+    /// Settings with the design's defaults for everything but identity.
+    pub fn new(
+        environment_url: Url,
+        authority_url: Url,
+        tenant_id: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: SecretString,
+    ) -> Self {
+        Self {
+            environment_url,
+            entity_set: "SalesOrderHeadersV2".to_owned(),
+            authority_url,
+            tenant_id: tenant_id.into(),
+            client_id: client_id.into(),
+            client_secret,
+            scope: None,
+            max_requests_per_second: 20,
+            max_concurrent_requests: 8,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The scope requested from Entra: the explicit one, else
+    /// `<environment url lower-case, no trailing slash>/.default`.
+    pub fn effective_scope(&self) -> String {
+        match &self.scope {
+            Some(scope) if !scope.trim().is_empty() => scope.trim().to_owned(),
+            _ => format!(
+                "{}/.default",
+                self.environment_url
+                    .as_str()
+                    .trim_end_matches('/')
+                    .to_lowercase()
+            ),
+        }
+    }
+
+    /// `<environment url>/data/` (trailing slash, so joins append).
+    pub fn odata_root(&self) -> Url {
+        with_path_suffix(&self.environment_url, "data/")
+    }
+
+    /// `<authority>/<tenant>/oauth2/v2.0/token`.
+    pub fn token_endpoint(&self) -> Result<Url, D365Error> {
+        const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
+        let tenant = percent_encoding::utf8_percent_encode(self.tenant_id.trim(), UNRESERVED);
+        Url::parse(&format!(
+            "{}{tenant}/oauth2/v2.0/token",
+            with_path_suffix(&self.authority_url, "")
+        ))
+        .map_err(|e| D365Error::config(format!("token endpoint from authority URL: {e}")))
+    }
+
+    /// Refuses settings that could only fail later, with a message naming
+    /// the setting.
+    pub fn validate(&self) -> Result<(), D365Error> {
+        for (name, url) in [
+            ("environment URL", &self.environment_url),
+            ("authority URL", &self.authority_url),
+        ] {
+            if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+                return Err(D365Error::config(format!(
+                    "{name} must be an http(s) URL with a host, got {url}"
+                )));
+            }
+            if url.query().is_some() || url.fragment().is_some() {
+                return Err(D365Error::config(format!(
+                    "{name} must not have a query or fragment, got {url}"
+                )));
+            }
+        }
+        if !is_identifier(&self.entity_set) {
+            return Err(D365Error::config(format!(
+                "entity set must be an OData identifier, got {:?}",
+                self.entity_set
+            )));
+        }
+        for (name, value) in [
+            ("tenant id", &self.tenant_id),
+            ("client id", &self.client_id),
+        ] {
+            if value.trim().is_empty() {
+                return Err(D365Error::config(format!("{name} is empty")));
+            }
+        }
+        if self.max_requests_per_second == 0 || self.max_concurrent_requests == 0 {
+            return Err(D365Error::config(
+                "max requests per second and max concurrent requests must be at least 1",
+            ));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(D365Error::config("request timeout must be positive"));
+        }
+        Ok(())
+    }
+}
+
+/// OData simple identifiers: entity sets and property names in `$select`.
+pub(crate) fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `base` with its path ending in `/` followed by `suffix`, keeping any path
+/// prefix (environments behind a path-based proxy).
+fn with_path_suffix(base: &Url, suffix: &str) -> Url {
+    let mut url = base.clone();
+    let path = format!("{}/{suffix}", base.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(env: &str) -> ConnectionSettings {
+        ConnectionSettings::new(
+            Url::parse(env).unwrap(),
+            Url::parse("https://login.microsoftonline.com").unwrap(),
+            "tenant-1",
+            "client-1",
+            SecretString::from("s3cret"),
+        )
+    }
+
+    #[test]
+    fn scope_defaults_to_lowercase_environment_without_slash() {
+        let table = [
+            (
+                "https://Contoso.Operations.Dynamics.com/",
+                "https://contoso.operations.dynamics.com/.default",
+            ),
+            (
+                "https://contoso.operations.dynamics.com",
+                "https://contoso.operations.dynamics.com/.default",
+            ),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080/.default"),
+            (
+                "https://proxy.example/D365/",
+                "https://proxy.example/d365/.default",
+            ),
+        ];
+        for (env, want) in table {
+            assert_eq!(settings(env).effective_scope(), want, "{env}");
+        }
+        let mut s = settings("https://x.example");
+        s.scope = Some(" api://custom/.default ".into());
+        assert_eq!(s.effective_scope(), "api://custom/.default");
+        s.scope = Some(String::new());
+        assert_eq!(s.effective_scope(), "https://x.example/.default");
+    }
+
+    #[test]
+    fn endpoints() {
+        let s = settings("https://contoso.operations.dynamics.com");
+        assert_eq!(
+            s.odata_root().as_str(),
+            "https://contoso.operations.dynamics.com/data/"
+        );
+        assert_eq!(
+            s.token_endpoint().unwrap().as_str(),
+            "https://login.microsoftonline.com/tenant-1/oauth2/v2.0/token"
+        );
+        let mut s = settings("http://127.0.0.1:9000/prefix/");
+        s.authority_url = Url::parse("http://127.0.0.1:9000/auth/").unwrap();
+        assert_eq!(
+            s.odata_root().as_str(),
+            "http://127.0.0.1:9000/prefix/data/"
+        );
+        assert_eq!(
+            s.token_endpoint().unwrap().as_str(),
+            "http://127.0.0.1:9000/auth/tenant-1/oauth2/v2.0/token"
+        );
+    }
+
+    #[test]
+    fn validation() {
+        assert!(settings("https://x.example").validate().is_ok());
+        let bad: [fn(&mut ConnectionSettings); 7] = [
+            |s| s.environment_url = Url::parse("ftp://x.example").unwrap(),
+            |s| s.environment_url = Url::parse("https://x.example/?a=1").unwrap(),
+            |s| s.entity_set = "Sales Orders".into(),
+            |s| s.tenant_id = " ".into(),
+            |s| s.max_requests_per_second = 0,
+            |s| s.max_concurrent_requests = 0,
+            |s| s.request_timeout = Duration::ZERO,
+        ];
+        for (i, breakit) in bad.iter().enumerate() {
+            let mut s = settings("https://x.example");
+            breakit(&mut s);
+            assert!(
+                matches!(s.validate(), Err(D365Error::Config { .. })),
+                "case {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let text = format!("{:?}", settings("https://x.example"));
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+
+    #[test]
+    fn identifiers() {
+        assert!(is_identifier("SalesOrderHeadersV2"));
+        assert!(is_identifier("_x1"));
+        assert!(!is_identifier("1x"));
+        assert!(!is_identifier(""));
+        assert!(!is_identifier("a,b"));
+        assert!(!is_identifier("a/b"));
+    }
+}
