@@ -1,1 +1,198 @@
-//! D365 F&O OData emulator.
+//! D365 F&O OData emulator: the test double and demo backend of
+//! sales-order-operator. Serves the token endpoint, `SalesOrderHeadersV2`
+//! by key and as a collection, `$batch`, and an admin API under
+//! `/_emulator/`. Behaviours cite their class in `shared/d365-odata.md`;
+//! see README.md.
+
+mod admin;
+mod auth;
+mod batch;
+mod config;
+mod entity;
+mod faults;
+mod filter;
+mod generate;
+mod handlers;
+mod journal;
+mod keys;
+mod odata;
+mod query;
+mod server;
+mod state;
+mod store;
+mod throttle;
+mod write;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde_json::{Map, Value};
+use thiserror::Error;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use config::{Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Faults};
+pub use entity::{ENTITY_SET, UNSET_DATE};
+pub use generate::generate_orders;
+pub use journal::{RequestRecord, WriteRecord, WriteSource};
+
+use state::State;
+use store::{Store, key};
+
+#[derive(Debug, Error)]
+pub enum EmulatorError {
+    #[error("cannot bind {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("invalid seed order: {0}")]
+    Seed(#[from] entity::EntityError),
+}
+
+/// A cheap, cloneable handle to a running emulator.
+#[derive(Clone)]
+pub struct Emulator {
+    state: Arc<State>,
+    shutdown: Arc<Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>>,
+}
+
+impl Emulator {
+    /// Binds, spawns the server on the current tokio runtime and returns
+    /// once it is listening.
+    pub async fn start(config: Config) -> Result<Emulator, EmulatorError> {
+        let store = Store::new(config.orders.clone())?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| EmulatorError::Bind(config.listen, e))?;
+        let mut addr = listener
+            .local_addr()
+            .map_err(|e| EmulatorError::Bind(config.listen, e))?;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(Ipv4Addr::LOCALHOST.into());
+        }
+        let base_url = match &config.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("http://{addr}"),
+        };
+        let state = Arc::new(State::new(config, base_url, store));
+        let app = server::router(state.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "emulator server stopped");
+            }
+        });
+        Ok(Emulator {
+            state,
+            shutdown: Arc::new(Mutex::new(Some((tx, task)))),
+        })
+    }
+
+    /// The environment URL; the OData root is `url() + "/data"`.
+    pub fn url(&self) -> String {
+        self.state.base_url.clone()
+    }
+
+    /// Token endpoint URL for the configured tenant.
+    pub fn token_url(&self) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.url(),
+            self.state.config.tenant
+        )
+    }
+
+    /// The scope a client must ask for.
+    pub fn scope(&self) -> String {
+        format!("{}/.default", self.url().to_lowercase())
+    }
+
+    /// Inserts or replaces an order (missing fields get defaults, new ETag);
+    /// recorded in the history as an admin write.
+    pub fn put_order(&self, entity: Value) {
+        if let Err(e) = admin::put_orders(&self.state, std::slice::from_ref(&entity)) {
+            tracing::warn!(error = %e, "put_order: invalid order ignored");
+        }
+    }
+
+    /// The current entity including `@odata.etag`.
+    pub fn order(&self, data_area_id: &str, sales_order_number: &str) -> Option<Value> {
+        let t = self.state.store.read();
+        t.get(&key(data_area_id, sales_order_number))
+            .map(|o| Value::Object(o.to_json(None)))
+    }
+
+    /// Another user edits the order; returns the new ETag (None if the
+    /// order is absent or a field is invalid).
+    pub fn external_write(
+        &self,
+        data_area_id: &str,
+        sales_order_number: &str,
+        fields: Map<String, Value>,
+    ) -> Option<String> {
+        write::external_write(
+            &self.state,
+            data_area_id,
+            sales_order_number,
+            &fields,
+            WriteSource::External,
+        )
+    }
+
+    pub fn faults(&self) -> Faults {
+        (*self.state.faults()).clone()
+    }
+
+    pub fn set_faults(&self, f: Faults) {
+        self.state.set_faults(f);
+    }
+
+    /// Every write, accepted or refused, in the order it took effect.
+    pub fn history(&self) -> Vec<WriteRecord> {
+        self.state.journal.history()
+    }
+
+    /// The most recent requests (bounded ring), admin requests excluded.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.state.journal.requests()
+    }
+
+    /// Requests by "METHOD STATUS".
+    pub fn counters(&self) -> std::collections::BTreeMap<String, u64> {
+        self.state.journal.counters()
+    }
+
+    pub fn token_requests(&self) -> u64 {
+        self.state.journal.token_requests()
+    }
+
+    /// Every issued token becomes invalid: the next `/data` call gets 401.
+    pub fn revoke_tokens(&self) {
+        self.state.tokens.revoke_all();
+    }
+
+    /// Orders back to the initial set (new ETags), history, requests,
+    /// counters and throttling cleared, fault RNG reseeded. Faults and
+    /// tokens are kept.
+    pub fn reset(&self) {
+        admin::reset(&self.state);
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn shutdown(self) {
+        let taken = self.shutdown.lock().take();
+        if let Some((tx, task)) = taken {
+            let _ = tx.send(());
+            // Graceful first; a held-back (hanging) answer must not block it.
+            let abort = task.abort_handle();
+            if tokio::time::timeout(std::time::Duration::from_secs(2), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Microsoft Entra ID client-credentials token endpoint and bearer checks
+//! [doc]. Tokens are random opaque strings, never logged.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Form;
+use axum::extract::{Path, State as AxState};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use parking_lot::RwLock;
+use rand::RngCore;
+use serde::Deserialize;
+use serde_json::json;
+use thiserror::Error;
+
+use crate::state::State;
+
+/// Issued tokens and their expiry.
+#[derive(Default)]
+pub struct Tokens {
+    issued: RwLock<HashMap<String, Instant>>,
+}
+
+#[derive(Debug, Error, PartialEq)]
+pub enum AuthError {
+    #[error("no bearer token")]
+    Missing,
+    #[error("unknown or revoked token")]
+    Unknown,
+    #[error("token expired")]
+    Expired,
+}
+
+impl Tokens {
+    /// Issues a new random token valid for `ttl`.
+    pub fn issue(&self, ttl: Duration) -> String {
+        let mut raw = [0u8; 32];
+        rand::rng().fill_bytes(&mut raw);
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        let now = Instant::now();
+        let mut map = self.issued.write();
+        map.retain(|_, exp| *exp > now);
+        map.insert(token.clone(), now + ttl);
+        token
+    }
+
+    /// Checks an `Authorization` header value.
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(AuthError::Missing)?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or(AuthError::Missing)?
+            .trim();
+        match self.issued.read().get(token) {
+            None => Err(AuthError::Unknown),
+            Some(exp) if *exp <= Instant::now() => Err(AuthError::Expired),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Every issued token becomes invalid (tests of the refresh path).
+    pub fn revoke_all(&self) {
+        self.issued.write().clear();
+    }
+}
+
+/// Form of a client-credentials token request [doc].
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct TokenForm {
+    grant_type: String,
+    client_id: String,
+    client_secret: String,
+    scope: String,
+}
+
+/// `POST /{tenant}/oauth2/v2.0/token`.
+pub async fn token(
+    AxState(state): AxState<Arc<State>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    Form(mut form): Form<TokenForm>,
+) -> Response {
+    state.journal.token_request();
+    let cfg = &state.config;
+    if !tenant.eq_ignore_ascii_case(&cfg.tenant) {
+        return aad_error(
+            400,
+            "invalid_request",
+            &format!(
+                "AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+            ),
+        );
+    }
+    // Client credentials may also come as HTTP Basic [doc: RFC 6749 2.3.1].
+    if form.client_id.is_empty() {
+        if let Some((id, secret)) = basic_credentials(&headers) {
+            form.client_id = id;
+            form.client_secret = secret;
+        }
+    }
+    if form.grant_type != "client_credentials" {
+        return aad_error(
+            400,
+            "unsupported_grant_type",
+            "AADSTS70003: The app requested an unsupported grant type.",
+        );
+    }
+    if form.client_id != cfg.client_id || form.client_secret != cfg.client_secret {
+        return aad_error(
+            401,
+            "invalid_client",
+            &format!(
+                "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.",
+                form.client_id
+            ),
+        );
+    }
+    // The audience is the environment URL, lower-case, no trailing slash [doc].
+    let got = form.scope.to_lowercase().replace("//.default", "/.default");
+    let accepted = [state.base_url.clone(), state.env_url(&headers)];
+    if !accepted
+        .iter()
+        .any(|u| got == format!("{}/.default", u.to_lowercase()))
+    {
+        return aad_error(
+            400,
+            "invalid_scope",
+            &format!(
+                "AADSTS70011: The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope {} is not valid.",
+                form.scope
+            ),
+        );
+    }
+    let ttl = cfg.token_ttl;
+    let token = state.tokens.issue(ttl);
+    axum::Json(json!({
+        "token_type": "Bearer",
+        "expires_in": ttl.as_secs(),
+        "ext_expires_in": ttl.as_secs(),
+        "access_token": token,
+    }))
+    .into_response()
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(v.strip_prefix("Basic ")?)
+        .ok()?;
+    let s = String::from_utf8(raw).ok()?;
+    let (id, secret) = s.split_once(':')?;
+    Some((id.to_string(), secret.to_string()))
+}
+
+fn aad_error(status: u16, error: &str, description: &str) -> Response {
+    let body = json!({
+        "error": error,
+        "error_description": description,
+        "error_codes": [],
+        "timestamp": jiff::Timestamp::now().to_string(),
+    });
+    (crate::odata::status_code(status), axum::Json(body)).into_response()
+}

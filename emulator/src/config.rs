@@ -1,0 +1,151 @@
+//! Emulator configuration and the run-time switchable fault settings.
+//!
+//! Every switch names the fact-sheet class of the behaviour it selects
+//! (see `../shared/d365-odata.md`): [doc], [obs], [spec], [unverified].
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Tenant id the emulator's token endpoint accepts by default (a test value).
+pub const DEFAULT_TENANT: &str = "00000000-0000-0000-0000-000000000000";
+/// Client id the emulator accepts by default (a test value).
+pub const DEFAULT_CLIENT_ID: &str = "11111111-1111-1111-1111-111111111111";
+/// Client secret the emulator accepts by default: a published, non-secret test value.
+pub const DEFAULT_CLIENT_SECRET: &str = "emulator-secret";
+
+/// Static settings of one emulator instance; faults can change at run time.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to bind; port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    /// Environment URL clients use, when not the bound address (e.g. a
+    /// cluster Service); sets the expected token scope and link bases.
+    pub public_url: Option<String>,
+    pub tenant: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Company visible without `cross-company=true` [doc].
+    pub default_company: String,
+    /// `expires_in` of issued tokens [doc: typically 60–90 min].
+    pub token_ttl: Duration,
+    /// Server-driven page size [doc: up to 10,000].
+    pub page_size: usize,
+    /// Seed of the fault-injection RNG, so runs are reproducible.
+    pub seed: u64,
+    pub faults: Faults,
+    /// Initial orders (D365 field names); `reset` returns to these.
+    pub orders: Vec<serde_json::Value>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            public_url: None,
+            tenant: DEFAULT_TENANT.to_string(),
+            client_id: DEFAULT_CLIENT_ID.to_string(),
+            client_secret: DEFAULT_CLIENT_SECRET.to_string(),
+            default_company: "usmf".to_string(),
+            token_ttl: Duration::from_secs(3600),
+            page_size: 10_000,
+            seed: 0,
+            faults: Faults::default(),
+            orders: Vec::new(),
+        }
+    }
+}
+
+/// Behaviour switches and injected faults; readable and writable at run time
+/// through `Emulator::set_faults` and `PUT /_emulator/faults`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Faults {
+    /// Fixed delay before each `/data` request is handled.
+    pub latency_ms: u64,
+    /// Extra uniform random delay in `0..=latency_jitter_ms`.
+    pub latency_jitter_ms: u64,
+    /// Probability that a simulated concurrent writer edits an unmanaged
+    /// field (and so the ETag) just before a client PATCH is evaluated
+    /// [field report: ~40% of updates conflicted].
+    pub conflict_rate: f64,
+    /// Status for a stale `If-Match`: 412 [spec] or 409 [field report].
+    pub conflict_status: u16,
+    /// PATCH without `If-Match` is refused; default false = 204 overwrite [obs].
+    pub require_if_match: bool,
+    /// Status when `If-Match` is required and missing: 428 [spec] or 409.
+    pub missing_if_match_status: u16,
+    /// Successful PATCH answers 200 + entity instead of 204 [spec: third-party servers].
+    pub patch_returns_entity: bool,
+    /// `ETag` header on a PATCH answer [unverified].
+    pub patch_etag_header: bool,
+    /// `ETag` header on a single-entity GET [unverified].
+    pub get_etag_header: bool,
+    /// Probability of an injected server error before handling.
+    pub error_rate: f64,
+    /// Status of injected errors: 500 or 503.
+    pub error_status: u16,
+    /// Probability that the answer is held back `hang_ms` after handling.
+    pub hang_rate: f64,
+    pub hang_ms: u64,
+    /// Service protection [doc]: requests per second before 429.
+    pub max_rps: Option<u32>,
+    /// Service protection [doc]: concurrent requests before 429.
+    pub max_concurrent: Option<u32>,
+    /// Companies the app user may read but not write: PATCH → 403.
+    pub read_only_companies: Vec<String>,
+    /// Statuses an order cannot leave: PATCH → 500 AxODataWriteException [obs].
+    pub final_statuses: Vec<String>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            latency_ms: 0,
+            latency_jitter_ms: 0,
+            conflict_rate: 0.0,
+            conflict_status: 412,
+            require_if_match: false,
+            missing_if_match_status: 428,
+            patch_returns_entity: false,
+            patch_etag_header: false,
+            get_etag_header: true,
+            error_rate: 0.0,
+            error_status: 500,
+            hang_rate: 0.0,
+            hang_ms: 60_000,
+            max_rps: None,
+            max_concurrent: None,
+            read_only_companies: Vec::new(),
+            final_statuses: vec!["Invoiced".to_string(), "Canceled".to_string()],
+        }
+    }
+}
+
+impl Faults {
+    /// Stale-ETag status, falling back to 412 when unset or out of range.
+    pub(crate) fn conflict_status(&self) -> u16 {
+        match self.conflict_status {
+            409 => 409,
+            _ => 412,
+        }
+    }
+
+    /// Missing-`If-Match` status, falling back to 428.
+    pub(crate) fn missing_if_match_status(&self) -> u16 {
+        match self.missing_if_match_status {
+            409 => 409,
+            _ => 428,
+        }
+    }
+
+    /// Injected error status, falling back to 500.
+    pub(crate) fn error_status(&self) -> u16 {
+        match self.error_status {
+            503 => 503,
+            s if (500..600).contains(&s) => s,
+            _ => 500,
+        }
+    }
+}

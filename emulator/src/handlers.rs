@@ -1,0 +1,308 @@
+//! `/data/...` handlers: entity GET/PATCH by key, collection queries,
+//! `$count`, service document and a small `$metadata`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State as AxState};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use crate::batch;
+use crate::entity::{ENTITY_SET, FIELDS, Kind, Order};
+use crate::keys::{Resource, parse_resource};
+use crate::odata::{ODataError, bytes_response, empty_response, json_response};
+use crate::query::{self, Query, encode_skiptoken};
+use crate::state::State;
+use crate::store::key;
+use crate::write::{self, PatchOp, Patched};
+
+/// Largest request body accepted (a `$batch` of 5,000 operations fits) [doc].
+pub const BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Which order a request addressed; read by the request recorder.
+#[derive(Clone, Debug)]
+pub struct Touched {
+    pub area: String,
+    pub number: String,
+}
+
+/// Entry point for everything under `/data/`.
+pub async fn data(AxState(state): AxState<Arc<State>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let raw_path = parts.uri.path().strip_prefix("/data").unwrap_or_default();
+    let raw_path = raw_path.strip_prefix('/').unwrap_or(raw_path);
+    let resource = match parse_resource(raw_path) {
+        Ok(r) => r,
+        Err(e) => {
+            return ODataError::new(e.status(), e.to_string(), crate::odata::PROTOCOL_EXCEPTION)
+                .into_response();
+        }
+    };
+    let q = match query::parse(parts.uri.query()) {
+        Ok(mut q) => {
+            q.base = state.env_url(&parts.headers);
+            q
+        }
+        Err(e) => return ODataError::bad_request(e.to_string()).into_response(),
+    };
+    let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ODataError::new(
+                413,
+                "Request body too large.",
+                crate::odata::PROTOCOL_EXCEPTION,
+            )
+            .into_response();
+        }
+    };
+    let method = parts.method.clone();
+    match (resource, method) {
+        (Resource::Entity(area, number), m) => {
+            let mut r = match m {
+                Method::GET => get_entity(&state, &area, &number, &q),
+                Method::PATCH => patch_entity(&state, &area, &number, &q, &parts.headers, &bytes),
+                other => not_supported(&other),
+            };
+            r.extensions_mut().insert(Touched {
+                area: area.to_lowercase(),
+                number,
+            });
+            r
+        }
+        (Resource::Collection, Method::GET) => collection(&state, &q, &parts.headers),
+        (Resource::Count, Method::GET) => count(&state, &q),
+        (Resource::Batch, Method::POST) => batch::handle(&state, &q.base, &parts.headers, &bytes),
+        (Resource::ServiceRoot, Method::GET) => json_response(
+            200,
+            &json!({"@odata.context": format!("{}/data/$metadata", q.base),
+                    "value": [{"name": ENTITY_SET, "kind": "EntitySet", "url": ENTITY_SET}]}),
+        ),
+        (Resource::Metadata, Method::GET) => metadata(),
+        (_, other) => not_supported(&other),
+    }
+}
+
+fn not_supported(m: &Method) -> Response {
+    ODataError::new(
+        405,
+        format!("The HTTP method '{m}' is not supported by the emulator for this resource."),
+        crate::odata::PROTOCOL_EXCEPTION,
+    )
+    .into_response()
+}
+
+/// Single entity GET [doc]; `ETag` header switchable [unverified].
+pub fn get_entity(state: &State, area: &str, number: &str, q: &Query) -> Response {
+    match read_entity(state, area, number, q) {
+        Ok((body, etag)) => {
+            let mut r = bytes_response(200, body);
+            if state.faults().get_etag_header {
+                set_etag(&mut r, &etag);
+            }
+            r
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Serialized entity and its ETag, or 404 when absent or in another
+/// company without `cross-company=true` [doc].
+pub fn read_entity(
+    state: &State,
+    area: &str,
+    number: &str,
+    q: &Query,
+) -> Result<(Vec<u8>, String), ODataError> {
+    let not_found = || {
+        ODataError::not_found(format!(
+            "No resources were found for {ENTITY_SET}(dataAreaId='{area}',SalesOrderNumber='{number}')."
+        ))
+    };
+    if !state.visible(area, q.cross_company) {
+        return Err(not_found());
+    }
+    let table = state.store.read();
+    let order = table.get(&key(area, number)).ok_or_else(not_found)?;
+    let mut m = Map::new();
+    m.insert("@odata.context".into(), Value::String(context(q, true)));
+    m.extend(order.to_json(q.select.as_deref()));
+    let etag = order.etag.clone();
+    drop(table);
+    Ok((serde_json::to_vec(&m).unwrap_or_default(), etag))
+}
+
+fn context(q: &Query, entity: bool) -> String {
+    let sel = q
+        .select
+        .as_ref()
+        .map(|s| format!("({})", s.join(",")))
+        .unwrap_or_default();
+    let suffix = if entity { "/$entity" } else { "" };
+    format!("{}/data/$metadata#{ENTITY_SET}{sel}{suffix}", q.base)
+}
+
+pub fn set_etag(r: &mut Response, etag: &str) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+}
+
+fn patch_entity(
+    state: &State,
+    area: &str,
+    number: &str,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
+    let op = PatchOp {
+        area,
+        number,
+        if_match,
+        body,
+        cross_company: q.cross_company,
+    };
+    let prefer_entity = headers
+        .get("Prefer")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.contains("return=representation"));
+    match write::patch(state, &op, false) {
+        Ok(done) => patched_response(state, q, done, prefer_entity),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// 204 empty [obs], or 200 with the entity when switched on or asked
+/// for with `Prefer: return=representation` [spec].
+pub fn patched_response(state: &State, q: &Query, done: Patched, prefer_entity: bool) -> Response {
+    let faults = state.faults();
+    let mut r = if done.status == 200 || prefer_entity {
+        let mut m = Map::new();
+        m.insert("@odata.context".into(), Value::String(context(q, true)));
+        m.extend(done.entity);
+        json_response(200, &Value::Object(m))
+    } else {
+        empty_response(204)
+    };
+    if faults.patch_etag_header {
+        set_etag(&mut r, &done.etag);
+    }
+    r
+}
+
+/// Matching rows in answer order (key order unless `$orderby`).
+fn matching<'a>(state: &State, q: &Query, table: &'a crate::store::Table) -> Vec<&'a Order> {
+    let mut rows: Vec<&Order> = table
+        .values()
+        .filter(|o| state.visible(o.area(), q.cross_company))
+        .filter(|o| q.filter.as_ref().is_none_or(|f| f.eval(o)))
+        .collect();
+    if !q.orderby.is_empty() {
+        rows.sort_by(|a, b| {
+            for (name, desc) in &q.orderby {
+                let ord = compare(a.get(name), b.get(name));
+                let ord = if *desc { ord.reverse() } else { ord };
+                if ord.is_ne() {
+                    return ord;
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
+    }
+    rows
+}
+
+fn compare(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
+    match (a, b) {
+        (Some(Value::Number(x)), Some(Value::Number(y))) => x
+            .as_f64()
+            .partial_cmp(&y.as_f64())
+            .unwrap_or(std::cmp::Ordering::Equal),
+        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
+        _ => std::cmp::Ordering::Equal,
+    }
+}
+
+/// Collection GET with server-driven paging [doc]: at most the configured
+/// page size (or a smaller `Prefer: odata.maxpagesize`) per answer, then
+/// an opaque `@odata.nextLink`.
+fn collection(state: &State, q: &Query, headers: &HeaderMap) -> Response {
+    let mut page_size = state.config.page_size.max(1);
+    if let Some(max) = headers
+        .get("Prefer")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|p| {
+            p.split(',')
+                .find_map(|x| x.trim().strip_prefix("odata.maxpagesize="))
+        })
+        .and_then(|n| n.trim().parse::<usize>().ok())
+    {
+        page_size = page_size.min(max.max(1));
+    }
+    let table = state.store.read();
+    let rows = matching(state, q, &table);
+    let total = rows.len();
+    let start = q.skip.min(total);
+    let wanted_end = q.top.map_or(total, |t| start.saturating_add(t).min(total));
+    let end = wanted_end.min(start + page_size);
+    let value: Vec<Value> = rows[start..end]
+        .iter()
+        .map(|o| Value::Object(o.to_json(q.select.as_deref())))
+        .collect();
+    drop(table);
+    let mut body = Map::new();
+    body.insert("@odata.context".into(), Value::String(context(q, false)));
+    if q.count {
+        body.insert("@odata.count".into(), Value::from(total));
+    }
+    body.insert("value".into(), Value::Array(value));
+    if end < wanted_end {
+        let remaining_top = q.top.map(|_| wanted_end - end);
+        let mut params = q.carry.clone();
+        params.push(format!(
+            "$skiptoken={}",
+            encode_skiptoken(end, remaining_top)
+        ));
+        let link = format!("{}/data/{ENTITY_SET}?{}", q.base, params.join("&"));
+        body.insert("@odata.nextLink".into(), Value::String(link));
+    }
+    json_response(200, &Value::Object(body))
+}
+
+/// `/SalesOrderHeadersV2/$count` [spec]: a plain-text number.
+fn count(state: &State, q: &Query) -> Response {
+    let n = matching(state, q, &state.store.read()).len();
+    let mut r = Response::new(Body::from(n.to_string()));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r.headers_mut()
+        .insert("OData-Version", HeaderValue::from_static("4.0"));
+    r
+}
+
+/// A minimal CSDL document describing the one entity type.
+fn metadata() -> Response {
+    let mut props = String::new();
+    for f in FIELDS {
+        let ty = match f.kind {
+            Kind::Str => "Edm.String".to_string(),
+            Kind::Enum(t, _) => format!("Microsoft.Dynamics.DataEntities.{t}"),
+            Kind::Date => "Edm.DateTimeOffset".to_string(),
+            Kind::Number => "Edm.Decimal".to_string(),
+        };
+        props.push_str(&format!("<Property Name=\"{}\" Type=\"{ty}\" />", f.name));
+    }
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?><edmx:Edmx Version=\"4.0\" xmlns:edmx=\"http://docs.oasis-open.org/odata/ns/edmx\"><edmx:DataServices><Schema Namespace=\"Microsoft.Dynamics.DataEntities\" xmlns=\"http://docs.oasis-open.org/odata/ns/edm\"><EntityType Name=\"SalesOrderHeaderV2\"><Key><PropertyRef Name=\"dataAreaId\" /><PropertyRef Name=\"SalesOrderNumber\" /></Key>{props}</EntityType><EntityContainer Name=\"Resources\"><EntitySet Name=\"{ENTITY_SET}\" EntityType=\"Microsoft.Dynamics.DataEntities.SalesOrderHeaderV2\" /></EntityContainer></Schema></edmx:DataServices></edmx:Edmx>"
+    );
+    let mut r = Response::new(Body::from(xml));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    r
+}

@@ -1,0 +1,113 @@
+//! What happened: the write history (every write accepted or refused, with
+//! the If-Match it carried and the ETag current then), a bounded ring of
+//! requests, and counters by "METHOD STATUS". Tests use it to prove that no
+//! write was accepted on a stale ETag and no concurrent edit was lost.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Most requests kept in the ring.
+pub const REQUEST_RING: usize = 1_000_000;
+
+/// Who wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WriteSource {
+    /// An OData PATCH (single or in `$batch`).
+    Client,
+    /// The `conflictRate` fault: another user edited just before a PATCH.
+    ConcurrentWriter,
+    /// `Emulator::external_write` / the admin API: another user edited.
+    External,
+    /// `put_order` / `PUT /_emulator/orders`.
+    Admin,
+}
+
+/// One write attempt.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteRecord {
+    pub seq: u64,
+    pub data_area_id: String,
+    pub sales_order_number: String,
+    pub source: WriteSource,
+    pub if_match: Option<String>,
+    /// ETag current when the write was evaluated ("" if the order was absent).
+    pub etag_before: String,
+    pub etag_after: Option<String>,
+    pub accepted: bool,
+    pub status: u16,
+    pub fields: Map<String, Value>,
+    pub via_batch: bool,
+}
+
+/// One HTTP request (admin requests excluded).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestRecord {
+    pub method: String,
+    pub path: String,
+    pub data_area_id: Option<String>,
+    pub sales_order_number: Option<String>,
+    pub status: u16,
+    pub if_match: Option<String>,
+}
+
+#[derive(Default)]
+pub struct Journal {
+    history: Mutex<Vec<WriteRecord>>,
+    seq: AtomicU64,
+    requests: Mutex<VecDeque<RequestRecord>>,
+    counters: Mutex<BTreeMap<String, u64>>,
+    token_requests: AtomicU64,
+}
+
+impl Journal {
+    /// Appends a write record, assigning its sequence number. Callers hold
+    /// the store lock, so sequence order is the order writes took effect.
+    pub fn write(&self, mut rec: WriteRecord) {
+        rec.seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        self.history.lock().push(rec);
+    }
+
+    pub fn request(&self, rec: RequestRecord) {
+        let counter = format!("{} {}", rec.method, rec.status);
+        *self.counters.lock().entry(counter).or_default() += 1;
+        let mut ring = self.requests.lock();
+        if ring.len() >= REQUEST_RING {
+            ring.pop_front();
+        }
+        ring.push_back(rec);
+    }
+
+    pub fn token_request(&self) {
+        self.token_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn history(&self) -> Vec<WriteRecord> {
+        self.history.lock().clone()
+    }
+
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.requests.lock().iter().cloned().collect()
+    }
+
+    pub fn counters(&self) -> BTreeMap<String, u64> {
+        self.counters.lock().clone()
+    }
+
+    pub fn token_requests(&self) -> u64 {
+        self.token_requests.load(Ordering::Relaxed)
+    }
+
+    pub fn clear(&self) {
+        self.history.lock().clear();
+        self.requests.lock().clear();
+        self.counters.lock().clear();
+        self.token_requests.store(0, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,184 @@
+//! `d365-emulator`: runs the emulator until Ctrl-C / SIGTERM. Prints one
+//! line `d365-emulator listening on http://...` to stdout when ready; logs
+//! go to stderr.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use d365_emulator::{
+    Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Emulator, Faults,
+    generate_orders,
+};
+
+/// Emulator of the Dynamics 365 F&O OData API (SalesOrderHeadersV2).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "D365_EMULATOR_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Environment URL clients use, if not http://<listen> (e.g. a Service URL).
+    #[arg(long, env = "D365_EMULATOR_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// JSON array of entities with D365 field names.
+    #[arg(long, env = "D365_EMULATOR_ORDERS")]
+    orders: Option<PathBuf>,
+    /// Also generate N orders SO-2025-0001.. in usmf.
+    #[arg(long, env = "D365_EMULATOR_GENERATE", default_value_t = 0)]
+    generate: usize,
+    #[arg(long, env = "D365_EMULATOR_TENANT", default_value = DEFAULT_TENANT)]
+    tenant: String,
+    #[arg(long, env = "D365_EMULATOR_CLIENT_ID", default_value = DEFAULT_CLIENT_ID)]
+    client_id: String,
+    /// Test value, not a secret.
+    #[arg(long, env = "D365_EMULATOR_CLIENT_SECRET", default_value = DEFAULT_CLIENT_SECRET)]
+    client_secret: String,
+    #[arg(long, env = "D365_EMULATOR_DEFAULT_COMPANY", default_value = "usmf")]
+    default_company: String,
+    /// Token lifetime in seconds.
+    #[arg(long, env = "D365_EMULATOR_TOKEN_TTL", default_value_t = 3600)]
+    token_ttl: u64,
+    /// Server-driven page size.
+    #[arg(long, env = "D365_EMULATOR_PAGE_SIZE", default_value_t = 10_000)]
+    page_size: usize,
+    /// Stale If-Match status: 412 or 409.
+    #[arg(long, env = "D365_EMULATOR_CONFLICT_STATUS", default_value_t = 412)]
+    conflict_status: u16,
+    /// PATCH without If-Match is refused (428, or --missing-if-match-status).
+    #[arg(long, env = "D365_EMULATOR_REQUIRE_IF_MATCH")]
+    require_if_match: bool,
+    #[arg(
+        long,
+        env = "D365_EMULATOR_MISSING_IF_MATCH_STATUS",
+        default_value_t = 428
+    )]
+    missing_if_match_status: u16,
+    /// Successful PATCH answers 200 + entity instead of 204.
+    #[arg(long, env = "D365_EMULATOR_PATCH_RETURNS_ENTITY")]
+    patch_returns_entity: bool,
+    /// ETag header on PATCH answers.
+    #[arg(long, env = "D365_EMULATOR_PATCH_ETAG_HEADER")]
+    patch_etag_header: bool,
+    /// No ETag header on GET answers (body @odata.etag only).
+    #[arg(long, env = "D365_EMULATOR_NO_GET_ETAG_HEADER")]
+    no_get_etag_header: bool,
+    #[arg(long, env = "D365_EMULATOR_LATENCY_MS", default_value_t = 0)]
+    latency_ms: u64,
+    #[arg(long, env = "D365_EMULATOR_LATENCY_JITTER_MS", default_value_t = 0)]
+    latency_jitter_ms: u64,
+    /// Probability a concurrent writer changes the order just before a PATCH.
+    #[arg(long, env = "D365_EMULATOR_CONFLICT_RATE", default_value_t = 0.0)]
+    conflict_rate: f64,
+    /// Probability of an injected 500/503.
+    #[arg(long, env = "D365_EMULATOR_ERROR_RATE", default_value_t = 0.0)]
+    error_rate: f64,
+    #[arg(long, env = "D365_EMULATOR_ERROR_STATUS", default_value_t = 500)]
+    error_status: u16,
+    /// Probability the answer is held back --hang-ms.
+    #[arg(long, env = "D365_EMULATOR_HANG_RATE", default_value_t = 0.0)]
+    hang_rate: f64,
+    #[arg(long, env = "D365_EMULATOR_HANG_MS", default_value_t = 60_000)]
+    hang_ms: u64,
+    #[arg(long, env = "D365_EMULATOR_MAX_RPS")]
+    max_rps: Option<u32>,
+    #[arg(long, env = "D365_EMULATOR_MAX_CONCURRENT")]
+    max_concurrent: Option<u32>,
+    /// Companies whose orders cannot be written (403), comma-separated.
+    #[arg(long, env = "D365_EMULATOR_READ_ONLY_COMPANIES", value_delimiter = ',')]
+    read_only_companies: Vec<String>,
+    /// Statuses an order cannot leave (500), comma-separated.
+    #[arg(
+        long,
+        env = "D365_EMULATOR_FINAL_STATUSES",
+        value_delimiter = ',',
+        default_value = "Invoiced,Canceled"
+    )]
+    final_statuses: Vec<String>,
+    /// Seed of fault injection and order generation.
+    #[arg(long, env = "D365_EMULATOR_SEED", default_value_t = 0)]
+    seed: u64,
+}
+
+impl Cli {
+    fn config(self) -> anyhow::Result<Config> {
+        let mut orders = match &self.orders {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                serde_json::from_str::<Vec<serde_json::Value>>(&text).with_context(|| {
+                    format!("{} must be a JSON array of entities", path.display())
+                })?
+            }
+            None => Vec::new(),
+        };
+        orders.extend(generate_orders(self.generate, self.seed));
+        Ok(Config {
+            listen: self.listen,
+            public_url: self.public_url,
+            tenant: self.tenant,
+            client_id: self.client_id,
+            client_secret: self.client_secret,
+            default_company: self.default_company.to_lowercase(),
+            token_ttl: Duration::from_secs(self.token_ttl),
+            page_size: self.page_size,
+            seed: self.seed,
+            orders,
+            faults: Faults {
+                latency_ms: self.latency_ms,
+                latency_jitter_ms: self.latency_jitter_ms,
+                conflict_rate: self.conflict_rate,
+                conflict_status: self.conflict_status,
+                require_if_match: self.require_if_match,
+                missing_if_match_status: self.missing_if_match_status,
+                patch_returns_entity: self.patch_returns_entity,
+                patch_etag_header: self.patch_etag_header,
+                get_etag_header: !self.no_get_etag_header,
+                error_rate: self.error_rate,
+                error_status: self.error_status,
+                hang_rate: self.hang_rate,
+                hang_ms: self.hang_ms,
+                max_rps: self.max_rps,
+                max_concurrent: self.max_concurrent,
+                read_only_companies: self.read_only_companies,
+                final_statuses: self.final_statuses,
+            },
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = Cli::parse().config()?;
+    let n = config.orders.len();
+    let emulator = Emulator::start(config).await?;
+    tracing::info!(orders = n, "emulator started");
+    println!("d365-emulator listening on {}", emulator.url());
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    emulator.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,111 @@
+//! The HTTP server: routes, the `/data` guard (auth, throttling, injected
+//! faults) and the request recorder.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State as AxState};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+
+use crate::handlers::{self, Touched};
+use crate::journal::RequestRecord;
+use crate::odata::ODataError;
+use crate::state::State;
+use crate::throttle::THROTTLE_MESSAGE;
+
+/// All routes: D365's (recorded, `/data` guarded) and the admin API.
+pub fn router(state: Arc<State>) -> Router {
+    let d365 = Router::new()
+        .route("/data", any(handlers::data))
+        .route("/data/", any(handlers::data))
+        .route("/data/{*rest}", any(handlers::data))
+        .route("/{tenant}/oauth2/v2.0/token", post(crate::auth::token))
+        .layer(middleware::from_fn_with_state(state.clone(), guard));
+    d365.merge(crate::admin::router()).with_state(state)
+}
+
+/// Records every D365 request; for `/data` checks the bearer [doc], then
+/// service protection [doc], then injected latency and errors; holds the
+/// answer back on an injected hang (after the request took effect, so a
+/// timed-out PATCH may still have been applied, as with a real server).
+async fn guard(AxState(state): AxState<Arc<State>>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let if_match = req
+        .headers()
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let is_data = path == "/data" || path.starts_with("/data/");
+    let faults = state.faults();
+    let mut slot = None;
+    let response = if !is_data {
+        next.run(req).await
+    } else if state.tokens.check(req.headers()).is_err() {
+        unauthorized()
+    } else {
+        match state.throttle.admit(faults.max_rps, faults.max_concurrent) {
+            Err(secs) => throttled(secs),
+            Ok(s) => {
+                slot = Some(s);
+                let delay = faults.latency_ms + state.rng.upto(faults.latency_jitter_ms);
+                if delay > 0 {
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                }
+                if state.rng.chance(faults.error_rate) {
+                    injected_error(faults.error_status())
+                } else {
+                    next.run(req).await
+                }
+            }
+        }
+    };
+    let touched = response.extensions().get::<Touched>().cloned();
+    state.journal.request(RequestRecord {
+        method,
+        path,
+        data_area_id: touched.as_ref().map(|t| t.area.clone()),
+        sales_order_number: touched.map(|t| t.number),
+        status: response.status().as_u16(),
+        if_match,
+    });
+    if is_data && state.rng.chance(faults.hang_rate) {
+        tokio::time::sleep(Duration::from_millis(faults.hang_ms)).await;
+    }
+    drop(slot);
+    response
+}
+
+/// 401 with an empty body and a Bearer challenge, as Entra-protected APIs answer.
+fn unauthorized() -> Response {
+    let mut r = StatusCode::UNAUTHORIZED.into_response();
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+/// 429 + `Retry-After` seconds [doc].
+fn throttled(secs: u64) -> Response {
+    let mut r = ODataError::new(
+        429,
+        THROTTLE_MESSAGE,
+        "Microsoft.Dynamics.Platform.Integration.Services.OData.AxODataThrottlingException",
+    )
+    .into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    r
+}
+
+fn injected_error(status: u16) -> Response {
+    let msg = if status == 503 {
+        "The service is temporarily unavailable. (injected fault)"
+    } else {
+        "An unexpected error occurred on the server. (injected fault)"
+    };
+    ODataError::new(status, msg, "System.Exception").into_response()
+}

@@ -1,0 +1,88 @@
+//! The order table: a `BTreeMap` behind a `parking_lot::RwLock`, keyed by
+//! (lower-case dataAreaId, SalesOrderNumber) so collection pages come out in
+//! key order and single reads are a short read-lock lookup.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use serde_json::Value;
+
+use crate::entity::{EntityError, Order, make_etag};
+
+/// Order key: dataAreaId lower-case (matched case-insensitively [obs]) and
+/// SalesOrderNumber as given.
+pub type Key = (String, String);
+
+/// Builds the store key from URL or API input.
+pub fn key(area: &str, number: &str) -> Key {
+    (area.to_lowercase(), number.to_string())
+}
+
+pub type Table = BTreeMap<Key, Order>;
+
+pub struct Store {
+    table: RwLock<Table>,
+    /// The seed orders `reset` goes back to.
+    initial: Mutex<Vec<Value>>,
+    /// Global version counter: never reset, so ETags are never reused.
+    version: AtomicU64,
+    rec_id: AtomicU64,
+}
+
+impl Store {
+    pub fn new(initial: Vec<Value>) -> Result<Store, EntityError> {
+        let store = Store {
+            table: RwLock::new(BTreeMap::new()),
+            initial: Mutex::new(Vec::new()),
+            version: AtomicU64::new(1),
+            rec_id: AtomicU64::new(5_637_144_576),
+        };
+        {
+            let mut t = store.table.write();
+            for e in &initial {
+                store.upsert(&mut t, e)?;
+            }
+        }
+        *store.initial.lock() = initial;
+        Ok(store)
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, Table> {
+        self.table.read()
+    }
+
+    pub fn write(&self) -> RwLockWriteGuard<'_, Table> {
+        self.table.write()
+    }
+
+    /// A fresh ETag for a record.
+    pub fn next_etag(&self, rec_id: u64) -> String {
+        make_etag(rec_id, self.version.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Inserts or replaces an order from JSON; a replaced order keeps its
+    /// record id and gets a new ETag. Returns its key.
+    pub fn upsert(&self, table: &mut Table, entity: &Value) -> Result<Key, EntityError> {
+        let mut order = Order::from_json(entity)?;
+        let k = key(order.area(), order.number());
+        order.rec_id = match table.get(&k) {
+            Some(old) => old.rec_id,
+            None => self.rec_id.fetch_add(1, Ordering::Relaxed),
+        };
+        order.etag = self.next_etag(order.rec_id);
+        table.insert(k.clone(), order);
+        Ok(k)
+    }
+
+    /// Puts the seed orders back, each with a new ETag.
+    pub fn reset(&self) {
+        let initial = self.initial.lock().clone();
+        let mut t = self.table.write();
+        t.clear();
+        for e in &initial {
+            // Seeds were validated at start.
+            let _ = self.upsert(&mut t, e);
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! PATCH semantics shared by single requests and `$batch` changesets:
+//! If-Match evaluation [obs][spec], field validation [doc], business rules
+//! (final statuses → 500 [obs]), privileges (403), the simulated concurrent
+//! writer, and the write history.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{Map, Value, json};
+
+use crate::config::Faults;
+use crate::entity::{ENTITY_SET, Order, if_match_matches};
+use crate::journal::{WriteRecord, WriteSource};
+use crate::odata::{
+    CONCURRENCY_EXCEPTION, ODataError, PROTOCOL_EXCEPTION, SECURITY_EXCEPTION, WRITE_EXCEPTION,
+};
+use crate::state::State;
+use crate::store::{Key, Table, key};
+
+/// Numbers the simulated concurrent writer's edits.
+static CONCURRENT_EDITS: AtomicU64 = AtomicU64::new(0);
+
+/// Message integrators report with 409 [field report].
+pub const MODIFIED_BY_ANOTHER_USER: &str = "The record has been modified by another user.";
+
+/// One PATCH to evaluate.
+pub struct PatchOp<'a> {
+    pub area: &'a str,
+    pub number: &'a str,
+    pub if_match: Option<&'a str>,
+    pub body: &'a [u8],
+    pub cross_company: bool,
+}
+
+/// A successful PATCH: the new ETag and the entity after the write.
+pub struct Patched {
+    pub etag: String,
+    pub entity: Map<String, Value>,
+    pub status: u16,
+}
+
+/// Applies one PATCH atomically.
+pub fn patch(state: &State, op: &PatchOp<'_>, via_batch: bool) -> Result<Patched, ODataError> {
+    let faults = state.faults();
+    let mut table = state.store.write();
+    let k = key(op.area, op.number);
+    concurrent_writer(state, &faults, &mut table, &k);
+    let current = table.get(&k);
+    match decide(state, &faults, current, op) {
+        Ok((order, fields)) => {
+            let done = accepted(&faults, &order);
+            state.journal.write(record(
+                op,
+                current,
+                Some(&order),
+                done.status,
+                fields,
+                via_batch,
+            ));
+            table.insert(k, order);
+            Ok(done)
+        }
+        Err((err, fields)) => {
+            state
+                .journal
+                .write(record(op, current, None, err.status, fields, via_batch));
+            Err(err)
+        }
+    }
+}
+
+/// Applies a changeset all-or-nothing [doc]. On failure returns the index
+/// of the failing operation and its error; earlier operations are rolled
+/// back and recorded as refused with status 424 (failed dependency).
+pub fn changeset(state: &State, ops: &[PatchOp<'_>]) -> Result<Vec<Patched>, (usize, ODataError)> {
+    let faults = state.faults();
+    let mut table = state.store.write();
+    let mut staged: HashMap<Key, Order> = HashMap::new();
+    let mut records = Vec::new();
+    let mut results = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let k = key(op.area, op.number);
+        if !staged.contains_key(&k) {
+            concurrent_writer(state, &faults, &mut table, &k);
+        }
+        let current = staged.get(&k).or_else(|| table.get(&k));
+        match decide(state, &faults, current, op) {
+            Ok((order, fields)) => {
+                let done = accepted(&faults, &order);
+                records.push(record(op, current, Some(&order), done.status, fields, true));
+                results.push(done);
+                staged.insert(k, order);
+            }
+            Err((err, fields)) => {
+                for mut r in records {
+                    r.accepted = false;
+                    r.etag_after = None;
+                    r.status = 424;
+                    state.journal.write(r);
+                }
+                state
+                    .journal
+                    .write(record(op, current, None, err.status, fields, true));
+                return Err((i, err));
+            }
+        }
+    }
+    for r in records {
+        state.journal.write(r);
+    }
+    table.extend(staged);
+    Ok(results)
+}
+
+fn accepted(faults: &Faults, order: &Order) -> Patched {
+    Patched {
+        etag: order.etag.clone(),
+        entity: order.to_json(None),
+        status: if faults.patch_returns_entity {
+            200
+        } else {
+            204
+        },
+    }
+}
+
+fn record(
+    op: &PatchOp<'_>,
+    before: Option<&Order>,
+    after: Option<&Order>,
+    status: u16,
+    fields: Map<String, Value>,
+    via_batch: bool,
+) -> WriteRecord {
+    WriteRecord {
+        seq: 0,
+        data_area_id: op.area.to_lowercase(),
+        sales_order_number: op.number.to_string(),
+        source: WriteSource::Client,
+        if_match: op.if_match.map(str::to_string),
+        etag_before: before.map(|o| o.etag.clone()).unwrap_or_default(),
+        etag_after: after.map(|o| o.etag.clone()),
+        accepted: after.is_some(),
+        status,
+        fields,
+        via_batch,
+    }
+}
+
+type Decision = Result<(Order, Map<String, Value>), (ODataError, Map<String, Value>)>;
+
+/// Decides one PATCH against the current record; returns the new record.
+fn decide(state: &State, faults: &Faults, current: Option<&Order>, op: &PatchOp<'_>) -> Decision {
+    let raw: Map<String, Value> = match serde_json::from_slice::<Value>(op.body) {
+        Ok(Value::Object(m)) => m,
+        _ => {
+            let e = ODataError::bad_request(
+                "The request body must be a JSON object describing the entity's properties.",
+            );
+            return Err((e, Map::new()));
+        }
+    };
+    let current = match current {
+        Some(o) if state.visible(op.area, op.cross_company) => o,
+        _ => return Err((not_found(op), raw)),
+    };
+    let fields = match current.validate_patch(&raw) {
+        Ok(f) => f,
+        Err(e) => return Err((ODataError::new(400, e.to_string(), PROTOCOL_EXCEPTION), raw)),
+    };
+    let refuse = |e: ODataError| Err((e, fields.clone()));
+    if faults
+        .read_only_companies
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(current.area()))
+    {
+        return refuse(ODataError::new(
+            403,
+            format!(
+                "Access denied: the user does not have the privilege to update '{ENTITY_SET}' in company '{}'.",
+                current.area()
+            ),
+            SECURITY_EXCEPTION,
+        ));
+    }
+    match op.if_match {
+        None if faults.require_if_match => {
+            let status = faults.missing_if_match_status();
+            let msg = if status == 409 {
+                MODIFIED_BY_ANOTHER_USER.to_string()
+            } else {
+                "This operation requires an If-Match header with the entity's ETag.".to_string()
+            };
+            return refuse(ODataError::new(status, msg, CONCURRENCY_EXCEPTION));
+        }
+        Some(h) if !if_match_matches(h, &current.etag) => {
+            let status = faults.conflict_status();
+            let msg = if status == 409 {
+                MODIFIED_BY_ANOTHER_USER.to_string()
+            } else {
+                format!(
+                    "The ETag '{h}' does not match the current ETag of the record; {MODIFIED_BY_ANOTHER_USER}"
+                )
+            };
+            return refuse(ODataError::new(status, msg, CONCURRENCY_EXCEPTION));
+        }
+        _ => {}
+    }
+    if let Some(Value::String(to)) = fields.get("SalesOrderStatus") {
+        let from = current.status();
+        let is_final = faults
+            .final_statuses
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(from));
+        if is_final && !to.eq_ignore_ascii_case(from) {
+            return refuse(ODataError::new(
+                500,
+                format!(
+                    "Write failed for table row of type 'SalesOrderHeaderV2Entity'. Infolog: Error: Sales order {} cannot be changed from status {from} to {to}.; Update has been canceled.",
+                    current.number()
+                ),
+                WRITE_EXCEPTION,
+            ));
+        }
+    }
+    let mut order = current.clone();
+    order.apply(&fields);
+    order.etag = state.store.next_etag(order.rec_id);
+    Ok((order, fields))
+}
+
+fn not_found(op: &PatchOp<'_>) -> ODataError {
+    ODataError::not_found(format!(
+        "No resources were found for {ENTITY_SET}(dataAreaId='{}',SalesOrderNumber='{}').",
+        op.area, op.number
+    ))
+}
+
+/// The `conflictRate` fault: another user changes an unmanaged field (so
+/// the ETag) just before the client's PATCH is evaluated [field report].
+fn concurrent_writer(state: &State, faults: &Faults, table: &mut Table, k: &Key) {
+    let Some(order) = table.get_mut(k) else {
+        return;
+    };
+    if !state.rng.chance(faults.conflict_rate) {
+        return;
+    }
+    let n = CONCURRENT_EDITS.fetch_add(1, Ordering::Relaxed) + 1;
+    let fields = json!({"CustomerRequisitionNumber": format!("CW-{n:06}")});
+    let Value::Object(fields) = fields else {
+        unreachable!()
+    };
+    let before = order.etag.clone();
+    order.apply(&fields);
+    order.etag = state.store.next_etag(order.rec_id);
+    state.journal.write(WriteRecord {
+        seq: 0,
+        data_area_id: order.area().to_string(),
+        sales_order_number: order.number().to_string(),
+        source: WriteSource::ConcurrentWriter,
+        if_match: Some(before.clone()),
+        etag_before: before,
+        etag_after: Some(order.etag.clone()),
+        accepted: true,
+        status: 204,
+        fields,
+        via_batch: false,
+    });
+}
+
+/// An edit by another user outside the client (tests, admin API).
+pub fn external_write(
+    state: &State,
+    area: &str,
+    number: &str,
+    fields: &Map<String, Value>,
+    source: WriteSource,
+) -> Option<String> {
+    let mut table = state.store.write();
+    let order = table.get_mut(&key(area, number))?;
+    let fields = order.validate_patch(fields).ok()?;
+    let before = order.etag.clone();
+    order.apply(&fields);
+    order.etag = state.store.next_etag(order.rec_id);
+    state.journal.write(WriteRecord {
+        seq: 0,
+        data_area_id: order.area().to_string(),
+        sales_order_number: order.number().to_string(),
+        source,
+        if_match: None,
+        etag_before: before,
+        etag_after: Some(order.etag.clone()),
+        accepted: true,
+        status: 204,
+        fields,
+        via_batch: false,
+    });
+    Some(order.etag.clone())
+}
