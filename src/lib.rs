@@ -1,14 +1,14 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! sales-order-operator: declares D365 F&O sales-order status in Git and
+//! applies it with ETag/If-Match optimistic locking.
+//!
+//! Boundaries: [`d365`] knows nothing of Kubernetes, [`reconcile`] does no
+//! I/O, and [`controller`] is the only place that joins them.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod api;
+pub mod controller;
+pub mod d365;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+pub mod server;
+pub mod telemetry;

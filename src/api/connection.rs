@@ -1,0 +1,142 @@
+//! `D365Connection`: one D365 environment and how to reach it.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::SalesStatus;
+
+/// One D365 F&O environment. Every order of a connection shares its HTTP
+/// client, token cache and rate limiter, so the limits here are per
+/// environment, not per order.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "d365.salesops.io",
+    version = "v1alpha1",
+    kind = "D365Connection",
+    plural = "d365connections",
+    namespaced,
+    status = "D365ConnectionStatus",
+    shortname = "d365c",
+    category = "d365",
+    printcolumn(name = "URL", type_ = "string", json_path = ".spec.url"),
+    printcolumn(name = "Entity", type_ = "string", json_path = ".spec.entitySet"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct D365ConnectionSpec {
+    /// Environment URL, e.g. https://contoso.operations.dynamics.com; the
+    /// OData root is `<url>/data`.
+    #[schemars(length(min = 8, max = 2048), regex(pattern = r"^https?://[^\s/]+(/[^\s]*)?$"))]
+    pub url: String,
+
+    /// Entity set of sales order headers.
+    #[serde(default = "default_entity_set")]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z][A-Za-z0-9_]*$"))]
+    pub entity_set: String,
+
+    pub auth: ConnectionAuth,
+
+    /// Spec field -> entity field names.
+    #[serde(default)]
+    pub fields: FieldMapping,
+
+    /// Statuses an order may not leave; a spec asking to leave one is
+    /// reported InvalidTransition without a request.
+    #[serde(default = "default_final_statuses")]
+    pub final_statuses: Vec<SalesStatus>,
+
+    /// Client-side limit shared by every order of this connection.
+    #[serde(default = "default_rps")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_requests_per_second: u32,
+
+    #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1, max = 512))]
+    pub max_concurrent_requests: u32,
+
+    /// Generous by default: the first call after an AOS restart is slow.
+    #[serde(default = "default_timeout")]
+    #[schemars(range(min = 1, max = 600))]
+    pub request_timeout_seconds: u32,
+}
+
+/// Entra ID client-credentials settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionAuth {
+    #[schemars(length(min = 1, max = 256))]
+    pub tenant_id: String,
+    #[schemars(length(min = 1, max = 256))]
+    pub client_id: String,
+    pub client_secret_ref: ClientSecretRef,
+    /// Token authority; override for sovereign clouds or the emulator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    pub authority_url: Option<String>,
+    /// Token scope; defaults to `<url>/.default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// A key of a Secret in the connection's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ClientSecretRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// Which entity fields the spec's fields map to: the real entity has no
+/// `DeliveryDate`, and whether `SalesOrderStatus` is writable is unverified,
+/// so both are configurable.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldMapping {
+    #[serde(default = "default_status_field")]
+    #[schemars(length(min = 1, max = 128))]
+    pub sales_status: String,
+    #[serde(default = "default_date_field")]
+    #[schemars(length(min = 1, max = 128))]
+    pub delivery_date: String,
+}
+
+impl Default for FieldMapping {
+    fn default() -> Self {
+        Self {
+            sales_status: default_status_field(),
+            delivery_date: default_date_field(),
+        }
+    }
+}
+
+/// Connection health as last seen by the operator.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct D365ConnectionStatus {
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+}
+
+fn default_entity_set() -> String {
+    "SalesOrderHeadersV2".into()
+}
+fn default_status_field() -> String {
+    "SalesOrderStatus".into()
+}
+fn default_date_field() -> String {
+    "ConfirmedReceiptDate".into()
+}
+fn default_final_statuses() -> Vec<SalesStatus> {
+    vec![SalesStatus::Invoiced, SalesStatus::Canceled]
+}
+fn default_rps() -> u32 {
+    20
+}
+fn default_concurrency() -> u32 {
+    8
+}
+fn default_timeout() -> u32 {
+    30
+}

@@ -1,0 +1,39 @@
+//! Custom resources of the `d365.salesops.io` group: what users declare in Git.
+
+mod conditions;
+mod connection;
+mod order;
+
+pub use conditions::{ConditionType, Reason};
+pub use connection::{
+    ClientSecretRef, ConnectionAuth, D365Connection, D365ConnectionSpec, D365ConnectionStatus,
+    FieldMapping,
+};
+pub use order::{
+    ConnectionRef, LastUpdate, ObservedOrder, Policy, SalesOrderStatus, SalesOrderStatusSpec,
+    SalesOrderStatusStatus, SalesStatus,
+};
+
+/// API group of every resource the operator serves.
+pub const GROUP: &str = "d365.salesops.io";
+
+/// Annotation whose value change asks for an immediate reconcile (like Flux's
+/// `reconcile.fluxcd.io/requestedAt`), without editing the spec.
+pub const RECONCILE_REQUESTED_AT: &str = "d365.salesops.io/reconcile-requested-at";
+
+/// Both CRDs, in the order `kubectl apply` wants them.
+pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+{
+    use kube::CustomResourceExt;
+    vec![D365Connection::crd(), SalesOrderStatus::crd()]
+}
+
+/// The CRDs as one multi-document YAML stream, as `crds/` stores it.
+pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
+    let mut out = String::new();
+    for crd in crds() {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&crd)?);
+    }
+    Ok(out)
+}

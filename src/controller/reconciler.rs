@@ -1,0 +1,174 @@
+//! The reconcile function and its error policy: one attempt per call, never
+//! a sleep inside; the status records the outcome and the requeue time
+//! follows from it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::connections::Connections;
+use super::context::Context;
+use super::duplicates::owner_other_than;
+use super::sync::{SyncResult, sync_order};
+use crate::api::{Reason, SalesOrderStatus};
+use crate::reconcile::{FAST_RETRIES, Outcome, next_status};
+
+/// Field manager of every status write.
+pub const MANAGER: &str = "sales-order-operator";
+
+/// What makes a reconcile fail; the error policy turns each into backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Conflict, throttling or an unavailable service: retried with backoff.
+    #[error("{reason} on order {order}: {message}")]
+    Transient { order: String, reason: Reason, message: String, retry_after: Option<Duration> },
+    #[error("writing status of {order}: {source}")]
+    StatusWrite { order: String, #[source] source: kube::Error },
+}
+
+/// One attempt for one order.
+pub async fn reconcile(order: Arc<SalesOrderStatus>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let oref = ObjectRef::from_obj(order.as_ref());
+    let attempts = ctx.failures(&oref) + 1;
+    let SyncResult { outcome, retry_after } = decide(&order, &ctx, attempts).await;
+    let reason = outcome.reason();
+    log_outcome(&order, &outcome, attempts);
+
+    let result = write_status(&order, &ctx, &outcome).await.and_then(|()| {
+        publish_event(&order, &ctx, &outcome, attempts);
+        ctx.metrics.outcome(&oref.to_string(), reason);
+        if reason.is_transient() {
+            let message = match &outcome {
+                Outcome::Failed { message, .. } => message.clone(),
+                _ => String::new(),
+            };
+            return Err(Error::Transient { order: oref.to_string(), reason, message, retry_after });
+        }
+        ctx.forget_failures(&oref);
+        Ok(match outcome {
+            Outcome::Suspended => Action::await_change(),
+            _ if reason.is_stalled() => Action::requeue(ctx.settings.stalled_recheck),
+            _ => Action::requeue(ctx.settings.resync_interval),
+        })
+    });
+    let label = match &result {
+        Ok(_) => "success",
+        Err(_) => "error",
+    };
+    ctx.metrics.reconciled(label, started.elapsed());
+    result
+}
+
+/// Per-object backoff: 1 s, 2 s, 4 s, then doubling with jitter to the cap;
+/// a 429's Retry-After is a floor.
+pub fn error_policy(order: Arc<SalesOrderStatus>, error: &Error, ctx: Arc<Context>) -> Action {
+    let failures = ctx.record_failure(&ObjectRef::from_obj(order.as_ref()));
+    let mut delay = ctx.backoff(failures);
+    if let Error::Transient { retry_after: Some(floor), .. } = error {
+        delay = delay.max(*floor);
+    }
+    warn!(order = %order.name_any(), namespace = order.namespace().as_deref().unwrap_or(""), failures, delay_ms = delay.as_millis() as u64, error = %error, "requeue with backoff");
+    Action::requeue(delay)
+}
+
+async fn decide(order: &SalesOrderStatus, ctx: &Context, attempts: u32) -> SyncResult {
+    let failed = |reason, message: String| SyncResult::from(Outcome::Failed { reason, message, observed: None });
+    let all = ctx.orders.state();
+    if let Some(owner) = owner_other_than(order, all.iter().map(AsRef::as_ref)) {
+        return failed(
+            Reason::DuplicateOrder,
+            format!(
+                "order {}/{} is already managed by SalesOrderStatus {owner} (the older object keeps it)",
+                order.spec.data_area_id, order.spec.sales_order_number
+            ),
+        );
+    }
+    if order.spec.suspend {
+        return Outcome::Suspended.into();
+    }
+    let namespace = order.namespace().unwrap_or_default();
+    let resolved = match Connections::resolve(ctx, &namespace, &order.spec.connection_ref.name).await {
+        Ok(r) => r,
+        Err(e) => return failed(e.reason(), e.to_string()),
+    };
+    sync_order(&resolved.client, &resolved.rules, &order.spec, attempts).await
+}
+
+/// Patches the status subresource only when it changed, so a fleet of
+/// in-sync orders makes no API writes.
+async fn write_status(order: &SalesOrderStatus, ctx: &Context, outcome: &Outcome) -> Result<(), Error> {
+    let next = next_status(order.status.as_ref(), order.metadata.generation, outcome, Time(Timestamp::now()));
+    if order.status.as_ref() == Some(&next) {
+        return Ok(());
+    }
+    let api: Api<SalesOrderStatus> = Api::namespaced(ctx.client.clone(), &order.namespace().unwrap_or_default());
+    let patch = json!({ "status": next });
+    api.patch_status(&order.name_any(), &PatchParams::apply(MANAGER), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| Error::StatusWrite { order: ObjectRef::from_obj(order).to_string(), source })?;
+    ctx.metrics.status_written();
+    Ok(())
+}
+
+/// Events: every update, conflicts once the fast retries are spent, and each
+/// newly entered Stalled reason (not every recheck).
+fn publish_event(order: &SalesOrderStatus, ctx: &Context, outcome: &Outcome, attempts: u32) {
+    let reason = outcome.reason();
+    let previous = order.ready_condition().map(|c| c.reason.as_str());
+    let (type_, note) = match outcome {
+        Outcome::Updated { update, .. } => (
+            EventType::Normal,
+            format!("PATCHed {} (If-Match {} -> {})", update.fields.join(", "), update.from_etag, update.to_etag.as_deref().unwrap_or("?")),
+        ),
+        Outcome::Failed { message, .. } if reason == Reason::Conflict && attempts > FAST_RETRIES => {
+            (EventType::Warning, format!("attempt {attempts}: {message}"))
+        }
+        Outcome::Failed { message, .. } if reason.is_stalled() && previous != Some(reason.as_str()) => {
+            (EventType::Warning, message.clone())
+        }
+        _ => return,
+    };
+    let event = Event {
+        type_,
+        reason: reason.as_str().into(),
+        note: Some(truncate(&note, 1000)),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    let recorder = ctx.recorder.clone();
+    let reference = order.object_ref(&());
+    // Events are best effort: never hold the reconcile on them.
+    tokio::spawn(async move {
+        if let Err(e) = recorder.publish(&event, &reference).await {
+            warn!(error = %e, "publishing event failed");
+        }
+    });
+}
+
+fn log_outcome(order: &SalesOrderStatus, outcome: &Outcome, attempts: u32) {
+    let name = order.name_any();
+    let ns = order.namespace().unwrap_or_default();
+    let key = format!("{}/{}", order.spec.data_area_id, order.spec.sales_order_number);
+    match outcome {
+        Outcome::Updated { update, .. } => info!(%ns, %name, order = %key, from_etag = %update.from_etag, to_etag = update.to_etag.as_deref().unwrap_or(""), attempts, "order updated"),
+        Outcome::Failed { reason, message, .. } => warn!(%ns, %name, order = %key, reason = reason.as_str(), attempts, %message, "order not in sync"),
+        other => info!(%ns, %name, order = %key, reason = other.reason().as_str(), "order reconciled"),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}

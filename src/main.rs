@@ -1,0 +1,125 @@
+//! `sales-order-operator`: `run` (default) reconciles orders; `crd` prints
+//! the CRDs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use sales_order_operator::controller::{self, Options, Settings};
+use sales_order_operator::metrics::Metrics;
+use sales_order_operator::reconcile::BackoffPolicy;
+use sales_order_operator::telemetry::{self, LogFormat};
+use sales_order_operator::{api, server};
+
+#[derive(Parser)]
+#[command(version, about = "GitOps for Dynamics 365 F&O sales-order status")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Reconcile SalesOrderStatus objects (the default).
+    Run(RunArgs),
+    /// Print the CustomResourceDefinitions as YAML (what crds/ holds).
+    Crd,
+}
+
+/// Every flag is also an environment variable, as charts expect.
+#[derive(Args, Clone, Debug)]
+struct RunArgs {
+    /// Watch only this namespace (all namespaces when empty).
+    #[arg(long, env = "WATCH_NAMESPACE", default_value = "")]
+    namespace: String,
+    /// Only reconcile orders matching this label selector.
+    #[arg(long, env = "LABEL_SELECTOR", default_value = "")]
+    selector: String,
+    /// Re-read in-sync orders this often (drift detection).
+    #[arg(long, env = "RESYNC_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    resync_interval: Duration,
+    /// Re-check Stalled orders this often without a spec change.
+    #[arg(long, env = "STALLED_RECHECK", default_value = "30m", value_parser = humantime::parse_duration)]
+    stalled_recheck: Duration,
+    /// Longest per-order backoff after repeated failures.
+    #[arg(long, env = "BACKOFF_CAP", default_value = "5m", value_parser = humantime::parse_duration)]
+    backoff_cap: Duration,
+    /// Orders reconciled at once (D365 load is bounded per connection too).
+    #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 64)]
+    max_concurrent_reconciles: u16,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    http_addr: SocketAddr,
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "auto")]
+    log_format: LogFormat,
+    #[command(flatten)]
+    leader: sales_order_operator::leader::LeaderArgs,
+}
+
+impl Default for RunArgs {
+    fn default() -> Self {
+        let cli = Cli::parse_from(["sales-order-operator", "run"]);
+        match cli.command {
+            Some(Command::Run(args)) => args,
+            _ => unreachable!("parsed `run`"),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Crd) => print!("{}", api::crds_yaml()?),
+        Some(Command::Run(args)) => run(args).await?,
+        None => run(RunArgs::default()).await?,
+    }
+    Ok(())
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    telemetry::init(args.log_format, "info,kube_runtime=warn,hyper=warn");
+    let client = kube::Client::try_default().await.context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let server = tokio::spawn(server::serve(args.http_addr, metrics.clone(), ready.clone()));
+
+    let options = Options {
+        namespace: Some(args.namespace.clone()).filter(|s| !s.is_empty()),
+        label_selector: Some(args.selector.clone()).filter(|s| !s.is_empty()),
+        max_concurrent_reconciles: args.max_concurrent_reconciles,
+        settings: Settings {
+            resync_interval: args.resync_interval,
+            stalled_recheck: args.stalled_recheck,
+            backoff: BackoffPolicy { cap: args.backoff_cap, ..BackoffPolicy::default() },
+        },
+    };
+    let shutdown = shutdown_signal();
+    let lease = sales_order_operator::leader::acquire(&client, &args.leader, metrics.clone(), ready.clone())
+        .await
+        .context("leader election")?;
+    tracing::info!(namespace = %args.namespace, selector = %args.selector, "starting controller");
+    tokio::select! {
+        () = controller::run(client, options, metrics, ready, shutdown) => {}
+        lost = lease.lost() => {
+            anyhow::bail!("lost the leader lease ({lost}); exiting so a standby takes over");
+        }
+    }
+    lease.release().await;
+    server.abort();
+    Ok(())
+}
+
+/// SIGTERM (Kubernetes) or Ctrl-C: stop taking work, finish in-flight
+/// reconciles, exit.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutdown requested");
+}

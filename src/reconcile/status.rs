@@ -1,0 +1,140 @@
+//! Outcome of one reconcile -> the next status, kstatus-style. Pure and
+//! deterministic: equal inputs give an equal status, so the controller can
+//! compare and skip the write; `lastTransitionTime` moves only on a
+//! transition.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::api::{ConditionType, LastUpdate, ObservedOrder, Reason, SalesOrderStatusStatus};
+
+/// What one reconcile found or did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    InSync { observed: ObservedOrder },
+    Updated { observed: ObservedOrder, update: LastUpdate },
+    Drifted { observed: ObservedOrder, fields: Vec<String> },
+    /// Any failure; `reason` decides Reconciling (transient) or Stalled.
+    Failed { reason: Reason, message: String, observed: Option<ObservedOrder> },
+    Suspended,
+}
+
+impl Outcome {
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::InSync { .. } => Reason::InSync,
+            Self::Updated { .. } => Reason::Updated,
+            Self::Drifted { .. } => Reason::Drifted,
+            Self::Failed { reason, .. } => *reason,
+            Self::Suspended => Reason::Suspended,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::InSync { .. } => "D365 matches the spec".into(),
+            Self::Updated { update, .. } => format!(
+                "PATCHed {} with If-Match {} after {} attempt(s)",
+                update.fields.join(", "),
+                update.from_etag,
+                update.attempts
+            ),
+            Self::Drifted { fields, .. } => format!(
+                "Observe policy: D365 differs from the spec in {}; nothing written",
+                fields.join(", ")
+            ),
+            Self::Failed { message, .. } => message.clone(),
+            Self::Suspended => "spec.suspend is true: no D365 requests".into(),
+        }
+    }
+}
+
+/// The status after `outcome`, starting from `current`.
+pub fn next_status(
+    current: Option<&SalesOrderStatusStatus>,
+    generation: Option<i64>,
+    outcome: &Outcome,
+    now: Time,
+) -> SalesOrderStatusStatus {
+    let mut next = current.cloned().unwrap_or_default();
+    if next.observed_generation != generation {
+        next.conflicts = 0;
+    }
+    next.observed_generation = generation;
+    match outcome {
+        Outcome::InSync { observed } | Outcome::Drifted { observed, .. } => {
+            next.observed = Some(observed.clone());
+        }
+        Outcome::Updated { observed, update } => {
+            next.observed = Some(observed.clone());
+            next.last_update = Some(update.clone());
+        }
+        Outcome::Failed { observed, reason, .. } => {
+            if let Some(o) = observed {
+                next.observed = Some(o.clone());
+            }
+            if *reason == Reason::Conflict {
+                next.conflicts = next.conflicts.saturating_add(1);
+            }
+        }
+        Outcome::Suspended => {}
+    }
+
+    let already_ready = is_true(&next.conditions, ConditionType::Ready);
+    if matches!(outcome, Outcome::InSync { .. }) && already_ready {
+        // Still in sync after Updated or InSync: keep the conditions (and
+        // their messages) so a resync writes nothing.
+        for c in &mut next.conditions {
+            c.observed_generation = generation;
+        }
+        return next;
+    }
+
+    let reason = outcome.reason();
+    let message = outcome.message();
+    let ready = matches!(outcome, Outcome::InSync { .. } | Outcome::Updated { .. });
+    let states = [
+        (ConditionType::Ready, ready),
+        (ConditionType::Reconciling, reason.is_transient()),
+        (ConditionType::Stalled, reason.is_stalled()),
+    ];
+    for (kind, status) in states {
+        set_condition(&mut next.conditions, kind, status, reason, &message, generation, &now);
+    }
+    next
+}
+
+fn is_true(conditions: &[Condition], kind: ConditionType) -> bool {
+    conditions.iter().any(|c| c.type_ == kind.as_str() && c.status == "True")
+}
+
+fn set_condition(
+    conditions: &mut Vec<Condition>,
+    kind: ConditionType,
+    status: bool,
+    reason: Reason,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let status = if status { "True" } else { "False" };
+    let fresh = Condition {
+        type_: kind.as_str().into(),
+        status: status.into(),
+        reason: reason.as_str().into(),
+        message: message.into(),
+        observed_generation: generation,
+        last_transition_time: now.clone(),
+    };
+    match conditions.iter_mut().find(|c| c.type_ == kind.as_str()) {
+        Some(existing) if existing.status == status => {
+            let since = existing.last_transition_time.clone();
+            *existing = Condition { last_transition_time: since, ..fresh };
+        }
+        Some(existing) => *existing = fresh,
+        None => conditions.push(fresh),
+    }
+}
+
+#[cfg(test)]
+#[path = "status_tests.rs"]
+mod tests;
