@@ -1,0 +1,168 @@
+//! The CRDs in `crds/` on a real kube-apiserver: they apply, and the server
+//! itself (schema, enum, format, CEL) rejects bad orders with its own message
+//! before the operator ever sees them.
+//!
+//! Objects are built as untyped JSON on purpose: the point is what the
+//! server accepts, including shapes the Rust types could never produce.
+
+use std::path::Path;
+
+use kube::Api;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+fn crds_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"))
+}
+
+fn sos_resource() -> ApiResource {
+    let gvk = GroupVersionKind::gvk("d365.salesops.io", "v1alpha1", "SalesOrderStatus");
+    ApiResource::from_gvk_with_plural(&gvk, "salesorderstatuses")
+}
+
+/// A control plane with the CRDs applied, a fresh namespace, and an API for
+/// SalesOrderStatus in it.
+async fn setup(prefix: &str) -> (Api<DynamicObject>, String) {
+    let cp = testkit::control_plane().await;
+    cp.apply_crds(crds_dir()).await;
+    let ns = cp.namespace(prefix).await;
+    let api = Api::namespaced_with(cp.client(), &ns, &sos_resource());
+    (api, ns)
+}
+
+fn valid_spec() -> Value {
+    json!({
+        "connectionRef": {"name": "usmf"},
+        "dataAreaId": "USMF",
+        "salesOrderNumber": "SO-2025-0145",
+        "salesStatus": "Delivered",
+        "deliveryDate": "2025-02-08",
+    })
+}
+
+fn order(name: &str, spec: Value) -> DynamicObject {
+    DynamicObject::new(name, &sos_resource()).data(json!({ "spec": spec }))
+}
+
+/// The server's rejection: HTTP 422 Invalid, with its message returned.
+fn rejection(result: kube::Result<DynamicObject>) -> String {
+    match result {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 422, "expected Invalid, got {status:?}");
+            status.message
+        }
+        Err(e) => panic!("expected a 422 from the server, got {e}"),
+        Ok(o) => panic!("server accepted {:?}", o.data),
+    }
+}
+
+async fn create(api: &Api<DynamicObject>, name: &str, spec: Value) -> kube::Result<DynamicObject> {
+    api.create(&PostParams::default(), &order(name, spec)).await
+}
+
+#[tokio::test]
+async fn crds_apply_and_a_valid_order_is_accepted_with_defaults() {
+    let cp = testkit::control_plane().await;
+    let names = cp.apply_crds(crds_dir()).await;
+    assert!(
+        names.contains(&"salesorderstatuses.d365.salesops.io".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"d365connections.d365.salesops.io".to_string()),
+        "{names:?}"
+    );
+
+    let (api, _) = setup("crd-valid").await;
+    let created = create(&api, "so", valid_spec())
+        .await
+        .expect("a valid order");
+    // Defaults come from the schema, so every client sees the same values.
+    assert_eq!(created.data["spec"]["policy"], "Enforce");
+    assert_eq!(created.data["spec"]["suspend"], false);
+}
+
+#[tokio::test]
+async fn bad_sales_status_is_rejected_by_the_server() {
+    let (api, _) = setup("crd-status").await;
+    let mut spec = valid_spec();
+    spec["salesStatus"] = json!("Shipped");
+    let msg = rejection(create(&api, "so", spec).await);
+    assert!(
+        msg.contains("spec.salesStatus") && msg.contains("Unsupported value: \"Shipped\""),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn bad_delivery_dates_are_rejected_by_the_server() {
+    let (api, _) = setup("crd-date").await;
+    // Not date-shaped, date-shaped but impossible, a date-time.
+    for (i, bad) in ["next tuesday", "2025-13-01", "2025-02-08T00:00:00Z"]
+        .iter()
+        .enumerate()
+    {
+        let mut spec = valid_spec();
+        spec["deliveryDate"] = json!(bad);
+        let msg = rejection(create(&api, &format!("so-{i}"), spec).await);
+        assert!(msg.contains("spec.deliveryDate"), "{bad}: {msg}");
+    }
+}
+
+#[tokio::test]
+async fn identity_fields_are_immutable() {
+    let (api, _) = setup("crd-identity").await;
+    create(&api, "so", valid_spec())
+        .await
+        .expect("a valid order");
+
+    // A non-identity field may change: the CEL rules do not freeze the spec.
+    let patch = |spec: Value| Patch::Merge(json!({ "spec": spec }));
+    let params = PatchParams::default();
+    api.patch("so", &params, &patch(json!({"salesStatus": "Invoiced"})))
+        .await
+        .expect("salesStatus is mutable");
+
+    for (field, change) in [
+        (
+            "salesOrderNumber",
+            json!({"salesOrderNumber": "SO-2025-0146"}),
+        ),
+        ("dataAreaId", json!({"dataAreaId": "DEMF"})),
+        ("connectionRef", json!({"connectionRef": {"name": "other"}})),
+    ] {
+        let msg = rejection(api.patch("so", &params, &patch(change)).await);
+        assert!(
+            msg.contains(&format!("spec.{field}")) && msg.contains("immutable"),
+            "{field}: {msg}"
+        );
+    }
+}
+
+/// What a user sees with kubectl: the server's message, not a client-side one.
+#[tokio::test]
+async fn kubectl_shows_the_servers_rejection() {
+    let (_, ns) = setup("crd-kubectl").await;
+    let cp = testkit::control_plane().await;
+    let manifest = serde_json::to_string(&json!({
+        "apiVersion": "d365.salesops.io/v1alpha1",
+        "kind": "SalesOrderStatus",
+        "metadata": {"name": "so", "namespace": ns},
+        "spec": {
+            "connectionRef": {"name": "usmf"},
+            "dataAreaId": "USMF",
+            "salesOrderNumber": "SO-1",
+            "salesStatus": "Shipped",
+        },
+    }))
+    .unwrap();
+    let file = cp.dir().join(format!("{ns}.json"));
+    std::fs::write(&file, manifest).unwrap();
+    let out = cp.kubectl(&["apply", "--server-side", "-f", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "kubectl accepted a bad order");
+    assert!(
+        stderr.contains("Unsupported value: \"Shipped\""),
+        "{stderr}"
+    );
+}
