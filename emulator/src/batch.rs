@@ -1,10 +1,284 @@
-//! `$batch` (placeholder until the multipart implementation lands).
-use axum::http::HeaderMap;
+//! `POST /data/$batch` [doc][obs]: multipart/mixed with changesets. A
+//! changeset is atomic (all or nothing); the batch answers 200 even when a
+//! changeset fails, and a failed changeset is answered by one part with the
+//! failing status and D365's error JSON. Requests outside changesets run
+//! one by one. JSON batch is [unverified] and not emulated.
+
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use rand::RngCore;
+use thiserror::Error;
 
-use crate::odata::ODataError;
+use crate::handlers::read_entity;
+use crate::keys::{Resource, parse_resource};
+use crate::multipart::{self, InnerRequest, MultipartError, Part, write_response_part};
+use crate::odata::{JSON_CONTENT_TYPE, ODataError, PROTOCOL_EXCEPTION};
+use crate::query;
 use crate::state::State;
+use crate::write::{self, PatchOp, Patched};
 
-pub fn handle(_state: &State, _base: &str, _headers: &HeaderMap, _body: &[u8]) -> Response {
-    ODataError::new(501, "not yet", crate::odata::PROTOCOL_EXCEPTION).into_response()
+/// Most operations in one batch [doc].
+pub const MAX_OPERATIONS: usize = 5_000;
+
+#[derive(Debug, Error)]
+pub enum BatchError {
+    #[error(transparent)]
+    Multipart(#[from] MultipartError),
+    #[error("The batch has {0} operations; at most {MAX_OPERATIONS} are allowed.")]
+    TooMany(usize),
+    #[error("Only GET and PATCH of {0} are supported in a batch; got '{1}'.")]
+    Method(&'static str, String),
+}
+
+/// One leaf request resolved to an entity key.
+struct Op {
+    content_id: Option<String>,
+    req: InnerRequest,
+    area: String,
+    number: String,
+    query: query::Query,
+}
+
+type Answer = (u16, Vec<(&'static str, String)>, Vec<u8>);
+
+pub fn handle(state: &State, base: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    match run(state, base, headers, body) {
+        Ok(resp) => resp,
+        Err(e) => ODataError::bad_request(e.to_string()).into_response(),
+    }
+}
+
+fn run(
+    state: &State,
+    base: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, BatchError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let b = multipart::boundary(ct).ok_or(MultipartError::NoBoundary)?;
+    let parts = multipart::split(body, &b)?;
+    let mut units: Vec<Result<Vec<Part>, Part>> = Vec::new();
+    let mut count = 0;
+    for p in parts {
+        match p.header("Content-Type").and_then(multipart::boundary) {
+            Some(cb) => {
+                let inner = multipart::split(&p.body, &cb)?;
+                count += inner.len();
+                units.push(Ok(inner));
+            }
+            None => {
+                count += 1;
+                units.push(Err(p));
+            }
+        }
+    }
+    if count > MAX_OPERATIONS {
+        return Err(BatchError::TooMany(count));
+    }
+    let out_b = format!("batchresponse_{}", random_hex());
+    let mut out = Vec::new();
+    for unit in units {
+        match unit {
+            Ok(changeset) => run_changeset(state, base, &changeset, &out_b, &mut out),
+            Err(single) => {
+                let (id, ans) = match to_op(state, base, &single) {
+                    Ok(op) => {
+                        let ans = if op.req.method == "GET" {
+                            get(state, &op)
+                        } else {
+                            patch_one(state, &op)
+                        };
+                        (op.content_id, ans)
+                    }
+                    Err(e) => (
+                        single.header("Content-ID").map(str::to_string),
+                        error_answer(e),
+                    ),
+                };
+                write_response_part(&mut out, &out_b, id.as_deref(), ans.0, &ans.1, &ans.2);
+            }
+        }
+    }
+    out.extend_from_slice(format!("--{out_b}--\r\n").as_bytes());
+    let mut r = (axum::http::StatusCode::OK, out).into_response();
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("multipart/mixed; boundary={out_b}")) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert("OData-Version", HeaderValue::from_static("4.0"));
+    Ok(r)
+}
+
+fn random_hex() -> String {
+    let mut b = [0u8; 8];
+    rand::rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Resolves a part to an operation on one entity.
+fn to_op(state: &State, base: &str, part: &Part) -> Result<Op, ODataError> {
+    let req =
+        multipart::parse_request(&part.body).map_err(|e| ODataError::bad_request(e.to_string()))?;
+    if req.method != "GET" && req.method != "PATCH" {
+        return Err(ODataError::new(
+            405,
+            BatchError::Method("entities", req.method.clone()).to_string(),
+            PROTOCOL_EXCEPTION,
+        ));
+    }
+    // Absolute URL, absolute path, or relative to the service root.
+    let mut target = req.target.as_str();
+    if let Some(i) = target.find("://") {
+        target = target[i + 3..]
+            .find('/')
+            .map_or("", |j| &target[i + 3 + j..]);
+    }
+    let target = target
+        .strip_prefix("/data/")
+        .or_else(|| target.strip_prefix("data/"))
+        .unwrap_or(target);
+    let target = target.strip_prefix('/').unwrap_or(target);
+    let (path, q) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    let resource = parse_resource(path)
+        .map_err(|e| ODataError::new(e.status(), e.to_string(), PROTOCOL_EXCEPTION))?;
+    let Resource::Entity(area, number) = resource else {
+        return Err(ODataError::new(
+            405,
+            BatchError::Method("single entities", req.method.clone()).to_string(),
+            PROTOCOL_EXCEPTION,
+        ));
+    };
+    let mut query = query::parse(q).map_err(|e| ODataError::bad_request(e.to_string()))?;
+    query.base = base.to_string();
+    let _ = state;
+    Ok(Op {
+        content_id: part.header("Content-ID").map(str::to_string),
+        req,
+        area,
+        number,
+        query,
+    })
+}
+
+fn patch_op(op: &Op) -> PatchOp<'_> {
+    PatchOp {
+        area: &op.area,
+        number: &op.number,
+        if_match: multipart::header(&op.req.headers, "If-Match"),
+        body: &op.req.body,
+        cross_company: op.query.cross_company,
+    }
+}
+
+fn error_answer(e: ODataError) -> Answer {
+    let body = serde_json::to_vec(&e.body()).unwrap_or_default();
+    (
+        e.status,
+        vec![
+            ("Content-Type", JSON_CONTENT_TYPE.to_string()),
+            ("OData-Version", "4.0".into()),
+        ],
+        body,
+    )
+}
+
+fn patched_answer(state: &State, op: &Op, done: Patched) -> Answer {
+    let faults = state.faults();
+    let mut headers = vec![("OData-Version", "4.0".to_string())];
+    if faults.patch_etag_header {
+        headers.push(("ETag", done.etag.clone()));
+    }
+    if done.status == 200 {
+        let mut m = serde_json::Map::new();
+        m.insert(
+            "@odata.context".into(),
+            format!(
+                "{}/data/$metadata#SalesOrderHeadersV2/$entity",
+                op.query.base
+            )
+            .into(),
+        );
+        m.extend(done.entity);
+        headers.push(("Content-Type", JSON_CONTENT_TYPE.to_string()));
+        (200, headers, serde_json::to_vec(&m).unwrap_or_default())
+    } else {
+        (204, headers, Vec::new())
+    }
+}
+
+fn get(state: &State, op: &Op) -> Answer {
+    match read_entity(state, &op.area, &op.number, &op.query) {
+        Ok((body, etag)) => {
+            let mut headers = vec![
+                ("Content-Type", JSON_CONTENT_TYPE.to_string()),
+                ("OData-Version", "4.0".to_string()),
+            ];
+            if state.faults().get_etag_header {
+                headers.push(("ETag", etag));
+            }
+            (200, headers, body)
+        }
+        Err(e) => error_answer(e),
+    }
+}
+
+fn patch_one(state: &State, op: &Op) -> Answer {
+    match write::patch(state, &patch_op(op), true) {
+        Ok(done) => patched_answer(state, op, done),
+        Err(e) => error_answer(e),
+    }
+}
+
+/// Runs a changeset atomically and writes its answer: a nested multipart
+/// of all results, or one error part [obs].
+fn run_changeset(state: &State, base: &str, parts: &[Part], out_b: &str, out: &mut Vec<u8>) {
+    let mut ops = Vec::new();
+    for p in parts {
+        match to_op(state, base, p) {
+            Ok(op) if op.req.method == "PATCH" => ops.push(op),
+            Ok(op) => {
+                let e = ODataError::bad_request("GET requests are not allowed inside a changeset.");
+                let ans = error_answer(e);
+                write_response_part(out, out_b, op.content_id.as_deref(), ans.0, &ans.1, &ans.2);
+                return;
+            }
+            Err(e) => {
+                let ans = error_answer(e);
+                write_response_part(out, out_b, p.header("Content-ID"), ans.0, &ans.1, &ans.2);
+                return;
+            }
+        }
+    }
+    let patch_ops: Vec<PatchOp<'_>> = ops.iter().map(patch_op).collect();
+    match write::changeset(state, &patch_ops) {
+        Ok(results) => {
+            let cs_b = format!("changesetresponse_{}", random_hex());
+            out.extend_from_slice(
+                format!("--{out_b}\r\nContent-Type: multipart/mixed; boundary={cs_b}\r\n\r\n")
+                    .as_bytes(),
+            );
+            for (op, done) in ops.iter().zip(results) {
+                let ans = patched_answer(state, op, done);
+                write_response_part(out, &cs_b, op.content_id.as_deref(), ans.0, &ans.1, &ans.2);
+            }
+            out.extend_from_slice(format!("--{cs_b}--\r\n").as_bytes());
+        }
+        Err((i, e)) => {
+            let ans = error_answer(e);
+            write_response_part(
+                out,
+                out_b,
+                ops[i].content_id.as_deref(),
+                ans.0,
+                &ans.1,
+                &ans.2,
+            );
+        }
+    }
 }

@@ -15,6 +15,7 @@ mod generate;
 mod handlers;
 mod journal;
 mod keys;
+mod multipart;
 mod odata;
 mod query;
 mod server;
