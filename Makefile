@@ -1,0 +1,49 @@
+# Entry points in kubebuilder's spirit. `make test` is what CI (.ci/run) and
+# the README run; `make help` lists the targets.
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+CARGO ?= cargo
+# Extra arguments for cargo test, e.g. `make test TEST_ARGS='--test crds'`.
+TEST_ARGS ?=
+# Extra arguments for the operator, e.g. `make run ARGS='--namespace orders'`.
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help envtest test lint fmt crds run bench demo
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+envtest: ## Build (once) etcd, kube-apiserver, kubectl; print their folder.
+	@hack/envtest/build.sh
+
+# The Go build of the control plane (minutes, mostly module downloads when
+# cold) runs beside the cargo build instead of after it; when both are warm
+# this costs nothing. Then the tests run with KUBEBUILDER_ASSETS pointing at
+# the binaries, so the harness builds nothing itself.
+test: ## Run every test on a real control plane, building what is missing.
+	@hack/envtest/build.sh >/dev/null & envtest=$$!; \
+	$(CARGO) test --workspace --no-run || exit 1; \
+	wait $$envtest || { echo "make: hack/envtest/build.sh failed" >&2; exit 1; }; \
+	KUBEBUILDER_ASSETS="$$(hack/envtest/build.sh)" $(CARGO) test --workspace $(TEST_ARGS)
+
+lint: ## rustfmt check + clippy with warnings as errors.
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code.
+	$(CARGO) fmt --all
+
+crds: ## Regenerate crds/crds.yaml from the Rust types.
+	$(CARGO) run -q -- crd > crds/crds.yaml.tmp
+	mv crds/crds.yaml.tmp crds/crds.yaml
+
+run: ## Run the operator against the current kubeconfig (TODO(lead): flags).
+	$(CARGO) run -- run $(ARGS)
+
+bench: ## Benchmarks; they print figures, they are not timed tests (TODO(lead)).
+	$(CARGO) bench --workspace
+
+demo: ## Local control plane + emulator + operator + sample orders.
+	hack/demo.sh
