@@ -1,0 +1,92 @@
+{{/* Names and labels, the usual helm-create shapes. */}}
+{{- define "sales-order-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "sales-order-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "sales-order-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "sales-order-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sales-order-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "sales-order-operator.labels" -}}
+helm.sh/chart: {{ include "sales-order-operator.chart" . }}
+{{ include "sales-order-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "sales-order-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "sales-order-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when a Lease decides who reconciles: asked for, or needed because
+more than one replica would otherwise write to D365 at once. */}}
+{{- define "sales-order-operator.leaderElect" -}}
+{{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) }}true{{ else }}false{{ end }}
+{{- end }}
+
+{{- define "sales-order-operator.leaseName" -}}
+{{- default (include "sales-order-operator.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{- define "sales-order-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Fails the render on contradictory values (the schema checks shapes). */}}
+{{- define "sales-order-operator.validate" -}}
+{{- if and (eq .Values.rbac.scope "namespaces") (empty .Values.watchNamespaces) }}
+{{- fail "rbac.scope=namespaces needs watchNamespaces: the namespaces to create Roles in and to watch" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The rules the operator needs in a namespace it watches (or cluster-wide).
+Each one is used by the code; see docs/operations.md#rbac.
+*/}}
+{{- define "sales-order-operator.rules" -}}
+# Watch the custom resources (reflector stores: list + watch).
+- apiGroups: ["d365.salesops.io"]
+  resources: ["salesorderstatuses", "d365connections"]
+  verbs: ["list", "watch"]
+# Write the outcome: merge patch of the status subresource only.
+- apiGroups: ["d365.salesops.io"]
+  resources: ["salesorderstatuses/status"]
+  verbs: ["patch"]
+# Secrets: watched as metadata (to notice rotation), and the one a
+# D365Connection names is read when its client is (re)built.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch"]
+# Events (kube-runtime Recorder, events.k8s.io/v1): create, and patch to
+# count a repeated event in its series.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
