@@ -32,7 +32,8 @@ enum Command {
 /// Every flag is also an environment variable, as charts expect.
 #[derive(Args, Clone, Debug)]
 struct RunArgs {
-    /// Watch only this namespace (all namespaces when empty).
+    /// Watch only these namespaces, comma-separated (all when empty); one
+    /// controller runs per namespace, so namespaced RBAC is enough.
     #[arg(long, env = "WATCH_NAMESPACE", default_value = "")]
     namespace: String,
     /// Only reconcile orders matching this label selector.
@@ -84,11 +85,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format, "info,kube_runtime=warn,hyper=warn");
     let client = kube::Client::try_default().await.context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
     let metrics = Arc::new(Metrics::default());
-    let ready = Arc::new(AtomicBool::new(false));
+    let namespaces: Vec<Option<String>> = if args.namespace.trim().is_empty() {
+        vec![None]
+    } else {
+        args.namespace.split(',').map(|n| Some(n.trim().to_owned())).filter(|n| n.as_deref() != Some("")).collect()
+    };
+    let ready: Vec<Arc<AtomicBool>> = namespaces.iter().map(|_| Arc::new(AtomicBool::new(false))).collect();
+    let ready = Arc::new(ready);
     let server = tokio::spawn(server::serve(args.http_addr, metrics.clone(), ready.clone()));
 
     let options = Options {
-        namespace: Some(args.namespace.clone()).filter(|s| !s.is_empty()),
+        namespace: None,
         label_selector: Some(args.selector.clone()).filter(|s| !s.is_empty()),
         max_concurrent_reconciles: args.max_concurrent_reconciles,
         settings: Settings {
@@ -98,12 +105,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
     };
     let shutdown = shutdown_signal();
-    let lease = sales_order_operator::leader::acquire(&client, &args.leader, metrics.clone(), ready.clone())
+    let lease = sales_order_operator::leader::acquire(&client, &args.leader, metrics.clone(), ready[0].clone())
         .await
         .context("leader election")?;
     tracing::info!(namespace = %args.namespace, selector = %args.selector, "starting controller");
+    let shutdown = futures::future::FutureExt::shared(shutdown);
+    let controllers = namespaces.into_iter().zip(ready.iter().cloned()).map(|(namespace, ready)| {
+        let options = Options { namespace, ..options.clone() };
+        controller::run(client.clone(), options, metrics.clone(), ready, shutdown.clone())
+    });
     tokio::select! {
-        () = controller::run(client, options, metrics, ready, shutdown) => {}
+        _ = futures::future::join_all(controllers) => {}
         lost = lease.lost() => {
             anyhow::bail!("lost the leader lease ({lost}); exiting so a standby takes over");
         }

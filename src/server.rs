@@ -4,6 +4,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// Flags that must all be true for `/readyz` (one per watched namespace).
+pub type ReadyFlags = Arc<Vec<Arc<AtomicBool>>>;
+
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -14,11 +17,11 @@ use crate::metrics::Metrics;
 #[derive(Clone)]
 struct AppState {
     metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
+    ready: ReadyFlags,
 }
 
 /// The router, separate from binding so tests can serve it anywhere.
-pub fn router(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> Router {
+pub fn router(metrics: Arc<Metrics>, ready: ReadyFlags) -> Router {
     Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { "ok" }))
@@ -27,7 +30,7 @@ pub fn router(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> Router {
 }
 
 /// Serves until the process ends.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> std::io::Result<()> {
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, ready: ReadyFlags) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving /metrics /healthz /readyz");
     axum::serve(listener, router(metrics, ready)).await
@@ -43,7 +46,7 @@ async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
 /// Ready once the watches have synced (and, with leader election, the
 /// replica knows whether it leads or stands by).
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    if s.ready.load(Ordering::SeqCst) {
+    if s.ready.iter().all(|r| r.load(Ordering::SeqCst)) {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "watches not synced")

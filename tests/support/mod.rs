@@ -1,0 +1,203 @@
+//! Shared pieces of the end-to-end tests: an emulator on loopback, a
+//! D365Connection + Secret pointing at it, SalesOrderStatus builders, and
+//! the real operator binary run as a subprocess against the test control
+//! plane.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use d365_emulator::{Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Emulator, Faults};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams, PostParams};
+use kube::Client;
+use sales_order_operator::api::{
+    ClientSecretRef, ConnectionAuth, ConnectionRef, D365Connection, D365ConnectionSpec, FieldMapping, Policy,
+    SalesOrderStatus, SalesOrderStatusSpec, SalesStatus,
+};
+
+/// An emulator with `n` generated orders (SO-2025-0001.., company usmf).
+pub async fn emulator(n: usize, faults: Faults) -> Emulator {
+    let config = Config { orders: d365_emulator::generate_orders(n, 7), faults, ..Config::default() };
+    Emulator::start(config).await.expect("emulator starts")
+}
+
+/// Creates Secret `d365-credentials` and D365Connection `usmf` in `ns`,
+/// pointing at `emu`.
+pub async fn connect(client: &Client, ns: &str, emu: &Emulator) {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "d365-credentials"},
+        "stringData": {"client-secret": DEFAULT_CLIENT_SECRET}
+    }))
+    .unwrap();
+    secrets.create(&PostParams::default(), &secret).await.expect("create secret");
+    let conns: Api<D365Connection> = Api::namespaced(client.clone(), ns);
+    conns.create(&PostParams::default(), &connection("usmf", &emu.url())).await.expect("create connection");
+}
+
+pub fn connection(name: &str, url: &str) -> D365Connection {
+    D365Connection::new(
+        name,
+        D365ConnectionSpec {
+            url: url.to_owned(),
+            entity_set: "SalesOrderHeadersV2".into(),
+            auth: ConnectionAuth {
+                tenant_id: DEFAULT_TENANT.into(),
+                client_id: DEFAULT_CLIENT_ID.into(),
+                client_secret_ref: ClientSecretRef { name: "d365-credentials".into(), key: "client-secret".into() },
+                authority_url: Some(url.to_owned()),
+                scope: None,
+            },
+            fields: FieldMapping::default(),
+            final_statuses: vec![SalesStatus::Invoiced, SalesStatus::Canceled],
+            max_requests_per_second: 500,
+            max_concurrent_requests: 32,
+            request_timeout_seconds: 5,
+        },
+    )
+}
+
+/// Order `n` of the emulator's generated set, wanted in `status`.
+pub fn order(n: usize, status: SalesStatus) -> SalesOrderStatus {
+    SalesOrderStatus::new(
+        &format!("so-2025-{n:04}"),
+        SalesOrderStatusSpec {
+            connection_ref: ConnectionRef { name: "usmf".into() },
+            data_area_id: "USMF".into(),
+            sales_order_number: number(n),
+            sales_status: status,
+            delivery_date: Some("2025-02-08".into()),
+            policy: Policy::Enforce,
+            suspend: false,
+        },
+    )
+}
+
+pub fn number(n: usize) -> String {
+    format!("SO-2025-{n:04}")
+}
+
+pub async fn create_orders(client: &Client, ns: &str, orders: impl IntoIterator<Item = SalesOrderStatus>) {
+    let api: Api<SalesOrderStatus> = Api::namespaced(client.clone(), ns);
+    for o in orders {
+        api.create(&PostParams::default(), &o).await.expect("create order");
+    }
+}
+
+/// Ready reason of every order in `ns`, by name.
+pub async fn ready_reasons(client: &Client, ns: &str) -> Vec<(String, Option<String>, Option<String>)> {
+    let api: Api<SalesOrderStatus> = Api::namespaced(client.clone(), ns);
+    let list = api.list(&ListParams::default()).await.expect("list orders");
+    list.items
+        .iter()
+        .map(|o| {
+            let c = o.ready_condition();
+            (
+                kube::ResourceExt::name_any(o),
+                c.map(|c| c.status.clone()),
+                c.map(|c| c.reason.clone()),
+            )
+        })
+        .collect()
+}
+
+/// Waits until every order in `ns` (at least `count`) has Ready reason in
+/// `reasons`; returns the list or panics with the stragglers.
+pub async fn wait_all(client: &Client, ns: &str, count: usize, reasons: &[&str], timeout: Duration) {
+    let result = testkit::wait_for(timeout, || async {
+        let all = ready_reasons(client, ns).await;
+        let done = all.iter().filter(|(_, _, r)| r.as_deref().is_some_and(|r| reasons.contains(&r))).count();
+        (all.len() >= count && done == all.len()).then_some(())
+    })
+    .await;
+    if result.is_err() {
+        let all = ready_reasons(client, ns).await;
+        let stragglers: Vec<_> = all.iter().filter(|(_, _, r)| !r.as_deref().is_some_and(|r| reasons.contains(&r))).take(10).collect();
+        panic!("not all {count} orders reached {reasons:?} in {timeout:?}; e.g. {stragglers:?}");
+    }
+}
+
+/// The operator binary, running against the test control plane; killed on
+/// drop. Its log goes to a file in the control plane's temp dir.
+pub struct Operator {
+    child: Child,
+    pub http: String,
+    pub log: std::path::PathBuf,
+}
+
+impl Operator {
+    pub fn start(kubeconfig: &Path, namespace: &str, extra: &[&str]) -> Operator {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = std::env::temp_dir().join(format!("operator-{namespace}-{port}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sales-order-operator"))
+            .args(["run", "--namespace", namespace, "--http-addr", &format!("127.0.0.1:{port}"), "--log-format", "json"])
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info,sales_order_operator=debug")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("operator binary starts");
+        Operator { child, http: format!("http://127.0.0.1:{port}"), log }
+    }
+
+    /// `/metrics` text (empty while the server is not up yet).
+    pub async fn metrics(&self) -> String {
+        match reqwest::get(format!("{}/metrics", self.http)).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Sum of a metric's samples whose line starts with `prefix`.
+    pub async fn metric_sum(&self, prefix: &str) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, as a crashed node would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a graceful exit; returns its success.
+    pub fn terminate(&mut self) -> bool {
+        unsafe { libc_kill(self.child.id() as i32, 15) };
+        for _ in 0..200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
