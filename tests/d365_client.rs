@@ -94,7 +94,10 @@ fn data_requests(emu: &Emulator) -> Vec<d365_emulator::RequestRecord> {
 }
 
 fn count(emu: &Emulator, method: &str) -> usize {
-    data_requests(emu).iter().filter(|r| r.method == method).count()
+    data_requests(emu)
+        .iter()
+        .filter(|r| r.method == method)
+        .count()
 }
 
 fn client_writes(emu: &Emulator) -> Vec<d365_emulator::WriteRecord> {
@@ -145,7 +148,10 @@ async fn cross_company_and_awkward_keys_reach_the_order() {
     emu.put_order(json!({"dataAreaId": "demf", "SalesOrderNumber": number, STATUS: "Backorder"}));
     let k = OrderKey::new("DEMF", number);
     let entity = client.get_order(&k, &[STATUS]).await.unwrap();
-    assert_eq!(entity.etag.as_str(), emu_etag(&emu, &OrderKey::new("demf", number)));
+    assert_eq!(
+        entity.etag.as_str(),
+        emu_etag(&emu, &OrderKey::new("demf", number))
+    );
     client
         .patch_order(&k, &entity.etag, &changes(&[(STATUS, "Delivered")]))
         .await
@@ -215,8 +221,12 @@ async fn stale_etag_conflicts_then_fresh_etag_wins(conflict_status: u16) {
     });
     let k = key(3);
     let stale = client.get_order(&k, &[STATUS]).await.unwrap().etag;
-    emu.external_write("usmf", &k.sales_order_number, changes(&[("SalesOrderName", "edited")]))
-        .unwrap();
+    emu.external_write(
+        "usmf",
+        &k.sales_order_number,
+        changes(&[("SalesOrderName", "edited")]),
+    )
+    .unwrap();
     let err = client
         .patch_order(&k, &stale, &changes(&[(STATUS, "Delivered")]))
         .await
@@ -271,8 +281,12 @@ async fn concurrent_writer_change_survives() {
     let k = key(2);
     let first = client.get_order(&k, &[STATUS]).await.unwrap();
     let theirs = "PO-THEIRS-1";
-    emu.external_write("usmf", &k.sales_order_number, changes(&[(REQUISITION, theirs)]))
-        .unwrap();
+    emu.external_write(
+        "usmf",
+        &k.sales_order_number,
+        changes(&[(REQUISITION, theirs)]),
+    )
+    .unwrap();
     let ours = changes(&[(STATUS, "Delivered")]);
     let err = client
         .patch_order(&k, &first.etag, &ours)
@@ -282,8 +296,16 @@ async fn concurrent_writer_change_survives() {
     let second = client.get_order(&k, &[STATUS]).await.unwrap();
     client.patch_order(&k, &second.etag, &ours).await.unwrap();
     assert_eq!(emu_field(&emu, &k, STATUS), "Delivered");
-    assert_eq!(emu_field(&emu, &k, REQUISITION), theirs, "their edit was lost");
-    assert!(client_writes(&emu).iter().all(|w| !w.fields.contains_key(REQUISITION)));
+    assert_eq!(
+        emu_field(&emu, &k, REQUISITION),
+        theirs,
+        "their edit was lost"
+    );
+    assert!(
+        client_writes(&emu)
+            .iter()
+            .all(|w| !w.fields.contains_key(REQUISITION))
+    );
 }
 
 #[tokio::test]
@@ -301,7 +323,10 @@ async fn missing_if_match_is_428_and_the_client_always_sends_one() {
         .patch_order(&k, &etag, &changes(&[(STATUS, "Delivered")]))
         .await
         .unwrap();
-    assert_eq!(client_writes(&emu)[0].if_match.as_deref(), Some(etag.as_str()));
+    assert_eq!(
+        client_writes(&emu)[0].if_match.as_deref(),
+        Some(etag.as_str())
+    );
 
     // The client cannot send an unconditional PATCH (by design), so the 428
     // answer is obtained raw and classified with the client's own mapping.
@@ -341,7 +366,10 @@ async fn missing_if_match_is_428_and_the_client_always_sends_one() {
         if_match: None,
     };
     let err = D365Error::from_odata_response(&ctx, status, &headers, &body);
-    assert!(matches!(err, D365Error::PreconditionRequired { .. }), "{err:?}");
+    assert!(
+        matches!(err, D365Error::PreconditionRequired { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("If-Match"), "{err}");
     assert_eq!(emu_field(&emu, &k, STATUS), "Delivered");
 }
@@ -357,7 +385,10 @@ async fn throttling_pauses_the_whole_connection() {
     let err = client.get_order(&key(1), &[]).await.unwrap_err();
     let retry_after = err.retry_after().expect("throttled");
     assert!(retry_after >= Duration::from_secs(1), "{retry_after:?}");
-    assert!(err.to_string().contains("high resource utilization"), "{err}");
+    assert!(
+        err.to_string().contains("high resource utilization"),
+        "{err}"
+    );
     let throttled_at = Instant::now();
     let paused = client.paused_for().expect("connection paused");
     assert!(paused <= retry_after && paused > retry_after - Duration::from_millis(500));
@@ -376,7 +407,13 @@ async fn throttling_pauses_the_whole_connection() {
     assert!(throttled_at.elapsed() >= retry_after - Duration::from_millis(50));
     assert_eq!(entity.fields[STATUS], "Backorder");
     assert_eq!(client.paused_for(), None);
-    assert_eq!(data_requests(&emu).iter().filter(|r| r.status == 429).count(), 1);
+    assert_eq!(
+        data_requests(&emu)
+            .iter()
+            .filter(|r| r.status == 429)
+            .count(),
+        1
+    );
 }
 
 /// Sends 10 concurrent GETs through a client with the given limits while
@@ -559,7 +596,11 @@ async fn hang_past_the_timeout_is_unavailable() {
     });
     let started = Instant::now();
     let err = client.get_order(&key(1), &[]).await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(
         matches!(&err, D365Error::Unavailable { status: None, message } if message.contains("timed out")),
         "{err:?}"
@@ -572,7 +613,10 @@ async fn hang_past_the_timeout_is_unavailable() {
 async fn bad_arguments_send_nothing() {
     let (emu, client, _) = setup(1).await;
     let etag = ETag::parse("W/\"x\"").unwrap();
-    let err = client.patch_order(&key(1), &etag, &Map::new()).await.unwrap_err();
+    let err = client
+        .patch_order(&key(1), &etag, &Map::new())
+        .await
+        .unwrap_err();
     assert!(matches!(err, D365Error::Config { .. }), "{err:?}");
     let err = client.get_order(&key(1), &["A,B"]).await.unwrap_err();
     assert!(matches!(err, D365Error::Config { .. }), "{err:?}");
