@@ -1,4 +1,8 @@
-//! The D365 client against the emulator over real loopback HTTP.
+//! The D365 client against the emulator over real loopback HTTP, plus a
+//! scripted stub for answers the emulator cannot give.
+
+#[path = "d365_client/stub.rs"]
+mod stub;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +17,7 @@ use sales_order_operator::d365::{
 };
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
+use stub::{Mode, Stub};
 
 const STATUS: &str = "SalesOrderStatus";
 const REQUISITION: &str = "CustomerRequisitionNumber";
@@ -621,4 +626,88 @@ async fn bad_arguments_send_nothing() {
     let err = client.get_order(&key(1), &["A,B"]).await.unwrap_err();
     assert!(matches!(err, D365Error::Config { .. }), "{err:?}");
     assert!(emu.requests().is_empty());
+}
+
+fn stub_client(stub: &Stub) -> D365Client {
+    let url = url::Url::parse(&stub.url).unwrap();
+    let s = ConnectionSettings::new(
+        url.clone(),
+        url,
+        "tenant",
+        "client",
+        SecretString::from("stub-secret"),
+    );
+    D365Client::new(s, Arc::new(Recorder::default())).unwrap()
+}
+
+#[tokio::test]
+async fn every_request_carries_odata_headers_token_and_cross_company() {
+    let stub = Stub::start(Mode::HeaderEtagOnly).await;
+    let client = stub_client(&stub);
+    let k = key(7);
+    client.get_order(&k, &[STATUS, REQUISITION]).await.unwrap();
+    let etag = ETag::parse("W/\"e1\"").unwrap();
+    client
+        .patch_order(&k, &etag, &changes(&[(STATUS, "Delivered")]))
+        .await
+        .unwrap();
+    let seen = stub.seen();
+    let methods: Vec<&str> = seen.iter().map(|r| r.method.as_str()).collect();
+    assert_eq!(methods, ["GET", "PATCH"]);
+    let path = "/data/SalesOrderHeadersV2(dataAreaId='USMF',SalesOrderNumber='SO-2025-0007')";
+    assert_eq!(
+        seen[0].uri,
+        format!("{path}?cross-company=true&$select={STATUS},{REQUISITION}")
+    );
+    assert_eq!(seen[1].uri, format!("{path}?cross-company=true"));
+    for request in &seen {
+        let h = |name: &str| {
+            request
+                .headers
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(h("odata-version").as_deref(), Some("4.0"));
+        assert_eq!(h("odata-maxversion").as_deref(), Some("4.0"));
+        assert_eq!(h("accept").as_deref(), Some("application/json"));
+        assert_eq!(h("authorization").as_deref(), Some("Bearer stub-token-1"));
+    }
+    assert_eq!(seen[0].headers.get("if-match"), None);
+    assert_eq!(seen[1].headers["if-match"], "W/\"e1\"");
+    assert_eq!(seen[1].headers["content-type"], "application/json");
+}
+
+#[tokio::test]
+async fn etag_header_is_the_fallback_when_the_body_has_none() {
+    let stub = Stub::start(Mode::HeaderEtagOnly).await;
+    let entity = stub_client(&stub).get_order(&key(1), &[]).await.unwrap();
+    assert_eq!(entity.etag.as_str(), "W/\"from-header\"");
+    assert_eq!(entity.fields[STATUS], "Backorder");
+}
+
+#[tokio::test]
+async fn persistent_401_is_unauthorized_after_exactly_one_refresh() {
+    let stub = Stub::start(Mode::Always401).await;
+    let err = stub_client(&stub)
+        .get_order(&key(1), &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, D365Error::Unauthorized { .. }), "{err:?}");
+    assert!(err.to_string().contains("after a token refresh"), "{err}");
+    assert!(!err.to_string().contains("stub-token"), "{err}");
+    assert_eq!(stub.token_requests(), 2);
+    let seen = stub.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].headers["authorization"], "Bearer stub-token-1");
+    assert_eq!(seen[1].headers["authorization"], "Bearer stub-token-2");
+}
+
+#[tokio::test]
+async fn throttle_without_retry_after_pauses_30_seconds() {
+    let stub = Stub::start(Mode::ThrottleNoRetryAfter).await;
+    let client = stub_client(&stub);
+    let err = client.get_order(&key(1), &[]).await.unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
+    let paused = client.paused_for().unwrap();
+    assert!(paused > Duration::from_secs(29), "{paused:?}");
 }
