@@ -100,11 +100,11 @@ pub async fn token(
         );
     }
     // Client credentials may also come as HTTP Basic [doc: RFC 6749 2.3.1].
-    if form.client_id.is_empty() {
-        if let Some((id, secret)) = basic_credentials(&headers) {
-            form.client_id = id;
-            form.client_secret = secret;
-        }
+    if form.client_id.is_empty()
+        && let Some((id, secret)) = basic_credentials(&headers)
+    {
+        form.client_id = id;
+        form.client_secret = secret;
     }
     if form.grant_type != "client_credentials" {
         return aad_error(

@@ -84,7 +84,7 @@ fn run(
         match unit {
             Ok(changeset) => run_changeset(state, base, &changeset, &out_b, &mut out),
             Err(single) => {
-                let (id, ans) = match to_op(state, base, &single) {
+                let (id, ans) = match to_op(base, &single) {
                     Ok(op) => {
                         let ans = if op.req.method == "GET" {
                             get(state, &op)
@@ -119,7 +119,7 @@ fn random_hex() -> String {
 }
 
 /// Resolves a part to an operation on one entity.
-fn to_op(state: &State, base: &str, part: &Part) -> Result<Op, ODataError> {
+fn to_op(base: &str, part: &Part) -> Result<Op, ODataError> {
     let req =
         multipart::parse_request(&part.body).map_err(|e| ODataError::bad_request(e.to_string()))?;
     if req.method != "GET" && req.method != "PATCH" {
@@ -156,7 +156,6 @@ fn to_op(state: &State, base: &str, part: &Part) -> Result<Op, ODataError> {
     };
     let mut query = query::parse(q).map_err(|e| ODataError::bad_request(e.to_string()))?;
     query.base = base.to_string();
-    let _ = state;
     Ok(Op {
         content_id: part.header("Content-ID").map(str::to_string),
         req,
@@ -240,7 +239,7 @@ fn patch_one(state: &State, op: &Op) -> Answer {
 fn run_changeset(state: &State, base: &str, parts: &[Part], out_b: &str, out: &mut Vec<u8>) {
     let mut ops = Vec::new();
     for p in parts {
-        match to_op(state, base, p) {
+        match to_op(base, p) {
             Ok(op) if op.req.method == "PATCH" => ops.push(op),
             Ok(op) => {
                 let e = ODataError::bad_request("GET requests are not allowed inside a changeset.");

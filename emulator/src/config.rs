@@ -37,6 +37,9 @@ pub struct Config {
     pub faults: Faults,
     /// Initial orders (D365 field names); `reset` returns to these.
     pub orders: Vec<serde_json::Value>,
+    /// Also generate this many orders (`generate_orders(generate, seed)`)
+    /// straight into the store: cheaper than passing them in `orders`.
+    pub generate: usize,
 }
 
 impl Default for Config {
@@ -53,6 +56,7 @@ impl Default for Config {
             seed: 0,
             faults: Faults::default(),
             orders: Vec::new(),
+            generate: 0,
         }
     }
 }

@@ -198,6 +198,7 @@ pub fn patched_response(state: &State, q: &Query, done: Patched, prefer_entity: 
 fn matching<'a>(state: &State, q: &Query, table: &'a crate::store::Table) -> Vec<&'a Order> {
     let mut rows: Vec<&Order> = table
         .values()
+        .map(|o| &**o)
         .filter(|o| state.visible(o.area(), q.cross_company))
         .filter(|o| q.filter.as_ref().is_none_or(|f| f.eval(o)))
         .collect();

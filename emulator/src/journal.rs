@@ -10,8 +10,9 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// Most requests kept in the ring.
-pub const REQUEST_RING: usize = 1_000_000;
+/// Most requests kept in the ring: enough for any test or demo run while
+/// bounding memory (~250 bytes a record, so ~50 MiB when full).
+pub const REQUEST_RING: usize = 200_000;
 
 /// Who wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

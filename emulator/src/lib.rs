@@ -49,18 +49,24 @@ pub enum EmulatorError {
     Seed(#[from] entity::EntityError),
 }
 
+/// The server task and the signal that stops it.
+type Running = (oneshot::Sender<()>, JoinHandle<()>);
+
 /// A cheap, cloneable handle to a running emulator.
 #[derive(Clone)]
 pub struct Emulator {
     state: Arc<State>,
-    shutdown: Arc<Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>>,
+    shutdown: Arc<Mutex<Option<Running>>>,
 }
 
 impl Emulator {
     /// Binds, spawns the server on the current tokio runtime and returns
     /// once it is listening.
-    pub async fn start(config: Config) -> Result<Emulator, EmulatorError> {
-        let store = Store::new(config.orders.clone())?;
+    pub async fn start(mut config: Config) -> Result<Emulator, EmulatorError> {
+        // The seeds live on only as compact rows in the store.
+        let seeds = std::mem::take(&mut config.orders);
+        let store = Store::new(&seeds, generate::orders_iter(config.generate, config.seed))?;
+        drop(seeds);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| EmulatorError::Bind(config.listen, e))?;
@@ -174,7 +180,7 @@ impl Emulator {
         self.state.tokens.revoke_all();
     }
 
-    /// Orders back to the initial set (new ETags), history, requests,
+    /// Orders back to the initial set (with their initial ETags), history, requests,
     /// counters and throttling cleared, fault RNG reseeded. Faults and
     /// tokens are kept.
     pub fn reset(&self) {

@@ -10,7 +10,6 @@ use anyhow::Context;
 use clap::Parser;
 use d365_emulator::{
     Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Emulator, Faults,
-    generate_orders,
 };
 
 /// Emulator of the Dynamics 365 F&O OData API (SalesOrderHeadersV2).
@@ -104,7 +103,7 @@ struct Cli {
 
 impl Cli {
     fn config(self) -> anyhow::Result<Config> {
-        let mut orders = match &self.orders {
+        let orders = match &self.orders {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?;
@@ -114,7 +113,6 @@ impl Cli {
             }
             None => Vec::new(),
         };
-        orders.extend(generate_orders(self.generate, self.seed));
         Ok(Config {
             listen: self.listen,
             public_url: self.public_url,
@@ -126,6 +124,7 @@ impl Cli {
             page_size: self.page_size,
             seed: self.seed,
             orders,
+            generate: self.generate,
             faults: Faults {
                 latency_ms: self.latency_ms,
                 latency_jitter_ms: self.latency_jitter_ms,
@@ -158,7 +157,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let config = Cli::parse().config()?;
-    let n = config.orders.len();
+    let n = config.orders.len() + config.generate;
     let emulator = Emulator::start(config).await?;
     tracing::info!(orders = n, "emulator started");
     println!("d365-emulator listening on {}", emulator.url());

@@ -1,8 +1,11 @@
 //! The order table: a `BTreeMap` behind a `parking_lot::RwLock`, keyed by
 //! (lower-case dataAreaId, SalesOrderNumber) so collection pages come out in
-//! key order and single reads are a short read-lock lookup.
+//! key order and single reads are a short read-lock lookup. Rows are
+//! `Arc`s, so the snapshot `reset` returns to shares every unchanged row
+//! with the live table instead of holding a second copy.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -19,32 +22,38 @@ pub fn key(area: &str, number: &str) -> Key {
     (area.to_lowercase(), number.to_string())
 }
 
-pub type Table = BTreeMap<Key, Order>;
+pub type Table = BTreeMap<Key, Arc<Order>>;
 
 pub struct Store {
     table: RwLock<Table>,
-    /// The seed orders `reset` goes back to.
-    initial: Mutex<Vec<Value>>,
+    /// The seed table `reset` goes back to (rows shared with the live table).
+    initial: Mutex<Table>,
     /// Global version counter: never reset, so ETags are never reused.
     version: AtomicU64,
     rec_id: AtomicU64,
 }
 
 impl Store {
-    pub fn new(initial: Vec<Value>) -> Result<Store, EntityError> {
+    pub fn new<'a>(
+        initial: impl IntoIterator<Item = &'a Value>,
+        generated: impl Iterator<Item = Value>,
+    ) -> Result<Store, EntityError> {
         let store = Store {
             table: RwLock::new(BTreeMap::new()),
-            initial: Mutex::new(Vec::new()),
+            initial: Mutex::new(Table::new()),
             version: AtomicU64::new(1),
             rec_id: AtomicU64::new(5_637_144_576),
         };
         {
             let mut t = store.table.write();
-            for e in &initial {
+            for e in initial {
                 store.upsert(&mut t, e)?;
             }
+            for e in generated {
+                store.upsert(&mut t, &e)?;
+            }
+            *store.initial.lock() = t.clone();
         }
-        *store.initial.lock() = initial;
         Ok(store)
     }
 
@@ -71,18 +80,14 @@ impl Store {
             None => self.rec_id.fetch_add(1, Ordering::Relaxed),
         };
         order.etag = self.next_etag(order.rec_id);
-        table.insert(k.clone(), order);
+        table.insert(k.clone(), Arc::new(order));
         Ok(k)
     }
 
-    /// Puts the seed orders back, each with a new ETag.
+    /// Puts the seed orders back, with their initial ETags (same content,
+    /// same version).
     pub fn reset(&self) {
         let initial = self.initial.lock().clone();
-        let mut t = self.table.write();
-        t.clear();
-        for e in &initial {
-            // Seeds were validated at start.
-            let _ = self.upsert(&mut t, e);
-        }
+        *self.table.write() = initial;
     }
 }

@@ -4,6 +4,7 @@
 //! writer, and the write history.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Map, Value, json};
@@ -45,7 +46,7 @@ pub fn patch(state: &State, op: &PatchOp<'_>, via_batch: bool) -> Result<Patched
     let mut table = state.store.write();
     let k = key(op.area, op.number);
     concurrent_writer(state, &faults, &mut table, &k);
-    let current = table.get(&k);
+    let current = table.get(&k).map(|o| &**o);
     match decide(state, &faults, current, op) {
         Ok((order, fields)) => {
             let done = accepted(&faults, &order);
@@ -57,7 +58,7 @@ pub fn patch(state: &State, op: &PatchOp<'_>, via_batch: bool) -> Result<Patched
                 fields,
                 via_batch,
             ));
-            table.insert(k, order);
+            table.insert(k, Arc::new(order));
             Ok(done)
         }
         Err((err, fields)) => {
@@ -83,7 +84,7 @@ pub fn changeset(state: &State, ops: &[PatchOp<'_>]) -> Result<Vec<Patched>, (us
         if !staged.contains_key(&k) {
             concurrent_writer(state, &faults, &mut table, &k);
         }
-        let current = staged.get(&k).or_else(|| table.get(&k));
+        let current = staged.get(&k).or_else(|| table.get(&k).map(|o| &**o));
         match decide(state, &faults, current, op) {
             Ok((order, fields)) => {
                 let done = accepted(&faults, &order);
@@ -108,7 +109,7 @@ pub fn changeset(state: &State, ops: &[PatchOp<'_>]) -> Result<Vec<Patched>, (us
     for r in records {
         state.journal.write(r);
     }
-    table.extend(staged);
+    table.extend(staged.into_iter().map(|(k, o)| (k, Arc::new(o))));
     Ok(results)
 }
 
@@ -239,12 +240,12 @@ fn not_found(op: &PatchOp<'_>) -> ODataError {
 /// The `conflictRate` fault: another user changes an unmanaged field (so
 /// the ETag) just before the client's PATCH is evaluated [field report].
 fn concurrent_writer(state: &State, faults: &Faults, table: &mut Table, k: &Key) {
-    let Some(order) = table.get_mut(k) else {
-        return;
-    };
-    if !state.rng.chance(faults.conflict_rate) {
+    if !table.contains_key(k) || !state.rng.chance(faults.conflict_rate) {
         return;
     }
+    let Some(order) = table.get_mut(k).map(Arc::make_mut) else {
+        return;
+    };
     let n = CONCURRENT_EDITS.fetch_add(1, Ordering::Relaxed) + 1;
     let fields = json!({"CustomerRequisitionNumber": format!("CW-{n:06}")});
     let Value::Object(fields) = fields else {
@@ -277,7 +278,7 @@ pub fn external_write(
     source: WriteSource,
 ) -> Option<String> {
     let mut table = state.store.write();
-    let order = table.get_mut(&key(area, number))?;
+    let order = Arc::make_mut(table.get_mut(&key(area, number))?);
     let fields = order.validate_patch(fields).ok()?;
     let before = order.etag.clone();
     order.apply(&fields);
