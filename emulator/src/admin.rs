@@ -74,6 +74,9 @@ pub fn reset(state: &State) {
     state.journal.clear();
     state.throttle.reset();
     state.rng.reseed();
+    state
+        .warm
+        .store(false, std::sync::atomic::Ordering::Relaxed);
 }
 
 #[derive(Deserialize, Default)]

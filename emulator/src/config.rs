@@ -70,6 +70,9 @@ pub struct Faults {
     pub latency_ms: u64,
     /// Extra uniform random delay in `0..=latency_jitter_ms`.
     pub latency_jitter_ms: u64,
+    /// Extra delay of the first `/data` request after start or reset: "the
+    /// first call after an AOS restart is slow" [doc].
+    pub cold_start_ms: u64,
     /// Probability that a simulated concurrent writer edits an unmanaged
     /// field (and so the ETag) just before a client PATCH is evaluated
     /// [field report: ~40% of updates conflicted].
@@ -108,6 +111,7 @@ impl Default for Faults {
         Faults {
             latency_ms: 0,
             latency_jitter_ms: 0,
+            cold_start_ms: 0,
             conflict_rate: 0.0,
             conflict_status: 412,
             require_if_match: false,

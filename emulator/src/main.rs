@@ -68,6 +68,9 @@ struct Cli {
     latency_ms: u64,
     #[arg(long, env = "D365_EMULATOR_LATENCY_JITTER_MS", default_value_t = 0)]
     latency_jitter_ms: u64,
+    /// Extra delay of the first /data request (slow first call after an AOS restart).
+    #[arg(long, env = "D365_EMULATOR_COLD_START_MS", default_value_t = 0)]
+    cold_start_ms: u64,
     /// Probability a concurrent writer changes the order just before a PATCH.
     #[arg(long, env = "D365_EMULATOR_CONFLICT_RATE", default_value_t = 0.0)]
     conflict_rate: f64,
@@ -128,6 +131,7 @@ impl Cli {
             faults: Faults {
                 latency_ms: self.latency_ms,
                 latency_jitter_ms: self.latency_jitter_ms,
+                cold_start_ms: self.cold_start_ms,
                 conflict_rate: self.conflict_rate,
                 conflict_status: self.conflict_status,
                 require_if_match: self.require_if_match,

@@ -4,6 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use thiserror::Error;
 
 /// Answer content type [doc].
 pub const JSON_CONTENT_TYPE: &str = "application/json; odata.metadata=minimal";
@@ -24,7 +25,8 @@ pub const SECURITY_EXCEPTION: &str = "System.Security.SecurityException";
 
 /// An OData error in D365's shape: `code` empty, generic `message`, the
 /// useful text in `innererror.message` [obs].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error("{status}: {message}")]
 pub struct ODataError {
     pub status: u16,
     pub message: String,

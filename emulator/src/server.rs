@@ -2,6 +2,7 @@
 //! faults) and the request recorder.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
@@ -52,7 +53,10 @@ async fn guard(AxState(state): AxState<Arc<State>>, req: Request, next: Next) ->
             Err(secs) => throttled(secs),
             Ok(s) => {
                 slot = Some(s);
-                let delay = faults.latency_ms + state.rng.upto(faults.latency_jitter_ms);
+                let mut delay = faults.latency_ms + state.rng.upto(faults.latency_jitter_ms);
+                if !state.warm.swap(true, Ordering::Relaxed) {
+                    delay += faults.cold_start_ms;
+                }
                 if delay > 0 {
                     tokio::time::sleep(Duration::from_millis(delay)).await;
                 }

@@ -1,6 +1,7 @@
 //! Shared state of a running emulator, behind an `Arc` in every handler.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use axum::http::{HeaderMap, header};
 use parking_lot::RwLock;
@@ -22,6 +23,8 @@ pub struct State {
     pub tokens: Tokens,
     pub rng: FaultRng,
     pub throttle: Throttle,
+    /// False until the first `/data` request after start or reset.
+    pub warm: AtomicBool,
 }
 
 impl State {
@@ -32,6 +35,7 @@ impl State {
             tokens: Tokens::default(),
             journal: Journal::default(),
             throttle: Throttle::default(),
+            warm: AtomicBool::new(false),
             store,
             base_url,
             config,

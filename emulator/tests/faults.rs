@@ -81,6 +81,29 @@ async fn latency_and_jitter() {
 }
 
 #[tokio::test]
+async fn cold_start_slows_only_the_first_call() {
+    let env = start_faults(Faults {
+        cold_start_ms: 400,
+        ..Faults::default()
+    })
+    .await;
+    let path = key_path("usmf", "SO-2025-0001");
+    let t = Instant::now();
+    env.get(&path).await;
+    assert!(t.elapsed() >= Duration::from_millis(400));
+    let t = Instant::now();
+    env.get(&path).await;
+    assert!(t.elapsed() < Duration::from_millis(300));
+    env.emu.reset();
+    let t = Instant::now();
+    env.get(&path).await;
+    assert!(
+        t.elapsed() >= Duration::from_millis(400),
+        "slow again after reset"
+    );
+}
+
+#[tokio::test]
 async fn error_rate_and_status() {
     let env = start_faults(Faults {
         error_rate: 1.0,
