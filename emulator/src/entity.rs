@@ -292,6 +292,47 @@ impl Order {
     }
 }
 
+/// Serializes an order straight to JSON without building a map: the hot
+/// path of single GETs and pages. Field order is the type's order.
+pub struct EntityView<'a> {
+    pub order: &'a Order,
+    pub select: Option<&'a [String]>,
+    /// `@odata.context`, for a single-entity answer.
+    pub context: Option<&'a str>,
+}
+
+impl serde::Serialize for EntityView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let o = self.order;
+        let mut m = s.serialize_map(None)?;
+        if let Some(c) = self.context {
+            m.serialize_entry("@odata.context", c)?;
+        }
+        m.serialize_entry("@odata.etag", &o.etag)?;
+        match self.select {
+            Some(names) => {
+                for n in names {
+                    if let Some(v) = o.get(n) {
+                        m.serialize_entry(n, v)?;
+                    }
+                }
+            }
+            None => {
+                for (i, field) in FIELDS.iter().enumerate() {
+                    m.serialize_entry(field.name, &o.values[i])?;
+                }
+                if let Some(extra) = &o.extra {
+                    for (k, v) in extra.iter() {
+                        m.serialize_entry(k, v)?;
+                    }
+                }
+            }
+        }
+        m.end()
+    }
+}
+
 /// Weak, opaque ETag whose base64 holds a record id and version, the shape
 /// D365 answers [obs]. `version` is global and never reused, so every write
 /// (even after a reset) yields a new ETag.

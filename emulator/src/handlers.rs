@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use crate::batch;
-use crate::entity::{ENTITY_SET, FIELDS, Kind, Order};
+use crate::entity::{ENTITY_SET, EntityView, FIELDS, Kind, Order};
 use crate::keys::{Resource, parse_resource};
 use crate::odata::{ODataError, bytes_response, empty_response, json_response};
 use crate::query::{self, Query, encode_skiptoken};
@@ -124,14 +124,16 @@ pub fn read_entity(
     if !state.visible(area, q.cross_company) {
         return Err(not_found());
     }
+    let ctx = context(q, true);
     let table = state.store.read();
     let order = table.get(&key(area, number)).ok_or_else(not_found)?;
-    let mut m = Map::new();
-    m.insert("@odata.context".into(), Value::String(context(q, true)));
-    m.extend(order.to_json(q.select.as_deref()));
-    let etag = order.etag.clone();
-    drop(table);
-    Ok((serde_json::to_vec(&m).unwrap_or_default(), etag))
+    let view = EntityView {
+        order,
+        select: q.select.as_deref(),
+        context: Some(&ctx),
+    };
+    let body = serde_json::to_vec(&view).unwrap_or_default();
+    Ok((body, order.etag.clone()))
 }
 
 fn context(q: &Query, entity: bool) -> String {
@@ -250,28 +252,59 @@ fn collection(state: &State, q: &Query, headers: &HeaderMap) -> Response {
     let start = q.skip.min(total);
     let wanted_end = q.top.map_or(total, |t| start.saturating_add(t).min(total));
     let end = wanted_end.min(start + page_size);
-    let value: Vec<Value> = rows[start..end]
-        .iter()
-        .map(|o| Value::Object(o.to_json(q.select.as_deref())))
-        .collect();
-    drop(table);
-    let mut body = Map::new();
-    body.insert("@odata.context".into(), Value::String(context(q, false)));
-    if q.count {
-        body.insert("@odata.count".into(), Value::from(total));
-    }
-    body.insert("value".into(), Value::Array(value));
-    if end < wanted_end {
+    let next_link = (end < wanted_end).then(|| {
         let remaining_top = q.top.map(|_| wanted_end - end);
         let mut params = q.carry.clone();
         params.push(format!(
             "$skiptoken={}",
             encode_skiptoken(end, remaining_top)
         ));
-        let link = format!("{}/data/{ENTITY_SET}?{}", q.base, params.join("&"));
-        body.insert("@odata.nextLink".into(), Value::String(link));
+        format!("{}/data/{ENTITY_SET}?{}", q.base, params.join("&"))
+    });
+    let page = Page {
+        context: context(q, false),
+        count: q.count.then_some(total),
+        rows: &rows[start..end],
+        select: q.select.as_deref(),
+        next_link,
+    };
+    let body = serde_json::to_vec(&page).unwrap_or_default();
+    drop(table);
+    bytes_response(200, body)
+}
+
+/// One page of a collection answer, serialized without an intermediate map.
+struct Page<'a> {
+    context: String,
+    count: Option<usize>,
+    rows: &'a [&'a Order],
+    select: Option<&'a [String]>,
+    next_link: Option<String>,
+}
+
+impl serde::Serialize for Page<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("@odata.context", &self.context)?;
+        if let Some(c) = self.count {
+            m.serialize_entry("@odata.count", &c)?;
+        }
+        let views: Vec<EntityView<'_>> = self
+            .rows
+            .iter()
+            .map(|o| EntityView {
+                order: o,
+                select: self.select,
+                context: None,
+            })
+            .collect();
+        m.serialize_entry("value", &views)?;
+        if let Some(l) = &self.next_link {
+            m.serialize_entry("@odata.nextLink", l)?;
+        }
+        m.end()
     }
-    json_response(200, &Value::Object(body))
 }
 
 /// `/SalesOrderHeadersV2/$count` [spec]: a plain-text number.
