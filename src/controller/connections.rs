@@ -55,11 +55,14 @@ type Fingerprint = (String, Option<i64>, Option<String>);
 pub struct Connections {
     observer: Arc<dyn RequestObserver>,
     cache: Mutex<HashMap<(String, String), (Fingerprint, Resolved)>>,
+    /// Serialises cache misses, so a burst of orders on a cold connection
+    /// builds one client (one token cache, one limiter), not one each.
+    build: tokio::sync::Mutex<()>,
 }
 
 impl Connections {
     pub fn new(observer: Arc<dyn RequestObserver>) -> Self {
-        Self { observer, cache: Mutex::new(HashMap::new()) }
+        Self { observer, cache: Mutex::new(HashMap::new()), build: tokio::sync::Mutex::new(()) }
     }
 
     /// The client for connection `name` in `namespace`, from the stores;
@@ -87,10 +90,16 @@ impl Connections {
             secret_meta.resource_version(),
         );
         let key = (namespace.to_owned(), name.to_owned());
-        if let Some((fp, resolved)) = ctx.d365.cache.lock().unwrap().get(&key)
-            && *fp == fingerprint
-        {
-            return Ok(resolved.clone());
+        let cached = || {
+            let cache = ctx.d365.cache.lock().unwrap();
+            cache.get(&key).filter(|(fp, _)| *fp == fingerprint).map(|(_, r)| r.clone())
+        };
+        if let Some(resolved) = cached() {
+            return Ok(resolved);
+        }
+        let _building = ctx.d365.build.lock().await;
+        if let Some(resolved) = cached() {
+            return Ok(resolved);
         }
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
         let secret = secrets

@@ -105,27 +105,26 @@ pub async fn run(
         .reflect(order_writer)
         .inspect_ok({
             let (ctx, trigger_tx) = (ctx.clone(), trigger_tx.clone());
-            move |event| on_order_event(&ctx, &trigger_tx, event)
+            move |event| {
+                if matches!(event, Event::InitDone) && !ready.swap(true, Ordering::SeqCst) {
+                    info!("watches synced; operator ready");
+                }
+                on_order_event(&ctx, &trigger_tx, event)
+            }
         })
         .touched_objects()
         .predicate_filter(trigger_hash, Default::default());
 
-    let ready_flag = {
-        let (o, c, s) = (orders.clone(), connections.clone(), secrets.clone());
-        async move {
-            let _ = c.wait_until_ready().await;
-            let _ = s.wait_until_ready().await;
-            let _ = o.wait_until_ready().await;
-            ready.store(true, Ordering::SeqCst);
-            info!("watches synced; operator ready");
-        }
-    };
-    tokio::spawn(ready_flag);
     // Orders reconcile only once connections and secrets are known, so a
-    // restart never reports a spurious ConnectionNotReady.
+    // restart never reports a spurious ConnectionNotReady. Each store gets
+    // exactly one waiter: kube-runtime's readiness signal wakes only the
+    // last task that polled it (the Controller itself waits on `orders`;
+    // readiness is flagged from the order stream's InitDone instead).
+    debug!("waiting for connections");
     let _ = connections.wait_until_ready().await;
+    debug!("waiting for secrets");
     let _ = secrets.wait_until_ready().await;
-
+    debug!("caches ready");
     let config = ControllerConfig::default().concurrency(options.max_concurrent_reconciles);
     Controller::for_stream(order_stream, orders)
         .with_config(config)

@@ -201,3 +201,46 @@ impl Drop for Operator {
         let _ = self.child.wait();
     }
 }
+
+/// A namespace on the shared control plane with CRDs applied, an emulator
+/// holding `n` orders, and a D365Connection to it.
+pub struct Env {
+    pub cp: &'static testkit::ControlPlane,
+    pub client: Client,
+    pub ns: String,
+    pub emu: Emulator,
+}
+
+pub async fn env(prefix: &str, n: usize, faults: Faults) -> Env {
+    let cp = testkit::control_plane().await;
+    cp.apply_crds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crds")).await;
+    let client = cp.client();
+    let ns = cp.namespace(prefix).await;
+    let emu = emulator(n, faults).await;
+    connect(&client, &ns, &emu).await;
+    Env { cp, client, ns, emu }
+}
+
+impl Env {
+    pub fn orders(&self) -> Api<SalesOrderStatus> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    pub fn operator(&self, extra: &[&str]) -> Operator {
+        Operator::start(self.cp.kubeconfig(), &self.ns, extra)
+    }
+
+    /// Requests the emulator saw for one order number.
+    pub fn requests_for(&self, number: &str) -> usize {
+        self.emu.requests().iter().filter(|r| r.sales_order_number.as_deref() == Some(number)).count()
+    }
+
+    /// Accepted client writes (PATCH) the emulator recorded.
+    pub fn client_writes(&self) -> Vec<d365_emulator::WriteRecord> {
+        self.emu
+            .history()
+            .into_iter()
+            .filter(|w| w.source == d365_emulator::WriteSource::Client && w.accepted)
+            .collect()
+    }
+}
