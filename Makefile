@@ -10,7 +10,7 @@ TEST_ARGS ?=
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help envtest test lint fmt crds run bench demo
+.PHONY: help envtest helm tools test lint fmt crds run bench demo
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -18,11 +18,17 @@ help: ## List the targets.
 envtest: ## Build (once) etcd, kube-apiserver, kubectl; print their folder.
 	@hack/envtest/build.sh
 
+helm: ## Build (once) helm from its Go module; print its path.
+	@hack/tools/helm.sh
+
+tools: ## Build (once) the tools the tests use besides envtest (helm).
+	@hack/tools/helm.sh >/dev/null
+
 # The Go build of the control plane (minutes, mostly module downloads when
 # cold) runs beside the cargo build instead of after it; when both are warm
 # this costs nothing. Then the tests run with KUBEBUILDER_ASSETS pointing at
 # the binaries, so the harness builds nothing itself.
-test: ## Run every test on a real control plane, building what is missing.
+test: tools ## Run every test on a real control plane, building what is missing.
 	@hack/envtest/build.sh >/dev/null & envtest=$$!; \
 	$(CARGO) test --workspace --no-run || exit 1; \
 	wait $$envtest || { echo "make: hack/envtest/build.sh failed" >&2; exit 1; }; \
