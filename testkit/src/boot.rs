@@ -169,6 +169,7 @@ fn boot(children: &mut Vec<(PathBuf, Child)>) -> Result<ControlPlane> {
         config,
         pki,
         startup,
+        pids: children.iter().map(|(_, c)| c.id()).collect(),
     })
 }
 

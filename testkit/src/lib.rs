@@ -29,6 +29,7 @@
 
 mod assets;
 mod boot;
+mod child;
 mod kubeconfig;
 mod pki;
 mod plane;
@@ -37,6 +38,7 @@ mod wait;
 
 use std::sync::OnceLock;
 
+pub use child::{Guarded, spawn_guarded};
 pub use plane::ControlPlane;
 pub use wait::{TimedOut, wait_for};
 

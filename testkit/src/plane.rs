@@ -25,6 +25,7 @@ pub struct ControlPlane {
     pub(crate) config: kube::Config,
     pub(crate) pki: Pki,
     pub(crate) startup: Duration,
+    pub(crate) pids: Vec<u32>,
 }
 
 static KUBECONFIGS: AtomicUsize = AtomicUsize::new(0);
@@ -43,6 +44,11 @@ impl ControlPlane {
     /// How long etcd + kube-apiserver took to become ready.
     pub fn startup(&self) -> Duration {
         self.startup
+    }
+
+    /// Process ids of etcd and kube-apiserver (for leak checks).
+    pub fn pids(&self) -> &[u32] {
+        &self.pids
     }
 
     /// Temp dir with the certs, etcd data and both processes' logs.

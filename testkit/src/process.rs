@@ -40,10 +40,20 @@ pub(crate) fn exiting() -> bool {
 pub(crate) fn spawn(mut cmd: Command, log: &Path) -> Result<Child> {
     register_atexit();
     let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    let parent = std::process::id() as libc::pid_t;
     cmd.stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out);
+    die_with_parent(&mut cmd);
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("spawning {:?}", cmd.get_program()))?;
+    lock(&PIDS).push(child.id() as i32);
+    Ok(child)
+}
+
+/// Makes the kernel SIGKILL the child when the spawning thread exits.
+pub(crate) fn die_with_parent(cmd: &mut Command) {
+    let parent = std::process::id() as libc::pid_t;
     // SAFETY: only async-signal-safe libc calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -57,11 +67,6 @@ pub(crate) fn spawn(mut cmd: Command, log: &Path) -> Result<Child> {
             Ok(())
         });
     }
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("spawning {:?}", cmd.get_program()))?;
-    lock(&PIDS).push(child.id() as i32);
-    Ok(child)
 }
 
 /// Kills a child now (failed start attempt) and forgets it.
