@@ -13,8 +13,15 @@ fn main() -> anyhow::Result<()> {
         }
         None => plane.kubeconfig().to_path_buf(),
     };
-    println!("control plane ready: KUBECONFIG={} ({} at {})", path.display(), plane.version(), plane.url());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    println!(
+        "control plane ready: KUBECONFIG={} ({} at {})",
+        path.display(),
+        plane.version(),
+        plane.url()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
