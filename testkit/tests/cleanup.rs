@@ -14,7 +14,9 @@ const MODE: &str = "TESTKIT_CLEANUP_CHILD";
 #[test]
 #[ignore = "run by the other tests of this file as a subprocess"]
 fn child() {
-    let Ok(mode) = std::env::var(MODE) else { return };
+    let Ok(mode) = std::env::var(MODE) else {
+        return;
+    };
     let cp = testkit::control_plane_blocking();
     let pids: Vec<String> = cp.pids().iter().map(u32::to_string).collect();
     println!("PLANE {} {}", cp.dir().display(), pids.join(" "));
@@ -50,7 +52,12 @@ fn start_child(mode: &str) -> (std::process::Child, PathBuf, Vec<i32>) {
 fn dead(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        Ok(stat) => stat.rsplit(')').next().unwrap().trim_start().starts_with('Z'),
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .trim_start()
+            .starts_with('Z'),
     }
 }
 
