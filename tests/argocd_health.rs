@@ -12,7 +12,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use mlua::serde::SerializeOptions;
 use mlua::{Lua, LuaSerdeExt};
 use sales_order_operator::api::{
-    ConnectionRef, LastUpdate, ObservedOrder, Policy, Reason, SalesOrderStatus, SalesOrderStatusSpec, SalesStatus,
+    ConnectionRef, LastUpdate, ObservedOrder, Policy, Reason, SalesOrderStatus,
+    SalesOrderStatusSpec, SalesStatus,
 };
 use sales_order_operator::reconcile::{Outcome, next_status};
 use serde_json::Value;
@@ -23,10 +24,18 @@ const SCRIPT: &str = include_str!("../docs/argocd-health.lua");
 fn health(obj: &Value) -> (String, String) {
     let lua = Lua::new();
     // Argo CD hands JSON nulls to the script as nil, not as a sentinel.
-    let options = SerializeOptions::new().serialize_none_to_null(false).serialize_unit_to_null(false);
-    let value = lua.to_value_with(obj, options).expect("object converts to Lua");
+    let options = SerializeOptions::new()
+        .serialize_none_to_null(false)
+        .serialize_unit_to_null(false);
+    let value = lua
+        .to_value_with(obj, options)
+        .expect("object converts to Lua");
     lua.globals().set("obj", value).unwrap();
-    let hs: mlua::Table = lua.load(SCRIPT).set_name("argocd-health.lua").eval().expect("script runs");
+    let hs: mlua::Table = lua
+        .load(SCRIPT)
+        .set_name("argocd-health.lua")
+        .eval()
+        .expect("script runs");
     let status: String = hs.get("status").expect("hs.status is a string");
     let message: Option<String> = hs.get("message").unwrap();
     (status, message.unwrap_or_default())
@@ -36,7 +45,9 @@ fn order(generation: i64) -> SalesOrderStatus {
     let mut o = SalesOrderStatus::new(
         "so-2025-0145",
         SalesOrderStatusSpec {
-            connection_ref: ConnectionRef { name: "usmf".into() },
+            connection_ref: ConnectionRef {
+                name: "usmf".into(),
+            },
             data_area_id: "USMF".into(),
             sales_order_number: "SO-2025-0145".into(),
             sales_status: SalesStatus::Delivered,
@@ -55,13 +66,22 @@ fn order(generation: i64) -> SalesOrderStatus {
 fn after(generation: i64, outcomes: &[Outcome]) -> Value {
     let mut o = order(generation);
     for outcome in outcomes {
-        o.status = Some(next_status(o.status.as_ref(), Some(generation), outcome, Time(Timestamp::now())));
+        o.status = Some(next_status(
+            o.status.as_ref(),
+            Some(generation),
+            outcome,
+            Time(Timestamp::now()),
+        ));
     }
     serde_json::to_value(&o).unwrap()
 }
 
 fn observed(status: &str) -> ObservedOrder {
-    ObservedOrder { sales_status: Some(status.into()), delivery_date: None, etag: Some("W/\"1\"".into()) }
+    ObservedOrder {
+        sales_status: Some(status.into()),
+        delivery_date: None,
+        etag: Some("W/\"1\"".into()),
+    }
 }
 
 fn updated() -> Outcome {
@@ -72,30 +92,51 @@ fn updated() -> Outcome {
         attempts: 2,
         fields: vec!["SalesOrderStatus".into()],
     };
-    Outcome::Updated { observed: observed("Delivered"), update }
+    Outcome::Updated {
+        observed: observed("Delivered"),
+        update,
+    }
 }
 
 fn failed(reason: Reason, message: &str) -> Outcome {
-    Outcome::Failed { reason, message: message.into(), observed: None }
+    Outcome::Failed {
+        reason,
+        message: message.into(),
+        observed: None,
+    }
 }
 
 #[test]
 fn ready_orders_are_healthy() {
-    for outcomes in [vec![Outcome::InSync { observed: observed("Delivered") }], vec![updated()], vec![
-        updated(),
-        Outcome::InSync { observed: observed("Delivered") },
-    ]] {
+    for outcomes in [
+        vec![Outcome::InSync {
+            observed: observed("Delivered"),
+        }],
+        vec![updated()],
+        vec![
+            updated(),
+            Outcome::InSync {
+                observed: observed("Delivered"),
+            },
+        ],
+    ] {
         let obj = after(3, &outcomes);
         let (status, message) = health(&obj);
         assert_eq!(status, "Healthy", "{obj:#}");
-        assert!(message.starts_with("InSync") || message.starts_with("Updated"), "{message}");
+        assert!(
+            message.starts_with("InSync") || message.starts_with("Updated"),
+            "{message}"
+        );
     }
 }
 
 #[test]
 fn transient_failures_are_progressing_with_the_reason() {
     for (reason, text) in [
-        (Reason::Conflict, "412 Precondition Failed: If-Match W/\"1\", current W/\"2\""),
+        (
+            Reason::Conflict,
+            "412 Precondition Failed: If-Match W/\"1\", current W/\"2\"",
+        ),
         (Reason::Throttled, "429: Retry-After 5s"),
         (Reason::Unavailable, "503 Service Unavailable"),
     ] {
@@ -122,11 +163,17 @@ fn stalled_orders_are_degraded_with_the_reason() {
 
 #[test]
 fn observe_drift_is_degraded_and_suspend_is_suspended() {
-    let drift = Outcome::Drifted { observed: observed("Backorder"), fields: vec!["SalesOrderStatus".into()] };
+    let drift = Outcome::Drifted {
+        observed: observed("Backorder"),
+        fields: vec!["SalesOrderStatus".into()],
+    };
     let (status, message) = health(&after(1, &[drift]));
     assert_eq!(status, "Degraded");
     assert!(message.starts_with("Drifted: Observe policy"), "{message}");
-    assert_eq!(health(&after(1, &[updated(), Outcome::Suspended])).0, "Suspended");
+    assert_eq!(
+        health(&after(1, &[updated(), Outcome::Suspended])).0,
+        "Suspended"
+    );
 }
 
 #[test]

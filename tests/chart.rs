@@ -22,11 +22,25 @@ fn lint(extra: &[&str]) -> std::process::Output {
 fn helm_lint_passes_in_both_rbac_modes() {
     for extra in [
         &[][..],
-        &["--set", "replicaCount=3", "--set", "metrics.serviceMonitor.enabled=true"][..],
-        &["--set", "rbac.scope=namespaces", "--set", "watchNamespaces={orders-eu,orders-us}"][..],
+        &[
+            "--set",
+            "replicaCount=3",
+            "--set",
+            "metrics.serviceMonitor.enabled=true",
+        ][..],
+        &[
+            "--set",
+            "rbac.scope=namespaces",
+            "--set",
+            "watchNamespaces={orders-eu,orders-us}",
+        ][..],
     ] {
         let out = lint(extra);
-        assert!(out.status.success(), "helm lint {extra:?}:\n{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "helm lint {extra:?}:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 }
 
@@ -35,8 +49,16 @@ fn contradictory_values_are_refused() {
     // namespaces mode without namespaces: the schema says so.
     let out = lint(&["--set", "rbac.scope=namespaces"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("watchNamespaces"), "{}", String::from_utf8_lossy(&out.stdout));
-    for bad in ["rbac.scope=everywhere", "operator.logFormat=xml", "leaderElection.leaseDurationSeconds=1"] {
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("watchNamespaces"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for bad in [
+        "rbac.scope=everywhere",
+        "operator.logFormat=xml",
+        "leaderElection.leaseDurationSeconds=1",
+    ] {
         assert!(!lint(&["--set", bad]).status.success(), "{bad} accepted");
     }
 }
@@ -45,42 +67,86 @@ fn contradictory_values_are_refused() {
 fn cluster_mode_renders_a_cluster_role_and_watches_everything() {
     let docs = render("so", "ops", &[]);
     let kinds: Vec<&str> = docs.iter().map(kind).collect();
-    for k in ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service"] {
+    for k in [
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Service",
+    ] {
         assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
     }
-    assert!(of_kind(&docs, "Role").is_empty(), "no Role without leader election in cluster mode");
-    assert!(of_kind(&docs, "ServiceMonitor").is_empty(), "ServiceMonitor is opt-in");
+    assert!(
+        of_kind(&docs, "Role").is_empty(),
+        "no Role without leader election in cluster mode"
+    );
+    assert!(
+        of_kind(&docs, "ServiceMonitor").is_empty(),
+        "ServiceMonitor is opt-in"
+    );
     assert_eq!(env_var(&docs, "WATCH_NAMESPACE").as_deref(), Some(""));
     assert_eq!(env_var(&docs, "LEADER_ELECT").as_deref(), Some("false"));
     let binding = one(&docs, "ClusterRoleBinding");
-    assert_eq!(binding["roleRef"]["name"], one(&docs, "ClusterRole")["metadata"]["name"]);
-    assert_eq!(binding["subjects"][0]["name"], one(&docs, "ServiceAccount")["metadata"]["name"]);
+    assert_eq!(
+        binding["roleRef"]["name"],
+        one(&docs, "ClusterRole")["metadata"]["name"]
+    );
+    assert_eq!(
+        binding["subjects"][0]["name"],
+        one(&docs, "ServiceAccount")["metadata"]["name"]
+    );
     assert_eq!(binding["subjects"][0]["namespace"], "ops");
 }
 
 #[test]
 fn namespaces_mode_renders_a_role_per_namespace_and_nothing_cluster_wide() {
-    let docs = render("so", "ops", &["--set", "rbac.scope=namespaces", "--set", "watchNamespaces={orders-eu,orders-us}"]);
-    assert!(of_kind(&docs, "ClusterRole").is_empty() && of_kind(&docs, "ClusterRoleBinding").is_empty());
+    let docs = render(
+        "so",
+        "ops",
+        &[
+            "--set",
+            "rbac.scope=namespaces",
+            "--set",
+            "watchNamespaces={orders-eu,orders-us}",
+        ],
+    );
+    assert!(
+        of_kind(&docs, "ClusterRole").is_empty() && of_kind(&docs, "ClusterRoleBinding").is_empty()
+    );
     for k in ["Role", "RoleBinding"] {
         let mut namespaces: Vec<&str> = of_kind(&docs, k).iter().map(|d| namespace(d)).collect();
         namespaces.sort();
         assert_eq!(namespaces, ["orders-eu", "orders-us"], "{k}");
     }
     for binding in of_kind(&docs, "RoleBinding") {
-        assert_eq!(binding["subjects"][0]["namespace"], "ops", "binds the release's ServiceAccount");
+        assert_eq!(
+            binding["subjects"][0]["namespace"], "ops",
+            "binds the release's ServiceAccount"
+        );
     }
-    assert_eq!(env_var(&docs, "WATCH_NAMESPACE").as_deref(), Some("orders-eu,orders-us"));
+    assert_eq!(
+        env_var(&docs, "WATCH_NAMESPACE").as_deref(),
+        Some("orders-eu,orders-us")
+    );
 }
 
 #[test]
 fn operator_rules_are_the_least_the_code_needs() {
     let docs = render("so", "ops", &[]);
-    let rules = one(&docs, "ClusterRole")["rules"].as_sequence().unwrap().clone();
+    let rules = one(&docs, "ClusterRole")["rules"]
+        .as_sequence()
+        .unwrap()
+        .clone();
     let flat: Vec<(String, String, String)> = rules
         .iter()
         .flat_map(|r| {
-            let strs = |k: &str| r[k].as_sequence().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect::<Vec<_>>();
+            let strs = |k: &str| {
+                r[k].as_sequence()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            };
             let (groups, resources, verbs) = (strs("apiGroups"), strs("resources"), strs("verbs"));
             let mut out = Vec::new();
             for g in &groups {
@@ -93,7 +159,10 @@ fn operator_rules_are_the_least_the_code_needs() {
             out
         })
         .collect();
-    let mut got: Vec<String> = flat.iter().map(|(g, r, v)| format!("{g}/{r}:{v}")).collect();
+    let mut got: Vec<String> = flat
+        .iter()
+        .map(|(g, r, v)| format!("{g}/{r}:{v}"))
+        .collect();
     got.sort();
     let mut want = vec![
         "d365.salesops.io/salesorderstatuses:list",
@@ -108,29 +177,65 @@ fn operator_rules_are_the_least_the_code_needs() {
         "events.k8s.io/events:patch",
     ];
     want.sort();
-    assert_eq!(got, want, "the operator's rules changed: update docs/operations.md#rbac and tests/chart_rbac.rs");
-    assert!(!flat.iter().any(|(_, _, v)| v == "*" || v == "delete" || v == "update"));
+    assert_eq!(
+        got, want,
+        "the operator's rules changed: update docs/operations.md#rbac and tests/chart_rbac.rs"
+    );
+    assert!(
+        !flat
+            .iter()
+            .any(|(_, _, v)| v == "*" || v == "delete" || v == "update")
+    );
 }
 
 #[test]
 fn several_replicas_turn_on_leader_election_with_a_named_lease_role() {
-    for extra in [&["--set", "replicaCount=2"][..], &["--set", "leaderElection.enabled=true"][..]] {
+    for extra in [
+        &["--set", "replicaCount=2"][..],
+        &["--set", "leaderElection.enabled=true"][..],
+    ] {
         let docs = render("so", "ops", extra);
-        assert_eq!(env_var(&docs, "LEADER_ELECT").as_deref(), Some("true"), "{extra:?}");
+        assert_eq!(
+            env_var(&docs, "LEADER_ELECT").as_deref(),
+            Some("true"),
+            "{extra:?}"
+        );
         let lease = env_var(&docs, "LEASE_NAME").unwrap();
-        let role = of_kind(&docs, "Role").into_iter().find(|r| name(r).ends_with("-leader-election")).expect("lease Role");
+        let role = of_kind(&docs, "Role")
+            .into_iter()
+            .find(|r| name(r).ends_with("-leader-election"))
+            .expect("lease Role");
         assert_eq!(namespace(role), "ops");
         let rules = role["rules"].as_sequence().unwrap();
-        let named = rules.iter().find(|r| r["resourceNames"].is_sequence()).expect("a rule limited to the lease");
+        let named = rules
+            .iter()
+            .find(|r| r["resourceNames"].is_sequence())
+            .expect("a rule limited to the lease");
         assert_eq!(named["resourceNames"][0].as_str(), Some(lease.as_str()));
-        assert_eq!(named["verbs"], serde_yaml::from_str::<Value>("[get, patch]").unwrap());
-        assert!(of_kind(&docs, "RoleBinding").iter().any(|b| b["roleRef"]["name"] == role["metadata"]["name"]));
+        assert_eq!(
+            named["verbs"],
+            serde_yaml::from_str::<Value>("[get, patch]").unwrap()
+        );
+        assert!(
+            of_kind(&docs, "RoleBinding")
+                .iter()
+                .any(|b| b["roleRef"]["name"] == role["metadata"]["name"])
+        );
     }
 }
 
 #[test]
 fn deployment_runs_hardened_with_probes_and_downward_api() {
-    let docs = render("so", "ops", &["--set", "operator.labelSelector=team=eu", "--set", "operator.resyncInterval=15m"]);
+    let docs = render(
+        "so",
+        "ops",
+        &[
+            "--set",
+            "operator.labelSelector=team=eu",
+            "--set",
+            "operator.resyncInterval=15m",
+        ],
+    );
     let pod = &one(&docs, "Deployment")["spec"]["template"]["spec"];
     let c = &pod["containers"][0];
     let sc = &c["securityContext"];
@@ -141,40 +246,65 @@ fn deployment_runs_hardened_with_probes_and_downward_api() {
     assert_eq!(sc["capabilities"]["drop"][0], "ALL");
     assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(c["ports"][0]["containerPort"].as_u64(), Some(8080));
-    assert!(c["resources"]["requests"]["memory"].is_string() && c["resources"]["limits"]["memory"].is_string());
+    assert!(
+        c["resources"]["requests"]["memory"].is_string()
+            && c["resources"]["limits"]["memory"].is_string()
+    );
     assert_eq!(env_var(&docs, "POD_NAME").as_deref(), Some("metadata.name"));
-    assert_eq!(env_var(&docs, "POD_NAMESPACE").as_deref(), Some("metadata.namespace"));
+    assert_eq!(
+        env_var(&docs, "POD_NAMESPACE").as_deref(),
+        Some("metadata.namespace")
+    );
     assert_eq!(env_var(&docs, "HTTP_ADDR").as_deref(), Some("0.0.0.0:8080"));
     assert_eq!(env_var(&docs, "LABEL_SELECTOR").as_deref(), Some("team=eu"));
     assert_eq!(env_var(&docs, "RESYNC_INTERVAL").as_deref(), Some("15m"));
-    assert_eq!(pod["serviceAccountName"], one(&docs, "ServiceAccount")["metadata"]["name"]);
+    assert_eq!(
+        pod["serviceAccountName"],
+        one(&docs, "ServiceAccount")["metadata"]["name"]
+    );
     // The Service and the ServiceMonitor find the pods and the port.
     let svc = one(&docs, "Service");
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], "http");
     for (k, v) in svc["spec"]["selector"].as_mapping().unwrap() {
         assert_eq!(&pod_labels(&docs)[k], v);
     }
-    let docs = render("so", "ops", &["--set", "metrics.serviceMonitor.enabled=true"]);
+    let docs = render(
+        "so",
+        "ops",
+        &["--set", "metrics.serviceMonitor.enabled=true"],
+    );
     let sm = one(&docs, "ServiceMonitor");
-    assert_eq!(sm["spec"]["endpoints"][0]["port"], one(&docs, "Service")["spec"]["ports"][0]["name"]);
+    assert_eq!(
+        sm["spec"]["endpoints"][0]["port"],
+        one(&docs, "Service")["spec"]["ports"][0]["name"]
+    );
 }
 
 /// Every flag the binary reads from the environment is one the chart can
 /// set: the names in the Deployment are the binary's own (`--help`).
 #[test]
 fn every_env_var_the_chart_sets_is_one_the_binary_reads() {
-    let help = std::process::Command::new(env!("CARGO_BIN_EXE_sales-order-operator")).args(["run", "--help"]).output().unwrap();
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_sales-order-operator"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
     let docs = render("so", "ops", &["--set", "operator.logLevel=debug"]);
     for (var, _) in helm::env(&docs) {
         if var == "RUST_LOG" {
             continue; // tracing's filter, not a flag
         }
-        assert!(help.contains(&format!("[env: {var}=")), "the binary has no flag for {var}:\n{help}");
+        assert!(
+            help.contains(&format!("[env: {var}=")),
+            "the binary has no flag for {var}:\n{help}"
+        );
     }
 }
 
@@ -185,14 +315,20 @@ fn pod_labels(docs: &[Value]) -> Value {
 #[test]
 fn chart_crds_are_the_repository_crds_not_a_copy() {
     let link = helm::chart_dir().join("crds/crds.yaml");
-    let target = std::fs::read_link(&link).expect("charts/sales-order-operator/crds/crds.yaml is a symlink");
+    let target =
+        std::fs::read_link(&link).expect("charts/sales-order-operator/crds/crds.yaml is a symlink");
     assert_eq!(target, Path::new("../../../crds/crds.yaml"));
     let repo = Path::new(helm::ROOT).join("crds/crds.yaml");
-    assert_eq!(std::fs::canonicalize(&link).unwrap(), std::fs::canonicalize(&repo).unwrap());
+    assert_eq!(
+        std::fs::canonicalize(&link).unwrap(),
+        std::fs::canonicalize(&repo).unwrap()
+    );
 
     // helm follows the link: --include-crds renders exactly the repo's CRDs.
-    let crds: Vec<Value> =
-        helm::render("so", "ops", &["--include-crds"]).into_iter().filter(|d| kind(d) == "CustomResourceDefinition").collect();
+    let crds: Vec<Value> = helm::render("so", "ops", &["--include-crds"])
+        .into_iter()
+        .filter(|d| kind(d) == "CustomResourceDefinition")
+        .collect();
     let repo_docs = helm::parse_docs(&std::fs::read_to_string(&repo).unwrap());
     assert_eq!(crds.len(), 2);
     assert_eq!(crds, repo_docs, "helm renders crds/crds.yaml verbatim");
@@ -201,21 +337,52 @@ fn chart_crds_are_the_repository_crds_not_a_copy() {
 #[test]
 fn notes_tell_how_to_create_the_secret_and_connection() {
     let notes = std::fs::read_to_string(helm::chart_dir().join("templates/NOTES.txt")).unwrap();
-    for needle in ["kubectl -n", "create secret generic d365-credentials", "kind: D365Connection", "clientSecretRef", "crds/"] {
+    for needle in [
+        "kubectl -n",
+        "create secret generic d365-credentials",
+        "kind: D365Connection",
+        "clientSecretRef",
+        "crds/",
+    ] {
         assert!(notes.contains(needle), "NOTES.txt lacks {needle:?}");
     }
     // It renders in both modes (helm template does not print NOTES; install
     // --dry-run does, without a cluster when the client is offline).
-    for extra in [&[][..], &["--set", "rbac.scope=namespaces", "--set", "watchNamespaces={orders}"][..]] {
+    for extra in [
+        &[][..],
+        &[
+            "--set",
+            "rbac.scope=namespaces",
+            "--set",
+            "watchNamespaces={orders}",
+        ][..],
+    ] {
         let chart = helm::chart_dir();
-        let mut args = vec!["install", "so", chart.to_str().unwrap(), "--dry-run=client", "--namespace", "ops"];
+        let mut args = vec![
+            "install",
+            "so",
+            chart.to_str().unwrap(),
+            "--dry-run=client",
+            "--namespace",
+            "ops",
+        ];
         args.extend_from_slice(extra);
         let out = run_helm(&args);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert!(stdout.contains("create secret generic d365-credentials"), "{stdout}");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("create secret generic d365-credentials"),
+            "{stdout}"
+        );
         if !extra.is_empty() {
-            assert!(stdout.contains("kubectl -n orders create secret"), "{stdout}");
+            assert!(
+                stdout.contains("kubectl -n orders create secret"),
+                "{stdout}"
+            );
         }
     }
 }

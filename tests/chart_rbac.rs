@@ -6,219 +6,109 @@
 //! Minimal: with one rule removed the operator fails with a clear Forbidden.
 
 mod helm;
+#[path = "chart_rbac/install.rs"]
+mod install;
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use d365_emulator::{Faults, WriteSource};
+use install::{Install, TIMEOUT, can_i, labelled, ready, wait_orders};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
+use kube::Api;
 use kube::api::ListParams;
-use kube::{Api, Client};
 use sales_order_operator::api::{SalesOrderStatus, SalesStatus};
-use serde_yaml::Value;
-use support::{Operator, connect, create_orders, order, ready_reasons};
-use testkit::ControlPlane;
-
-const TIMEOUT: Duration = Duration::from_secs(90);
-
-/// What `helm install` would create, minus the workload.
-struct Install {
-    release_ns: String,
-    docs: Vec<Value>,
-}
-
-impl Install {
-    async fn render(cp: &ControlPlane, prefix: &str, values: &[&str]) -> Install {
-        cp.apply_crds(&Path::new(helm::ROOT).join("crds")).await;
-        let release_ns = cp.namespace(prefix).await;
-        let mut args: Vec<&str> = Vec::new();
-        for v in values {
-            args.extend(["--set", v]);
-        }
-        // The release is named after its namespace: cluster-scoped names
-        // (ClusterRole) stay unique across the tests of this binary.
-        let docs = helm::render(&release_ns, &release_ns, &args);
-        Install { release_ns, docs }
-    }
-
-    fn service_account(&self) -> String {
-        helm::name(helm::one(&self.docs, "ServiceAccount")).to_owned()
-    }
-
-    /// The rules of the operator's (Cluster)Role(s), to edit before applying.
-    fn operator_rules(&mut self) -> Vec<&mut Value> {
-        self.docs
-            .iter_mut()
-            .filter(|d| matches!(helm::kind(d), "Role" | "ClusterRole") && !helm::name(d).ends_with("-leader-election"))
-            .map(|d| &mut d["rules"])
-            .collect()
-    }
-
-    /// kubectl apply of the ServiceAccount and RBAC documents.
-    fn apply(&self, cp: &ControlPlane) {
-        let rbac: Vec<Value> = self
-            .docs
-            .iter()
-            .filter(|d| {
-                matches!(helm::kind(d), "ServiceAccount" | "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding")
-            })
-            .cloned()
-            .collect();
-        let file = cp.dir().join(format!("{}-rbac.yaml", self.release_ns));
-        std::fs::write(&file, helm::to_yaml(&rbac)).unwrap();
-        let out = cp.kubectl(&["apply", "-f", file.to_str().unwrap()]);
-        assert!(out.status.success(), "kubectl apply: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    /// A kubeconfig acting as the chart's ServiceAccount, with the groups
-    /// the apiserver gives every ServiceAccount token.
-    fn kubeconfig(&self, cp: &ControlPlane) -> PathBuf {
-        let user = format!("system:serviceaccount:{}:{}", self.release_ns, self.service_account());
-        let group = format!("system:serviceaccounts:{}", self.release_ns);
-        cp.kubeconfig_impersonating(&user, &["system:serviceaccounts", &group, "system:authenticated"])
-    }
-
-    /// Starts the operator as the pod would: the Deployment's env turned
-    /// into the binary's flags (mapped through its own `--help`), fieldRefs
-    /// resolved as the kubelet would.
-    fn start_operator(&self, cp: &ControlPlane, pod: &str) -> Operator {
-        let flags = env_flags();
-        let mut watch = String::new();
-        let mut args: Vec<String> = Vec::new();
-        for (var, value) in helm::env(&self.docs) {
-            let value = match value.as_str() {
-                "metadata.name" => pod.to_owned(),
-                "metadata.namespace" => self.release_ns.clone(),
-                _ => value,
-            };
-            match var.as_str() {
-                "WATCH_NAMESPACE" => watch = value,
-                // The harness picks the port and the log format.
-                "HTTP_ADDR" | "LOG_FORMAT" | "RUST_LOG" => {}
-                _ => {
-                    let (flag, takes_value) = flags.iter().find(|(v, _, _)| *v == var).map(|(_, f, t)| (f, *t)).unwrap_or_else(|| panic!("no flag reads {var}"));
-                    if takes_value {
-                        args.extend([flag.clone(), value]);
-                    } else if value == "true" {
-                        args.push(flag.clone());
-                    }
-                }
-            }
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Operator::start(&self.kubeconfig(cp), &watch, &args)
-    }
-}
-
-/// (env var, flag, takes a value) from `sales-order-operator run --help`.
-fn env_flags() -> Vec<(String, String, bool)> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sales-order-operator")).args(["run", "--help"]).output().unwrap();
-    let help = String::from_utf8(out.stdout).unwrap();
-    let mut found = Vec::new();
-    let mut flag: Option<(String, bool)> = None;
-    for line in help.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("--") {
-            let mut words = rest.split_whitespace();
-            flag = Some((format!("--{}", words.next().unwrap()), words.next().is_some_and(|w| w.starts_with('<'))));
-        } else if let (Some(at), Some((f, takes))) = (line.find("[env: "), &flag) {
-            let var = line[at + 6..].split('=').next().unwrap();
-            found.push((var.to_owned(), f.clone(), *takes));
-        }
-    }
-    assert!(found.len() >= 10, "could not read the flags from --help:\n{help}");
-    found
-}
-
-fn labelled(n: usize, status: SalesStatus, label: &str) -> SalesOrderStatus {
-    let mut o = order(n, status);
-    o.metadata.labels = Some([("rbac-test".to_owned(), label.to_owned())].into());
-    o
-}
-
-/// Waits for every order in `ns` (at least `count`) to satisfy `check` on
-/// its Ready condition (status, reason, message); panics with the operator's
-/// log when it does not.
-async fn wait_orders(
-    client: &Client,
-    ns: &str,
-    count: usize,
-    op: &Operator,
-    what: &str,
-    check: impl Fn(&str, &str, &str) -> bool,
-) {
-    let api: Api<SalesOrderStatus> = Api::namespaced(client.clone(), ns);
-    let done = testkit::wait_for(TIMEOUT, || async {
-        let list = api.list(&ListParams::default()).await.ok()?;
-        let ok = list
-            .items
-            .iter()
-            .filter(|o| o.ready_condition().is_some_and(|c| check(&c.status, &c.reason, &c.message)))
-            .count();
-        (list.items.len() >= count && ok == list.items.len()).then_some(())
-    })
-    .await;
-    if done.is_err() {
-        panic!("orders in {ns} never became {what}: {:?}\noperator log:\n{}", ready_reasons(client, ns).await, op.logs());
-    }
-}
-
-fn ready(status: &str, reason: &str, _: &str) -> bool {
-    status == "True" && (reason == "Updated" || reason == "InSync")
-}
-
-/// `kubectl auth can-i` as the ServiceAccount.
-fn can_i(cp: &ControlPlane, kubeconfig: &Path, args: &[&str]) -> bool {
-    let mut all = vec!["auth", "can-i"];
-    all.extend_from_slice(args);
-    let out = cp.kubectl_with(kubeconfig, &all);
-    String::from_utf8_lossy(&out.stdout).trim() == "yes"
-}
+use support::{connect, create_orders, order};
 
 #[tokio::test]
 async fn cluster_scope_rbac_is_enough_to_reconcile_and_lead() {
     let cp = testkit::control_plane().await;
     let orders_ns = cp.namespace("rbac-cluster-orders").await;
     let selector = format!("operator.labelSelector=rbac-test={orders_ns}");
-    let install = Install::render(cp, "rbac-cluster", &["rbac.scope=cluster", "leaderElection.enabled=true", &selector]).await;
+    let install = Install::render(
+        cp,
+        "rbac-cluster",
+        &[
+            "rbac.scope=cluster",
+            "leaderElection.enabled=true",
+            &selector,
+        ],
+    )
+    .await;
     install.apply(cp);
     let client = cp.client();
     let emu = support::emulator(5, Faults::default()).await;
     connect(&client, &orders_ns, &emu).await;
-    create_orders(&client, &orders_ns, (1..=5).map(|n| labelled(n, SalesStatus::Delivered, &orders_ns))).await;
+    create_orders(
+        &client,
+        &orders_ns,
+        (1..=5).map(|n| labelled(n, SalesStatus::Delivered, &orders_ns)),
+    )
+    .await;
 
     // WATCH_NAMESPACE is empty: all namespaces, as the ClusterRole allows.
     let op = install.start_operator(cp, "operator-0");
     wait_orders(&client, &orders_ns, 5, &op, "Ready", ready).await;
-    let writes = emu.history().iter().filter(|w| w.source == WriteSource::Client && w.accepted).count();
+    let writes = emu
+        .history()
+        .iter()
+        .filter(|w| w.source == WriteSource::Client && w.accepted)
+        .count();
     assert_eq!(writes, 5, "one accepted PATCH per order");
 
     // The Lease (leader election's Role) is held by this pod.
     let leases: Api<Lease> = Api::namespaced(client.clone(), &install.release_ns);
     let lease_name = helm::env_var(&install.docs, "LEASE_NAME").unwrap();
-    let lease = leases.get(&lease_name).await.expect("the operator created its Lease");
-    assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some("operator-0"));
+    let lease = leases
+        .get(&lease_name)
+        .await
+        .expect("the operator created its Lease");
+    assert_eq!(
+        lease.spec.unwrap().holder_identity.as_deref(),
+        Some("operator-0")
+    );
     assert_eq!(op.metric_sum("sales_order_operator_leader").await, 1.0);
 
     // Events (events.k8s.io/v1) were created for the updates.
     let events: Api<Event> = Api::namespaced(client.clone(), &orders_ns);
     testkit::wait_for(Duration::from_secs(30), || async {
         let list = events.list(&ListParams::default()).await.ok()?;
-        (list.items.iter().filter(|e| e.reason.as_deref() == Some("Updated")).count() >= 5).then_some(())
+        (list
+            .items
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("Updated"))
+            .count()
+            >= 5)
+            .then_some(())
     })
     .await
     .unwrap_or_else(|_| panic!("no Updated events; log:\n{}", op.logs()));
-    assert!(!op.logs().to_lowercase().contains("forbidden"), "{}", op.logs());
+    assert!(
+        !op.logs().to_lowercase().contains("forbidden"),
+        "{}",
+        op.logs()
+    );
 
     // Least privilege: nothing beyond what the code uses.
     let kc = install.kubeconfig(cp);
     let ns = orders_ns.as_str();
     for allowed in [
-        &["patch", "salesorderstatuses.d365.salesops.io", "--subresource=status", "-n", ns][..],
+        &[
+            "patch",
+            "salesorderstatuses.d365.salesops.io",
+            "--subresource=status",
+            "-n",
+            ns,
+        ][..],
         &["get", "secrets", "-n", ns][..],
         &["create", "events.events.k8s.io", "-n", ns][..],
-        &["patch", &format!("leases.coordination.k8s.io/{lease_name}"), "-n", &install.release_ns][..],
+        &[
+            "patch",
+            &format!("leases.coordination.k8s.io/{lease_name}"),
+            "-n",
+            &install.release_ns,
+        ][..],
     ] {
         assert!(can_i(cp, &kc, allowed), "should be allowed: {allowed:?}");
     }
@@ -230,7 +120,12 @@ async fn cluster_scope_rbac_is_enough_to_reconcile_and_lead() {
         &["create", "secrets", "-n", ns][..],
         &["update", "secrets", "-n", ns][..],
         &["create", "events", "-n", ns][..], // core/v1 events: not used
-        &["patch", "leases.coordination.k8s.io/someone-else", "-n", &install.release_ns][..],
+        &[
+            "patch",
+            "leases.coordination.k8s.io/someone-else",
+            "-n",
+            &install.release_ns,
+        ][..],
         &["get", "leases.coordination.k8s.io", "-n", ns][..],
         &["list", "configmaps", "-n", ns][..],
     ] {
@@ -241,34 +136,77 @@ async fn cluster_scope_rbac_is_enough_to_reconcile_and_lead() {
 #[tokio::test]
 async fn namespaces_scope_rbac_watches_exactly_the_listed_namespaces() {
     let cp = testkit::control_plane().await;
-    let (a, b, c) = (cp.namespace("rbac-ns-a").await, cp.namespace("rbac-ns-b").await, cp.namespace("rbac-ns-c").await);
+    let (a, b, c) = (
+        cp.namespace("rbac-ns-a").await,
+        cp.namespace("rbac-ns-b").await,
+        cp.namespace("rbac-ns-c").await,
+    );
     let list = format!("watchNamespaces={{{a},{b}}}");
     let install = Install::render(cp, "rbac-ns", &["rbac.scope=namespaces", &list]).await;
-    assert_eq!(helm::env_var(&install.docs, "WATCH_NAMESPACE"), Some(format!("{a},{b}")));
+    assert_eq!(
+        helm::env_var(&install.docs, "WATCH_NAMESPACE"),
+        Some(format!("{a},{b}"))
+    );
     install.apply(cp);
     let client = cp.client();
     let emu = support::emulator(7, Faults::default()).await;
     for ns in [&a, &b, &c] {
         connect(&client, ns, &emu).await;
     }
-    create_orders(&client, &a, (1..=3).map(|n| order(n, SalesStatus::Delivered))).await;
-    create_orders(&client, &b, (4..=6).map(|n| order(n, SalesStatus::Delivered))).await;
+    create_orders(
+        &client,
+        &a,
+        (1..=3).map(|n| order(n, SalesStatus::Delivered)),
+    )
+    .await;
+    create_orders(
+        &client,
+        &b,
+        (4..=6).map(|n| order(n, SalesStatus::Delivered)),
+    )
+    .await;
     create_orders(&client, &c, [order(7, SalesStatus::Delivered)]).await;
 
     let op = install.start_operator(cp, "operator-0");
     wait_orders(&client, &a, 3, &op, "Ready", ready).await;
     wait_orders(&client, &b, 3, &op, "Ready", ready).await;
-    assert!(!op.logs().to_lowercase().contains("forbidden"), "{}", op.logs());
+    assert!(
+        !op.logs().to_lowercase().contains("forbidden"),
+        "{}",
+        op.logs()
+    );
 
     // Namespace c has no Role: its order is never touched.
-    let in_c = Api::<SalesOrderStatus>::namespaced(client.clone(), &c).get("so-2025-0007").await.unwrap();
-    assert!(in_c.status.is_none(), "unwatched namespace reconciled: {:?}", in_c.status);
-    assert!(!emu.requests().iter().any(|r| r.sales_order_number.as_deref() == Some("SO-2025-0007")));
+    let in_c = Api::<SalesOrderStatus>::namespaced(client.clone(), &c)
+        .get("so-2025-0007")
+        .await
+        .unwrap();
+    assert!(
+        in_c.status.is_none(),
+        "unwatched namespace reconciled: {:?}",
+        in_c.status
+    );
+    assert!(
+        !emu.requests()
+            .iter()
+            .any(|r| r.sales_order_number.as_deref() == Some("SO-2025-0007"))
+    );
 
     let kc = install.kubeconfig(cp);
     assert!(can_i(cp, &kc, &["get", "secrets", "-n", &a]));
-    assert!(!can_i(cp, &kc, &["get", "secrets", "-n", &c]), "no Secret access outside watchNamespaces");
-    assert!(!can_i(cp, &kc, &["list", "salesorderstatuses.d365.salesops.io", "--all-namespaces"]));
+    assert!(
+        !can_i(cp, &kc, &["get", "secrets", "-n", &c]),
+        "no Secret access outside watchNamespaces"
+    );
+    assert!(!can_i(
+        cp,
+        &kc,
+        &[
+            "list",
+            "salesorderstatuses.d365.salesops.io",
+            "--all-namespaces"
+        ]
+    ));
 }
 
 #[tokio::test]
@@ -278,27 +216,64 @@ async fn without_secrets_get_orders_stall_with_a_clear_forbidden() {
     let list = format!("watchNamespaces={{{orders_ns}}}");
     let mut install = Install::render(cp, "rbac-nosecret", &["rbac.scope=namespaces", &list]).await;
     for rules in install.operator_rules() {
-        let secrets = rules.as_sequence_mut().unwrap().iter_mut().find(|r| r["resources"][0] == "secrets").unwrap();
+        let secrets = rules
+            .as_sequence_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|r| r["resources"][0] == "secrets")
+            .unwrap();
         secrets["verbs"] = serde_yaml::from_str("[list, watch]").unwrap(); // "get" removed
     }
     install.apply(cp);
     let client = cp.client();
     let emu = support::emulator(3, Faults::default()).await;
     connect(&client, &orders_ns, &emu).await;
-    create_orders(&client, &orders_ns, (1..=3).map(|n| order(n, SalesStatus::Delivered))).await;
+    create_orders(
+        &client,
+        &orders_ns,
+        (1..=3).map(|n| order(n, SalesStatus::Delivered)),
+    )
+    .await;
 
     let op = install.start_operator(cp, "operator-0");
-    wait_orders(&client, &orders_ns, 3, &op, "ConnectionNotReady/forbidden", |status, reason, message| {
-        status == "False" && reason == "ConnectionNotReady" && message.contains("forbidden") && message.contains("secrets")
-    })
+    wait_orders(
+        &client,
+        &orders_ns,
+        3,
+        &op,
+        "ConnectionNotReady/forbidden",
+        |status, reason, message| {
+            status == "False"
+                && reason == "ConnectionNotReady"
+                && message.contains("forbidden")
+                && message.contains("secrets")
+        },
+    )
     .await;
     let orders: Api<SalesOrderStatus> = Api::namespaced(client.clone(), &orders_ns);
     let o = orders.get("so-2025-0001").await.unwrap();
-    let stalled = o.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Stalled").unwrap();
-    assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "ConnectionNotReady"));
+    let stalled = o
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap();
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "ConnectionNotReady")
+    );
     eprintln!("condition message without secrets get: {}", stalled.message);
-    assert!(op.logs().contains("cannot get resource"), "log lacks the Forbidden:\n{}", op.logs());
-    assert_eq!(emu.requests().len() + emu.token_requests() as usize, 0, "no D365 traffic without credentials");
+    assert!(
+        op.logs().contains("cannot get resource"),
+        "log lacks the Forbidden:\n{}",
+        op.logs()
+    );
+    assert_eq!(
+        emu.requests().len() + emu.token_requests() as usize,
+        0,
+        "no D365 traffic without credentials"
+    );
 }
 
 #[tokio::test]
@@ -317,16 +292,31 @@ async fn without_status_patch_the_forbidden_write_is_logged() {
     let client = cp.client();
     let emu = support::emulator(2, Faults::default()).await;
     connect(&client, &orders_ns, &emu).await;
-    create_orders(&client, &orders_ns, (1..=2).map(|n| order(n, SalesStatus::Delivered))).await;
+    create_orders(
+        &client,
+        &orders_ns,
+        (1..=2).map(|n| order(n, SalesStatus::Delivered)),
+    )
+    .await;
 
     let op = install.start_operator(cp, "operator-0");
     let needle = r#"cannot patch resource \"salesorderstatuses/status\""#;
-    testkit::wait_for(TIMEOUT, || async { op.logs().contains(needle).then_some(()) })
-        .await
-        .unwrap_or_else(|_| panic!("no Forbidden status write in the log:\n{}", op.logs()));
-    let line = op.logs().lines().find(|l| l.contains(needle)).unwrap().to_owned();
+    testkit::wait_for(TIMEOUT, || async {
+        op.logs().contains(needle).then_some(())
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no Forbidden status write in the log:\n{}", op.logs()));
+    let line = op
+        .logs()
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap()
+        .to_owned();
     eprintln!("operator log line without the status rule: {line}");
     assert!(line.contains("writing status of"), "{line}");
     let orders: Api<SalesOrderStatus> = Api::namespaced(client.clone(), &orders_ns);
-    assert!(orders.get("so-2025-0001").await.unwrap().status.is_none(), "status cannot have been written");
+    assert!(
+        orders.get("so-2025-0001").await.unwrap().status.is_none(),
+        "status cannot have been written"
+    );
 }

@@ -22,8 +22,18 @@ fn exported_samples() -> BTreeSet<String> {
     m.outcome("orders/a", Reason::Updated);
     m.status_written();
     m.set_leader(true);
-    m.observe(&RequestEvent { method: "PATCH", kind: RequestKind::Entity, status: Some(412), duration: Duration::from_millis(3) });
-    m.observe(&RequestEvent { method: "GET", kind: RequestKind::Entity, status: Some(429), duration: Duration::from_millis(3) });
+    m.observe(&RequestEvent {
+        method: "PATCH",
+        kind: RequestKind::Entity,
+        status: Some(412),
+        duration: Duration::from_millis(3),
+    });
+    m.observe(&RequestEvent {
+        method: "GET",
+        kind: RequestKind::Entity,
+        status: Some(429),
+        duration: Duration::from_millis(3),
+    });
     m.render()
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
@@ -37,7 +47,9 @@ fn exprs(dashboard: &Value) -> Vec<(String, String)> {
         for p in panels {
             let title = p["title"].as_str().unwrap_or("?").to_owned();
             for t in p["targets"].as_array().into_iter().flatten() {
-                let expr = t["expr"].as_str().unwrap_or_else(|| panic!("panel {title:?}: target without expr"));
+                let expr = t["expr"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("panel {title:?}: target without expr"));
                 out.push((title.clone(), expr.to_owned()));
             }
             if let Some(inner) = p["panels"].as_array() {
@@ -46,7 +58,12 @@ fn exprs(dashboard: &Value) -> Vec<(String, String)> {
         }
     }
     let mut out = Vec::new();
-    walk(dashboard["panels"].as_array().expect("dashboard has panels"), &mut out);
+    walk(
+        dashboard["panels"]
+            .as_array()
+            .expect("dashboard has panels"),
+        &mut out,
+    );
     out
 }
 
@@ -54,8 +71,19 @@ fn exprs(dashboard: &Value) -> Vec<(String, String)> {
 /// (followed by `(`), keywords, label names (inside `{}` or `by (...)`),
 /// durations, numbers or Grafana variables.
 fn metric_names(expr: &str) -> BTreeSet<String> {
-    const KEYWORDS: &[&str] =
-        &["by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "offset"];
+    const KEYWORDS: &[&str] = &[
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+    ];
     let mut cleaned = String::new();
     let mut depth_brace = 0;
     let mut depth_bracket = 0;
@@ -76,7 +104,10 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     let mut text = cleaned;
     for kw in ["by", "without", "on", "ignoring"] {
         while let Some(at) = find_clause(&text, kw) {
-            let close = text[at..].find(')').map(|i| at + i + 1).unwrap_or(text.len());
+            let close = text[at..]
+                .find(')')
+                .map(|i| at + i + 1)
+                .unwrap_or(text.len());
             text.replace_range(at..close, " ");
         }
     }
@@ -86,14 +117,18 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     while i < bytes.len() {
         let c = bytes[i];
         if c == '$' {
-            while i < bytes.len() && (bytes[i] == '$' || bytes[i].is_alphanumeric() || bytes[i] == '_') {
+            while i < bytes.len()
+                && (bytes[i] == '$' || bytes[i].is_alphanumeric() || bytes[i] == '_')
+            {
                 i += 1;
             }
             continue;
         }
         if c.is_ascii_alphabetic() || c == '_' || c == ':' {
             let start = i;
-            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == '_' || bytes[i] == ':') {
+            while i < bytes.len()
+                && (bytes[i].is_ascii_alphanumeric() || bytes[i] == '_' || bytes[i] == ':')
+            {
                 i += 1;
             }
             let word: String = bytes[start..i].iter().collect();
@@ -113,7 +148,8 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
 fn find_clause(text: &str, kw: &str) -> Option<usize> {
     let mut from = 0;
     while let Some(i) = text[from..].find(kw).map(|i| from + i) {
-        let before_ok = i == 0 || !text.as_bytes()[i - 1].is_ascii_alphanumeric() && text.as_bytes()[i - 1] != b'_';
+        let before_ok = i == 0
+            || !text.as_bytes()[i - 1].is_ascii_alphanumeric() && text.as_bytes()[i - 1] != b'_';
         let rest = text[i + kw.len()..].trim_start();
         if before_ok && rest.starts_with('(') {
             return Some(i);
@@ -128,12 +164,16 @@ fn the_expression_parser_sees_metrics_only() {
     let got = metric_names(
         r#"sum by (reason, le) (rate(foo_total{a="b{c}", d=~"$x"}[$__rate_interval])) / clamp_min(bar_count offset 5m, 1e-9) and on (pod) baz"#,
     );
-    assert_eq!(got, ["bar_count", "baz", "foo_total"].map(String::from).into());
+    assert_eq!(
+        got,
+        ["bar_count", "baz", "foo_total"].map(String::from).into()
+    );
 }
 
 #[test]
 fn dashboard_parses_and_every_expr_uses_exported_metrics() {
-    let dashboard: Value = serde_json::from_str(DASHBOARD).expect("docs/grafana-dashboard.json is JSON");
+    let dashboard: Value =
+        serde_json::from_str(DASHBOARD).expect("docs/grafana-dashboard.json is JSON");
     assert!(dashboard["title"].is_string() && dashboard["uid"].is_string());
     let exported = exported_samples();
     assert!(exported.contains("d365_requests_total"), "{exported:?}");
@@ -144,16 +184,27 @@ fn dashboard_parses_and_every_expr_uses_exported_metrics() {
         let names = metric_names(expr);
         assert!(!names.is_empty(), "panel {title:?}: no metric in {expr}");
         for name in names {
-            assert!(exported.contains(&name), "panel {title:?} uses {name}, which the operator does not export ({exported:?})");
+            assert!(
+                exported.contains(&name),
+                "panel {title:?} uses {name}, which the operator does not export ({exported:?})"
+            );
             used.insert(name);
         }
     }
     // Each exported family appears somewhere (histograms via _bucket or _sum).
     let family = |s: &str| {
-        ["_bucket", "_sum", "_count", "_created"].iter().fold(s.to_owned(), |s, suffix| s.trim_end_matches(suffix).to_owned())
+        ["_bucket", "_sum", "_count", "_created"]
+            .iter()
+            .fold(s.to_owned(), |s, suffix| {
+                s.trim_end_matches(suffix).to_owned()
+            })
     };
     let used_families: BTreeSet<String> = used.iter().map(|s| family(s)).collect();
-    let missing: Vec<String> = exported.iter().map(|s| family(s)).filter(|f| !used_families.contains(f)).collect();
+    let missing: Vec<String> = exported
+        .iter()
+        .map(|s| family(s))
+        .filter(|f| !used_families.contains(f))
+        .collect();
     assert!(missing.is_empty(), "no panel for {missing:?}");
 }
 
@@ -161,10 +212,17 @@ fn dashboard_parses_and_every_expr_uses_exported_metrics() {
 fn panels_have_unique_ids_and_prometheus_targets() {
     let dashboard: Value = serde_json::from_str(DASHBOARD).unwrap();
     let panels = dashboard["panels"].as_array().unwrap();
-    let ids: BTreeSet<u64> = panels.iter().map(|p| p["id"].as_u64().expect("numeric id")).collect();
+    let ids: BTreeSet<u64> = panels
+        .iter()
+        .map(|p| p["id"].as_u64().expect("numeric id"))
+        .collect();
     assert_eq!(ids.len(), panels.len(), "duplicate panel ids");
     for p in panels.iter().filter(|p| p["type"] != "row") {
-        assert_eq!(p["datasource"]["type"], "prometheus", "panel {}", p["title"]);
+        assert_eq!(
+            p["datasource"]["type"], "prometheus",
+            "panel {}",
+            p["title"]
+        );
         assert!(p["gridPos"]["w"].as_u64().unwrap() <= 24);
     }
 }

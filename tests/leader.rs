@@ -26,17 +26,21 @@ const FAILOVER_BOUND: Duration = Duration::from_secs(LEASE_SECONDS + 6);
 
 fn start(kubeconfig: &Path, ns: &str, identity: &str) -> Operator {
     let seconds = LEASE_SECONDS.to_string();
-    Operator::start(kubeconfig, ns, &[
-        "--leader-elect",
-        "--lease-namespace",
+    Operator::start(
+        kubeconfig,
         ns,
-        "--lease-name",
-        LEASE,
-        "--lease-duration-seconds",
-        &seconds,
-        "--identity",
-        identity,
-    ])
+        &[
+            "--leader-elect",
+            "--lease-namespace",
+            ns,
+            "--lease-name",
+            LEASE,
+            "--lease-duration-seconds",
+            &seconds,
+            "--identity",
+            identity,
+        ],
+    )
 }
 
 /// When the operator logged `message` (its own clock, RFC 3339), if it did.
@@ -50,11 +54,19 @@ fn logged_at(op: &Operator, message: &str) -> Option<Timestamp> {
 async fn wait_logged(op: &Operator, message: &str, timeout: Duration) -> Timestamp {
     testkit::wait_for(timeout, || async { logged_at(op, message) })
         .await
-        .unwrap_or_else(|_| panic!("operator never logged {message:?} within {timeout:?}:\n{}", op.logs()))
+        .unwrap_or_else(|_| {
+            panic!(
+                "operator never logged {message:?} within {timeout:?}:\n{}",
+                op.logs()
+            )
+        })
 }
 
 fn accepted_writes(emu: &Emulator) -> usize {
-    emu.history().iter().filter(|w| w.source == WriteSource::Client && w.accepted).count()
+    emu.history()
+        .iter()
+        .filter(|w| w.source == WriteSource::Client && w.accepted)
+        .count()
 }
 
 async fn patches(op: &Operator) -> f64 {
@@ -72,7 +84,8 @@ fn secs(from: Timestamp, to: Timestamp) -> f64 {
 #[tokio::test]
 async fn one_writer_and_failover_within_the_lease_duration() {
     let cp = testkit::control_plane().await;
-    cp.apply_crds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crds")).await;
+    cp.apply_crds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crds"))
+        .await;
     let ns = cp.namespace("leader").await;
     let client = cp.client();
     let emu = support::emulator(30, Faults::default()).await;
@@ -85,53 +98,139 @@ async fn one_writer_and_failover_within_the_lease_duration() {
     for op in [&a, &b] {
         wait_logged(op, "waiting for leadership", Duration::from_secs(30)).await;
     }
-    let winner = testkit::wait_for(Duration::from_secs(30), || async { holder(&leases).await }).await.expect("a Lease holder");
-    let (leader, standby) = if winner == "replica-a" { (&mut a, &mut b) } else { (&mut b, &mut a) };
+    let winner = testkit::wait_for(Duration::from_secs(30), || async { holder(&leases).await })
+        .await
+        .expect("a Lease holder");
+    let (leader, standby) = if winner == "replica-a" {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
     wait_logged(leader, "became leader", Duration::from_secs(10)).await;
 
-    create_orders(&client, &ns, (1..=10).map(|n| order(n, SalesStatus::Delivered))).await;
-    wait_all(&client, &ns, 10, &["Updated", "InSync"], Duration::from_secs(60)).await;
+    create_orders(
+        &client,
+        &ns,
+        (1..=10).map(|n| order(n, SalesStatus::Delivered)),
+    )
+    .await;
+    wait_all(
+        &client,
+        &ns,
+        10,
+        &["Updated", "InSync"],
+        Duration::from_secs(60),
+    )
+    .await;
 
     // Exactly one writer: every accepted PATCH in the emulator's history is
     // one the leader counted; the standby made no D365 request at all.
     assert_eq!(accepted_writes(&emu), 10);
     assert_eq!(patches(leader).await, 10.0);
-    assert_eq!(standby.metric_sum("d365_requests_total").await, 0.0, "standby talked to D365");
+    assert_eq!(
+        standby.metric_sum("d365_requests_total").await,
+        0.0,
+        "standby talked to D365"
+    );
     assert_eq!(standby.metric_sum("sales_order_operator_leader").await, 0.0);
     assert_eq!(leader.metric_sum("sales_order_operator_leader").await, 1.0);
-    assert!(logged_at(standby, "became leader").is_none() && !standby.logs().contains("order updated"));
+    assert!(
+        logged_at(standby, "became leader").is_none() && !standby.logs().contains("order updated")
+    );
 
     // SIGKILL the leader: no release, the Lease must expire.
     leader.kill();
     let killed = Timestamp::now();
-    create_orders(&client, &ns, (11..=20).map(|n| order(n, SalesStatus::Delivered))).await;
-    let took_over = wait_logged(standby, "became leader", FAILOVER_BOUND + Duration::from_secs(10)).await;
+    create_orders(
+        &client,
+        &ns,
+        (11..=20).map(|n| order(n, SalesStatus::Delivered)),
+    )
+    .await;
+    let took_over = wait_logged(
+        standby,
+        "became leader",
+        FAILOVER_BOUND + Duration::from_secs(10),
+    )
+    .await;
     let failover = secs(killed, took_over);
-    wait_all(&client, &ns, 20, &["Updated", "InSync"], Duration::from_secs(60)).await;
+    wait_all(
+        &client,
+        &ns,
+        20,
+        &["Updated", "InSync"],
+        Duration::from_secs(60),
+    )
+    .await;
     let converged = secs(killed, Timestamp::now());
     eprintln!(
         "leader election: SIGKILL failover {failover:.2}s (lease {LEASE_SECONDS}s), 10 new orders Ready {converged:.2}s after the kill"
     );
-    assert!(failover <= FAILOVER_BOUND.as_secs_f64(), "failover took {failover:.2}s");
-    assert_eq!(holder(&leases).await.as_deref(), Some(if winner == "replica-a" { "replica-b" } else { "replica-a" }));
+    assert!(
+        failover <= FAILOVER_BOUND.as_secs_f64(),
+        "failover took {failover:.2}s"
+    );
+    assert_eq!(
+        holder(&leases).await.as_deref(),
+        Some(if winner == "replica-a" {
+            "replica-b"
+        } else {
+            "replica-a"
+        })
+    );
     assert_eq!(accepted_writes(&emu), 20, "each new order written once");
-    assert_eq!(patches(standby).await, 10.0, "the new leader wrote the new orders");
+    assert_eq!(
+        patches(standby).await,
+        10.0,
+        "the new leader wrote the new orders"
+    );
 
     // A third replica stands by; SIGTERM to the leader releases the Lease
     // (holder cleared) on the way out and a standby takes it.
     let mut c = start(cp.kubeconfig(), &ns, "replica-c");
     wait_logged(&c, "waiting for leadership", Duration::from_secs(30)).await;
     let terminated = Timestamp::now();
-    let old = if winner == "replica-a" { "replica-b" } else { "replica-a" };
-    assert!(standby.terminate(), "graceful exit on SIGTERM:\n{}", standby.logs());
+    let old = if winner == "replica-a" {
+        "replica-b"
+    } else {
+        "replica-a"
+    };
+    assert!(
+        standby.terminate(),
+        "graceful exit on SIGTERM:\n{}",
+        standby.logs()
+    );
     let after_exit = holder(&leases).await;
-    assert!(after_exit.as_deref() != Some(old), "the terminated leader did not release the Lease");
-    let took_over = wait_logged(&c, "became leader", FAILOVER_BOUND + Duration::from_secs(10)).await;
+    assert!(
+        after_exit.as_deref() != Some(old),
+        "the terminated leader did not release the Lease"
+    );
+    let took_over = wait_logged(
+        &c,
+        "became leader",
+        FAILOVER_BOUND + Duration::from_secs(10),
+    )
+    .await;
     let handover = secs(terminated, took_over);
-    create_orders(&client, &ns, (21..=25).map(|n| order(n, SalesStatus::Delivered))).await;
-    wait_all(&client, &ns, 25, &["Updated", "InSync"], Duration::from_secs(60)).await;
+    create_orders(
+        &client,
+        &ns,
+        (21..=25).map(|n| order(n, SalesStatus::Delivered)),
+    )
+    .await;
+    wait_all(
+        &client,
+        &ns,
+        25,
+        &["Updated", "InSync"],
+        Duration::from_secs(60),
+    )
+    .await;
     eprintln!("leader election: SIGTERM hand-over {handover:.2}s");
-    assert!(handover <= FAILOVER_BOUND.as_secs_f64(), "hand-over took {handover:.2}s");
+    assert!(
+        handover <= FAILOVER_BOUND.as_secs_f64(),
+        "hand-over took {handover:.2}s"
+    );
     assert_eq!(accepted_writes(&emu), 25);
     assert_eq!(patches(&c).await, 5.0);
     c.kill();

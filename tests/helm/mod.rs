@@ -43,10 +43,20 @@ pub fn run_helm(args: &[&str]) -> Output {
 /// helm's stderr on failure.
 pub fn template(release: &str, namespace: &str, extra: &[&str]) -> String {
     let chart = chart_dir();
-    let mut args = vec!["template", release, chart.to_str().unwrap(), "--namespace", namespace];
+    let mut args = vec![
+        "template",
+        release,
+        chart.to_str().unwrap(),
+        "--namespace",
+        namespace,
+    ];
     args.extend_from_slice(extra);
     let out = run_helm(&args);
-    assert!(out.status.success(), "helm {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "helm {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -63,7 +73,9 @@ pub fn parse_docs(text: &str) -> Vec<Value> {
 }
 
 pub fn to_yaml(docs: &[Value]) -> String {
-    docs.iter().map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap())).collect()
+    docs.iter()
+        .map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap()))
+        .collect()
 }
 
 pub fn kind(doc: &Value) -> &str {
@@ -108,5 +120,8 @@ pub fn env(docs: &[Value]) -> Vec<(String, String)> {
 }
 
 pub fn env_var(docs: &[Value], var: &str) -> Option<String> {
-    env(docs).into_iter().find(|(n, _)| n == var).map(|(_, v)| v)
+    env(docs)
+        .into_iter()
+        .find(|(n, _)| n == var)
+        .map(|(_, v)| v)
 }
