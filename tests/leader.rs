@@ -25,14 +25,18 @@ const LEASE_SECONDS: u64 = 4;
 const FAILOVER_BOUND: Duration = Duration::from_secs(LEASE_SECONDS + 6);
 
 fn start(kubeconfig: &Path, ns: &str, identity: &str) -> Operator {
+    start_watching(kubeconfig, ns, ns, identity)
+}
+
+fn start_watching(kubeconfig: &Path, watch: &str, lease_ns: &str, identity: &str) -> Operator {
     let seconds = LEASE_SECONDS.to_string();
     Operator::start(
         kubeconfig,
-        ns,
+        watch,
         &[
             "--leader-elect",
             "--lease-namespace",
-            ns,
+            lease_ns,
             "--lease-name",
             LEASE,
             "--lease-duration-seconds",
@@ -234,4 +238,43 @@ async fn one_writer_and_failover_within_the_lease_duration() {
     assert_eq!(accepted_writes(&emu), 25);
     assert_eq!(patches(&c).await, 5.0);
     c.kill();
+}
+
+/// A standby is healthy: `/readyz` must answer 200 while it waits, or a
+/// Deployment rollout (the new pod starts as a standby) never completes.
+#[tokio::test]
+#[ignore = "fails: src/main.rs passes only ready[0] to leader::acquire, so a standby watching \
+            several namespaces stays unready (fix described in the packaging report)"]
+async fn a_standby_watching_several_namespaces_is_ready() {
+    let cp = testkit::control_plane().await;
+    cp.apply_crds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crds"))
+        .await;
+    let (a, b) = (
+        cp.namespace("standby-a").await,
+        cp.namespace("standby-b").await,
+    );
+    let leader = start(cp.kubeconfig(), &a, "holder");
+    wait_logged(&leader, "became leader", Duration::from_secs(30)).await;
+    for (watch, identity) in [
+        (b.clone(), "standby-one-ns"),
+        (format!("{a},{b}"), "standby-two-ns"),
+    ] {
+        let standby = start_watching(cp.kubeconfig(), &watch, &a, identity);
+        wait_logged(&standby, "waiting for leadership", Duration::from_secs(30)).await;
+        let url = format!("{}/readyz", standby.http);
+        let ready = testkit::wait_for(Duration::from_secs(20), || async {
+            reqwest::get(&url)
+                .await
+                .ok()?
+                .status()
+                .is_success()
+                .then_some(())
+        })
+        .await;
+        assert!(
+            ready.is_ok(),
+            "standby watching {watch} never ready:\n{}",
+            standby.logs()
+        );
+    }
 }
