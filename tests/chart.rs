@@ -86,6 +86,11 @@ fn cluster_mode_renders_a_cluster_role_and_watches_everything() {
     );
     assert_eq!(env_var(&docs, "WATCH_NAMESPACE").as_deref(), Some(""));
     assert_eq!(env_var(&docs, "LEADER_ELECT").as_deref(), Some("false"));
+    // One writer during upgrades too: no Lease, so no overlapping pods.
+    assert_eq!(
+        one(&docs, "Deployment")["spec"]["strategy"]["type"],
+        "Recreate"
+    );
     let binding = one(&docs, "ClusterRoleBinding");
     assert_eq!(
         binding["roleRef"]["name"],
@@ -199,6 +204,10 @@ fn several_replicas_turn_on_leader_election_with_a_named_lease_role() {
             env_var(&docs, "LEADER_ELECT").as_deref(),
             Some("true"),
             "{extra:?}"
+        );
+        assert_eq!(
+            one(&docs, "Deployment")["spec"]["strategy"]["type"],
+            "RollingUpdate"
         );
         let lease = env_var(&docs, "LEASE_NAME").unwrap();
         let role = of_kind(&docs, "Role")
