@@ -305,11 +305,15 @@ fn dockerignore_keeps_what_the_build_needs() {
     // Every workspace member (cargo loads them all for --locked) and the lock file stay.
     let manifest: toml_like::Members =
         toml_like::members(&std::fs::read_to_string(Path::new(ROOT).join("Cargo.toml")).unwrap());
-    for keep in manifest
-        .iter()
-        .map(String::as_str)
-        .chain(["Cargo.toml", "Cargo.lock", "src"])
-    {
+    for keep in manifest.iter().map(String::as_str).chain([
+        "Cargo.toml",
+        "Cargo.lock",
+        "src",
+        "tests",
+        "benches",
+        "examples",
+        "build.rs",
+    ]) {
         let keep = keep.trim_start_matches("./");
         if keep == "." {
             continue;
