@@ -172,7 +172,7 @@ async fn duplicate_orders_have_one_writer_until_the_owner_goes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_shows_columns_waits_for_ready_and_describes_events() {
     let env = env("kubectl", 2, Faults::default()).await;
-    let _op = env.operator(&[]);
+    let mut op = env.operator(&[]);
     support::create_orders(&env.client, &env.ns, [order(1, SalesStatus::Delivered), order(2, SalesStatus::Invoiced)]).await;
     let wait = env.cp.kubectl(&["wait", "-n", &env.ns, "--for=condition=Ready", "sos/so-2025-0001", "sos/so-2025-0002", "--timeout=60s"]);
     assert!(wait.status.success(), "kubectl wait: {}", String::from_utf8_lossy(&wait.stderr));
@@ -188,4 +188,13 @@ async fn kubectl_shows_columns_waits_for_ready_and_describes_events() {
     let short = env.cp.kubectl(&["get", "d365", "-n", &env.ns, "-o", "name"]);
     let names = String::from_utf8_lossy(&short.stdout);
     assert!(names.contains("d365connection") && names.contains("salesorderstatus"), "category d365 lists both: {names}");
+
+    // SIGTERM stops it cleanly, and nothing it logged or stored holds the secret.
+    assert!(op.terminate(), "graceful exit on SIGTERM");
+    let logs = op.logs();
+    assert!(logs.contains("order updated") && logs.contains("etag_sent"), "requests and ETags are logged");
+    assert!(!logs.contains(d365_emulator::DEFAULT_CLIENT_SECRET), "the client secret leaked into the log");
+    assert!(!logs.to_lowercase().contains("bearer "), "a token leaked into the log");
+    let yaml = env.cp.kubectl(&["get", "sos,events", "-n", &env.ns, "-o", "yaml"]);
+    assert!(!String::from_utf8_lossy(&yaml.stdout).contains(d365_emulator::DEFAULT_CLIENT_SECRET));
 }

@@ -288,7 +288,7 @@ impl D365Client {
                 let etag_received = ETag::from_response(json.as_ref(), &headers);
                 let etag_received = etag_received.as_ref().map(ETag::as_str).unwrap_or("");
                 if method == Method::GET {
-                    tracing::debug!(method = method_name, key = %key, status, etag_sent, etag_received, attempt, duration_ms, "D365 request");
+                    tracing::info!(method = method_name, key = %key, status, etag_sent, etag_received, attempt, duration_ms, "D365 request");
                 } else {
                     tracing::info!(method = method_name, key = %key, status, etag_sent, etag_received, attempt, duration_ms, "D365 request");
                 }
