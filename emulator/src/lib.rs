@@ -27,6 +27,7 @@ mod write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
 use thiserror::Error;
@@ -83,6 +84,10 @@ impl Emulator {
         let state = Arc::new(State::new(config, base_url, store));
         let app = server::router(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
+        // Small answers go out at once (no Nagle delay on keep-alive).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = rx.await;
