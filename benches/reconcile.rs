@@ -6,7 +6,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use d365_emulator::{Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Emulator, Faults, generate_orders};
+use d365_emulator::{
+    Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Emulator, Faults,
+    generate_orders,
+};
 use futures::StreamExt;
 use sales_order_operator::api::{ConnectionRef, Policy, SalesOrderStatusSpec, SalesStatus};
 use sales_order_operator::controller::sync::{OrderRules, sync_order};
@@ -17,7 +20,9 @@ const CONCURRENCY: usize = 64;
 
 fn spec(n: usize) -> SalesOrderStatusSpec {
     SalesOrderStatusSpec {
-        connection_ref: ConnectionRef { name: "usmf".into() },
+        connection_ref: ConnectionRef {
+            name: "usmf".into(),
+        },
         data_area_id: "USMF".into(),
         sales_order_number: format!("SO-2025-{n:04}"),
         sales_status: SalesStatus::Delivered,
@@ -31,7 +36,12 @@ async fn round(name: &str, emu: &Emulator, client: &D365Client, rules: &OrderRul
     let before = emu.requests().len();
     let started = Instant::now();
     let reasons: Vec<_> = futures::stream::iter(1..=ORDERS)
-        .map(|n| async move { sync_order(client, rules, &spec(n), 1).await.outcome.reason() })
+        .map(|n| async move {
+            sync_order(client, rules, &spec(n), 1)
+                .await
+                .outcome
+                .reason()
+        })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
@@ -52,7 +62,10 @@ async fn round(name: &str, emu: &Emulator, client: &D365Client, rules: &OrderRul
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let config = Config { orders: generate_orders(ORDERS, 3), ..Config::default() };
         let emu = Emulator::start(config).await.unwrap();

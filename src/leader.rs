@@ -33,12 +33,19 @@ pub struct LeaderArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderError {
     #[error("lease {namespace}/{name}: {source}")]
-    Lease { namespace: String, name: String, #[source] source: LeaseManagerError },
+    Lease {
+        namespace: String,
+        name: String,
+        #[source]
+        source: LeaseManagerError,
+    },
 }
+
+type LeaseTask = JoinHandle<Result<kube_lease_manager::LeaseManager, LeaseManagerError>>;
 
 /// A held lease, or nothing when election is off.
 pub struct Lease {
-    state: Option<(watch::Receiver<bool>, JoinHandle<Result<kube_lease_manager::LeaseManager, LeaseManagerError>>)>,
+    state: Option<(watch::Receiver<bool>, LeaseTask)>,
 }
 
 /// Waits until this replica leads (returns at once when election is off).
@@ -54,9 +61,17 @@ pub async fn acquire(
         return Ok(Lease { state: None });
     }
     let identity = args.identity.clone().unwrap_or_else(|| {
-        format!("{}-{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "operator".into()), std::process::id())
+        format!(
+            "{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "operator".into()),
+            std::process::id()
+        )
     });
-    let err = |source| LeaderError::Lease { namespace: args.lease_namespace.clone(), name: args.lease_name.clone(), source };
+    let err = |source| LeaderError::Lease {
+        namespace: args.lease_namespace.clone(),
+        name: args.lease_name.clone(),
+        source,
+    };
     let duration = args.lease_duration_seconds.max(2);
     let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
         .with_namespace(&args.lease_namespace)
@@ -83,7 +98,9 @@ pub async fn acquire(
     standby_ready.store(false, Ordering::SeqCst);
     metrics.set_leader(true);
     info!(%identity, lease = %args.lease_name, "became leader");
-    Ok(Lease { state: Some((rx, handle)) })
+    Ok(Lease {
+        state: Some((rx, handle)),
+    })
 }
 
 impl Lease {

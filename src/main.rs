@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Reconcile SalesOrderStatus objects (the default).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML (what crds/ holds).
     Crd,
 }
@@ -64,7 +64,7 @@ impl Default for RunArgs {
     fn default() -> Self {
         let cli = Cli::parse_from(["sales-order-operator", "run"]);
         match cli.command {
-            Some(Command::Run(args)) => args,
+            Some(Command::Run(args)) => *args,
             _ => unreachable!("parsed `run`"),
         }
     }
@@ -75,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Crd) => print!("{}", api::crds_yaml()?),
-        Some(Command::Run(args)) => run(args).await?,
+        Some(Command::Run(args)) => run(*args).await?,
         None => run(RunArgs::default()).await?,
     }
     Ok(())
@@ -83,16 +83,29 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format, "info,kube_runtime=warn,hyper=warn");
-    let client = kube::Client::try_default().await.context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
     let metrics = Arc::new(Metrics::default());
     let namespaces: Vec<Option<String>> = if args.namespace.trim().is_empty() {
         vec![None]
     } else {
-        args.namespace.split(',').map(|n| Some(n.trim().to_owned())).filter(|n| n.as_deref() != Some("")).collect()
+        args.namespace
+            .split(',')
+            .map(|n| Some(n.trim().to_owned()))
+            .filter(|n| n.as_deref() != Some(""))
+            .collect()
     };
-    let ready: Vec<Arc<AtomicBool>> = namespaces.iter().map(|_| Arc::new(AtomicBool::new(false))).collect();
+    let ready: Vec<Arc<AtomicBool>> = namespaces
+        .iter()
+        .map(|_| Arc::new(AtomicBool::new(false)))
+        .collect();
     let ready = Arc::new(ready);
-    let server = tokio::spawn(server::serve(args.http_addr, metrics.clone(), ready.clone()));
+    let server = tokio::spawn(server::serve(
+        args.http_addr,
+        metrics.clone(),
+        ready.clone(),
+    ));
 
     let options = Options {
         namespace: None,
@@ -101,19 +114,40 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         settings: Settings {
             resync_interval: args.resync_interval,
             stalled_recheck: args.stalled_recheck,
-            backoff: BackoffPolicy { cap: args.backoff_cap, ..BackoffPolicy::default() },
+            backoff: BackoffPolicy {
+                cap: args.backoff_cap,
+                ..BackoffPolicy::default()
+            },
         },
     };
     let shutdown = shutdown_signal();
-    let lease = sales_order_operator::leader::acquire(&client, &args.leader, metrics.clone(), ready[0].clone())
-        .await
-        .context("leader election")?;
+    let lease = sales_order_operator::leader::acquire(
+        &client,
+        &args.leader,
+        metrics.clone(),
+        ready[0].clone(),
+    )
+    .await
+    .context("leader election")?;
     tracing::info!(namespace = %args.namespace, selector = %args.selector, "starting controller");
     let shutdown = futures::future::FutureExt::shared(shutdown);
-    let controllers = namespaces.into_iter().zip(ready.iter().cloned()).map(|(namespace, ready)| {
-        let options = Options { namespace, ..options.clone() };
-        controller::run(client.clone(), options, metrics.clone(), ready, shutdown.clone())
-    });
+    let controllers =
+        namespaces
+            .into_iter()
+            .zip(ready.iter().cloned())
+            .map(|(namespace, ready)| {
+                let options = Options {
+                    namespace,
+                    ..options.clone()
+                };
+                controller::run(
+                    client.clone(),
+                    options,
+                    metrics.clone(),
+                    ready,
+                    shutdown.clone(),
+                )
+            });
     tokio::select! {
         _ = futures::future::join_all(controllers) => {}
         lost = lease.lost() => {
@@ -128,7 +162,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 /// SIGTERM (Kubernetes) or Ctrl-C: stop taking work, finish in-flight
 /// reconciles, exit.
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}

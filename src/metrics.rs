@@ -5,7 +5,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, text::encode};
-use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram};
+use prometheus_client::metrics::{
+    counter::Counter, family::Family, gauge::Gauge, histogram::Histogram,
+};
 use prometheus_client::registry::Registry;
 
 use crate::api::Reason;
@@ -61,7 +63,11 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let seconds = || Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
+        let seconds = || {
+            Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ])
+        };
         let mut m = Self {
             registry: Registry::default(),
             reconciles: Family::default(),
@@ -78,17 +84,57 @@ impl Default for Metrics {
             by_object: Mutex::new(HashMap::new()),
         };
         let r = &mut m.registry;
-        r.register("controller_runtime_reconcile", "Reconciles by result", m.reconciles.clone());
-        r.register("controller_runtime_reconcile_errors", "Reconciles that returned an error", m.reconcile_errors.clone());
-        r.register("controller_runtime_reconcile_time_seconds", "Reconcile duration", m.reconcile_time.clone());
-        r.register("d365_requests", "D365 HTTP requests by method, kind and status code", m.requests.clone());
-        r.register("d365_request_duration_seconds", "D365 HTTP request duration", m.request_time.clone());
-        r.register("d365_conflicts", "D365 answers 409/412 (stale ETag)", m.conflicts.clone());
+        r.register(
+            "controller_runtime_reconcile",
+            "Reconciles by result",
+            m.reconciles.clone(),
+        );
+        r.register(
+            "controller_runtime_reconcile_errors",
+            "Reconciles that returned an error",
+            m.reconcile_errors.clone(),
+        );
+        r.register(
+            "controller_runtime_reconcile_time_seconds",
+            "Reconcile duration",
+            m.reconcile_time.clone(),
+        );
+        r.register(
+            "d365_requests",
+            "D365 HTTP requests by method, kind and status code",
+            m.requests.clone(),
+        );
+        r.register(
+            "d365_request_duration_seconds",
+            "D365 HTTP request duration",
+            m.request_time.clone(),
+        );
+        r.register(
+            "d365_conflicts",
+            "D365 answers 409/412 (stale ETag)",
+            m.conflicts.clone(),
+        );
         r.register("d365_throttles", "D365 answers 429", m.throttles.clone());
-        r.register("sales_order_reconcile_outcomes", "Reconcile outcomes by condition reason", m.outcomes.clone());
-        r.register("sales_order_objects", "SalesOrderStatus objects by Ready reason", m.objects.clone());
-        r.register("sales_order_status_writes", "Status subresource patches", m.status_writes.clone());
-        r.register("sales_order_operator_leader", "1 while this replica holds the lease", m.leader.clone());
+        r.register(
+            "sales_order_reconcile_outcomes",
+            "Reconcile outcomes by condition reason",
+            m.outcomes.clone(),
+        );
+        r.register(
+            "sales_order_objects",
+            "SalesOrderStatus objects by Ready reason",
+            m.objects.clone(),
+        );
+        r.register(
+            "sales_order_status_writes",
+            "Status subresource patches",
+            m.status_writes.clone(),
+        );
+        r.register(
+            "sales_order_operator_leader",
+            "1 while this replica holds the lease",
+            m.leader.clone(),
+        );
         m
     }
 }
@@ -102,19 +148,38 @@ impl Metrics {
     }
 
     pub fn reconciled(&self, result: &'static str, took: Duration) {
-        self.reconciles.get_or_create(&ControllerLabels { controller: CONTROLLER, result }).inc();
+        self.reconciles
+            .get_or_create(&ControllerLabels {
+                controller: CONTROLLER,
+                result,
+            })
+            .inc();
         if result == "error" {
-            self.reconcile_errors.get_or_create(&ControllerOnly { controller: CONTROLLER }).inc();
+            self.reconcile_errors
+                .get_or_create(&ControllerOnly {
+                    controller: CONTROLLER,
+                })
+                .inc();
         }
         self.reconcile_time
-            .get_or_create(&ControllerOnly { controller: CONTROLLER })
+            .get_or_create(&ControllerOnly {
+                controller: CONTROLLER,
+            })
             .observe(took.as_secs_f64());
     }
 
     /// Records an object's outcome; the by-reason gauge follows.
     pub fn outcome(&self, object: &str, reason: Reason) {
-        self.outcomes.get_or_create(&ReasonLabels { reason: reason.as_str() }).inc();
-        let previous = self.by_object.lock().unwrap().insert(object.to_owned(), reason);
+        self.outcomes
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
+        let previous = self
+            .by_object
+            .lock()
+            .unwrap()
+            .insert(object.to_owned(), reason);
         self.move_object(previous, Some(reason));
     }
 
@@ -128,10 +193,14 @@ impl Metrics {
             return;
         }
         if let Some(r) = from {
-            self.objects.get_or_create(&ReasonLabels { reason: r.as_str() }).dec();
+            self.objects
+                .get_or_create(&ReasonLabels { reason: r.as_str() })
+                .dec();
         }
         if let Some(r) = to {
-            self.objects.get_or_create(&ReasonLabels { reason: r.as_str() }).inc();
+            self.objects
+                .get_or_create(&ReasonLabels { reason: r.as_str() })
+                .inc();
         }
     }
 
@@ -146,11 +215,22 @@ impl Metrics {
 
 impl RequestObserver for Metrics {
     fn observe(&self, e: &RequestEvent) {
-        let code = e.status.map_or_else(|| "error".to_owned(), |s| s.to_string());
+        let code = e
+            .status
+            .map_or_else(|| "error".to_owned(), |s| s.to_string());
         let kind = e.kind.as_str();
-        self.requests.get_or_create(&RequestLabels { method: e.method, kind, code }).inc();
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: e.method,
+                kind,
+                code,
+            })
+            .inc();
         self.request_time
-            .get_or_create(&MethodLabels { method: e.method, kind })
+            .get_or_create(&MethodLabels {
+                method: e.method,
+                kind,
+            })
             .observe(e.duration.as_secs_f64());
         match e.status {
             Some(409 | 412) => {
@@ -172,7 +252,12 @@ mod tests {
     #[test]
     fn renders_counts_and_moves_objects_between_reasons() {
         let m = Metrics::default();
-        let ev = |status| RequestEvent { method: "PATCH", kind: RequestKind::Entity, status, duration: Duration::from_millis(3) };
+        let ev = |status| RequestEvent {
+            method: "PATCH",
+            kind: RequestKind::Entity,
+            status,
+            duration: Duration::from_millis(3),
+        };
         m.observe(&ev(Some(412)));
         m.observe(&ev(Some(409)));
         m.observe(&ev(Some(429)));
@@ -183,10 +268,22 @@ mod tests {
         let text = m.render();
         assert!(text.contains("d365_conflicts_total 2"), "{text}");
         assert!(text.contains("d365_throttles_total 1"));
-        assert!(text.contains(r#"d365_requests_total{method="PATCH",kind="entity",code="error"} 1"#), "{text}");
-        assert!(text.contains(r#"sales_order_objects{reason="Updated"} 2"#), "{text}");
-        assert!(text.contains(r#"sales_order_objects{reason="Conflict"} 0"#), "{text}");
+        assert!(
+            text.contains(r#"d365_requests_total{method="PATCH",kind="entity",code="error"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"sales_order_objects{reason="Updated"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"sales_order_objects{reason="Conflict"} 0"#),
+            "{text}"
+        );
         m.forget_object("orders/b");
-        assert!(m.render().contains(r#"sales_order_objects{reason="Updated"} 1"#));
+        assert!(
+            m.render()
+                .contains(r#"sales_order_objects{reason="Updated"} 1"#)
+        );
     }
 }

@@ -30,7 +30,11 @@ pub fn router(metrics: Arc<Metrics>, ready: ReadyFlags) -> Router {
 }
 
 /// Serves until the process ends.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, ready: ReadyFlags) -> std::io::Result<()> {
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    ready: ReadyFlags,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving /metrics /healthz /readyz");
     axum::serve(listener, router(metrics, ready)).await
@@ -38,7 +42,10 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, ready: ReadyFlags) -
 
 async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         s.metrics.render(),
     )
 }

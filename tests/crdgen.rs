@@ -6,7 +6,10 @@ fn crds_dir_matches_generated_yaml() {
     let on_disk = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/crds.yaml"))
         .expect("crds/crds.yaml exists (run `make crds`)");
     let generated = sales_order_operator::api::crds_yaml().unwrap();
-    assert!(on_disk == generated, "crds/crds.yaml is stale: run `make crds`");
+    assert!(
+        on_disk == generated,
+        "crds/crds.yaml is stale: run `make crds`"
+    );
 }
 
 #[test]
@@ -16,7 +19,10 @@ fn binary_crd_subcommand_prints_the_same() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), sales_order_operator::api::crds_yaml().unwrap());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        sales_order_operator::api::crds_yaml().unwrap()
+    );
 }
 
 #[test]

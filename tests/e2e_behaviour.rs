@@ -11,7 +11,9 @@ use d365_emulator::Faults;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use sales_order_operator::api::{D365Connection, Policy, RECONCILE_REQUESTED_AT, SalesOrderStatus, SalesStatus};
+use sales_order_operator::api::{
+    D365Connection, Policy, RECONCILE_REQUESTED_AT, SalesOrderStatus, SalesStatus,
+};
 use serde_json::json;
 use support::{Env, env, number, order, wait_all};
 
@@ -35,29 +37,75 @@ fn with(mut o: SalesOrderStatus, f: impl FnOnce(&mut SalesOrderStatus)) -> Sales
 async fn observe_and_suspend_never_write() {
     let env = env("policies", 3, Faults::default()).await;
     let _op = env.operator(&[]);
-    let observe = with(order(1, SalesStatus::Delivered), |o| o.spec.policy = Policy::Observe);
+    let observe = with(order(1, SalesStatus::Delivered), |o| {
+        o.spec.policy = Policy::Observe
+    });
     let suspended = with(order(2, SalesStatus::Delivered), |o| o.spec.suspend = true);
-    support::create_orders(&env.client, &env.ns, [observe, suspended, order(3, SalesStatus::Delivered)]).await;
+    support::create_orders(
+        &env.client,
+        &env.ns,
+        [observe, suspended, order(3, SalesStatus::Delivered)],
+    )
+    .await;
     let drifted = wait_reason(&env, "so-2025-0001", "Drifted").await;
-    assert_eq!(drifted.status.unwrap().observed.unwrap().sales_status.as_deref(), Some("Backorder"));
+    assert_eq!(
+        drifted
+            .status
+            .unwrap()
+            .observed
+            .unwrap()
+            .sales_status
+            .as_deref(),
+        Some("Backorder")
+    );
     wait_reason(&env, "so-2025-0002", "Suspended").await;
     wait_reason(&env, "so-2025-0003", "Updated").await;
     let writes = env.client_writes();
-    assert_eq!(writes.len(), 1, "only the Enforce order is written: {writes:?}");
+    assert_eq!(
+        writes.len(),
+        1,
+        "only the Enforce order is written: {writes:?}"
+    );
     assert_eq!(writes[0].sales_order_number, number(3));
-    assert_eq!(env.requests_for(&number(2)), 0, "a suspended order sends nothing");
+    assert_eq!(
+        env.requests_for(&number(2)),
+        0,
+        "a suspended order sends nothing"
+    );
 
     // Un-suspending resumes writes.
     let patch = json!({"spec": {"suspend": false}});
-    env.orders().patch("so-2025-0002", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    env.orders()
+        .patch(
+            "so-2025-0002",
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
     wait_reason(&env, "so-2025-0002", "Updated").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_orders_wait_for_a_human_without_retry_storms() {
-    let env = env("stalled", 4, Faults { read_only_companies: vec!["usrt".into()], ..Faults::default() }).await;
+    let env = env(
+        "stalled",
+        4,
+        Faults {
+            read_only_companies: vec!["usrt".into()],
+            ..Faults::default()
+        },
+    )
+    .await;
     // SO-2025-0003 is already Invoiced: a final status.
-    env.emu.external_write("usmf", &number(3), json!({"SalesOrderStatus": "Invoiced"}).as_object().unwrap().clone());
+    env.emu.external_write(
+        "usmf",
+        &number(3),
+        json!({"SalesOrderStatus": "Invoiced"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
     env.emu.put_order(json!({"dataAreaId": "usrt", "SalesOrderNumber": "SO-RT-1", "SalesOrderStatus": "Backorder"}));
     let op = env.operator(&[]);
     let forbidden = with(order(1, SalesStatus::Delivered), |o| {
@@ -65,28 +113,66 @@ async fn stalled_orders_wait_for_a_human_without_retry_storms() {
         o.spec.data_area_id = "USRT".into();
         o.spec.sales_order_number = "SO-RT-1".into();
     });
-    let missing = with(order(9999, SalesStatus::Delivered), |o| o.metadata.name = Some("missing".into()));
-    let invalid = with(order(3, SalesStatus::Delivered), |o| o.metadata.name = Some("invalid".into()));
+    let missing = with(order(9999, SalesStatus::Delivered), |o| {
+        o.metadata.name = Some("missing".into())
+    });
+    let invalid = with(order(3, SalesStatus::Delivered), |o| {
+        o.metadata.name = Some("invalid".into())
+    });
     support::create_orders(&env.client, &env.ns, [forbidden, missing, invalid]).await;
-    for (name, reason) in [("forbidden", "Forbidden"), ("missing", "NotFound"), ("invalid", "InvalidTransition")] {
+    for (name, reason) in [
+        ("forbidden", "Forbidden"),
+        ("missing", "NotFound"),
+        ("invalid", "InvalidTransition"),
+    ] {
         let o = wait_reason(&env, name, reason).await;
-        let stalled = o.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Stalled").unwrap();
-        assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", reason));
+        let stalled = o
+            .status
+            .unwrap()
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Stalled")
+            .unwrap();
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("True", reason)
+        );
     }
-    let before = [env.requests_for("SO-RT-1"), env.requests_for(&number(9999)), env.requests_for(&number(3))];
-    assert_eq!(before, [2, 1, 1], "forbidden: GET + refused PATCH; missing: GET; invalid: GET, no PATCH");
+    let before = [
+        env.requests_for("SO-RT-1"),
+        env.requests_for(&number(9999)),
+        env.requests_for(&number(3)),
+    ];
+    assert_eq!(
+        before,
+        [2, 1, 1],
+        "forbidden: GET + refused PATCH; missing: GET; invalid: GET, no PATCH"
+    );
 
     // A canary created afterwards converges; meanwhile the stalled ones send nothing more.
     support::create_orders(&env.client, &env.ns, [order(4, SalesStatus::Delivered)]).await;
     wait_reason(&env, "so-2025-0004", "Updated").await;
-    let after = [env.requests_for("SO-RT-1"), env.requests_for(&number(9999)), env.requests_for(&number(3))];
+    let after = [
+        env.requests_for("SO-RT-1"),
+        env.requests_for(&number(9999)),
+        env.requests_for(&number(3)),
+    ];
     assert_eq!(before, after, "no retry storm");
-    assert!(op.metrics().await.contains(r#"sales_order_objects{reason="Forbidden"} 1"#));
+    assert!(
+        op.metrics()
+            .await
+            .contains(r#"sales_order_objects{reason="Forbidden"} 1"#)
+    );
 
     // Each Stalled reason is an Event a user sees in kubectl describe.
-    let describe = env.cp.kubectl(&["describe", "sos", "-n", &env.ns, "forbidden", "invalid"]);
+    let describe = env
+        .cp
+        .kubectl(&["describe", "sos", "-n", &env.ns, "forbidden", "invalid"]);
     let text = String::from_utf8_lossy(&describe.stdout);
-    assert!(text.contains("Forbidden") && text.contains("InvalidTransition"), "{text}");
+    assert!(
+        text.contains("Forbidden") && text.contains("InvalidTransition"),
+        "{text}"
+    );
     assert!(text.contains("Warning"), "{text}");
 }
 
@@ -95,22 +181,54 @@ async fn steady_state_resyncs_write_nothing() {
     const N: usize = 30;
     let env = env("steady", N, Faults::default()).await;
     let op = env.operator(&["--resync-interval", "1s"]);
-    support::create_orders(&env.client, &env.ns, (1..=N).map(|n| order(n, SalesStatus::Delivered))).await;
+    support::create_orders(
+        &env.client,
+        &env.ns,
+        (1..=N).map(|n| order(n, SalesStatus::Delivered)),
+    )
+    .await;
     wait_all(&env.client, &env.ns, N, &["Updated", "InSync"], WAIT).await;
     // Let the post-update resync settle, then take the baseline.
-    let gets = |env: &Env| env.emu.requests().iter().filter(|r| r.method == "GET").count();
-    let settled = gets(&env) + 2 * N;
-    testkit::wait_for(WAIT, || async { (gets(&env) >= settled).then_some(()) }).await.unwrap();
-    let versions = |list: Vec<SalesOrderStatus>| -> BTreeMap<String, String> {
-        list.into_iter().map(|o| (o.name_any(), o.resource_version().unwrap())).collect()
+    let gets = |env: &Env| {
+        env.emu
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET")
+            .count()
     };
-    let before = versions(env.orders().list(&ListParams::default()).await.unwrap().items);
+    let settled = gets(&env) + 2 * N;
+    testkit::wait_for(WAIT, || async { (gets(&env) >= settled).then_some(()) })
+        .await
+        .unwrap();
+    let versions = |list: Vec<SalesOrderStatus>| -> BTreeMap<String, String> {
+        list.into_iter()
+            .map(|o| (o.name_any(), o.resource_version().unwrap()))
+            .collect()
+    };
+    let before = versions(
+        env.orders()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items,
+    );
     let writes_before = op.metric_sum("sales_order_status_writes_total").await;
     let target = gets(&env) + 3 * N;
-    testkit::wait_for(WAIT, || async { (gets(&env) >= target).then_some(()) }).await.expect("three full resyncs");
-    let after = versions(env.orders().list(&ListParams::default()).await.unwrap().items);
+    testkit::wait_for(WAIT, || async { (gets(&env) >= target).then_some(()) })
+        .await
+        .expect("three full resyncs");
+    let after = versions(
+        env.orders()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items,
+    );
     assert_eq!(before, after, "resyncs changed resourceVersions");
-    assert_eq!(op.metric_sum("sales_order_status_writes_total").await, writes_before);
+    assert_eq!(
+        op.metric_sum("sales_order_status_writes_total").await,
+        writes_before
+    );
     assert_eq!(env.client_writes().len(), N, "no D365 writes either");
 }
 
@@ -121,11 +239,33 @@ async fn annotation_triggers_an_immediate_reconcile_that_repairs_drift() {
     support::create_orders(&env.client, &env.ns, [order(1, SalesStatus::Delivered)]).await;
     wait_reason(&env, "so-2025-0001", "Updated").await;
     // Someone sets the order back in D365; the 10 min resync would find it later.
-    env.emu.external_write("usmf", &number(1), json!({"SalesOrderStatus": "Backorder"}).as_object().unwrap().clone());
-    let patch = json!({"metadata": {"annotations": {RECONCILE_REQUESTED_AT: "2026-11-25T15:00:00Z"}}});
-    env.orders().patch("so-2025-0001", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-    testkit::wait_for(WAIT, || async { (env.client_writes().len() == 2).then_some(()) }).await.expect("a second PATCH repairs the drift");
-    assert_eq!(env.emu.order("usmf", &number(1)).unwrap()["SalesOrderStatus"], "Delivered");
+    env.emu.external_write(
+        "usmf",
+        &number(1),
+        json!({"SalesOrderStatus": "Backorder"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let patch =
+        json!({"metadata": {"annotations": {RECONCILE_REQUESTED_AT: "2026-11-25T15:00:00Z"}}});
+    env.orders()
+        .patch(
+            "so-2025-0001",
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    testkit::wait_for(WAIT, || async {
+        (env.client_writes().len() == 2).then_some(())
+    })
+    .await
+    .expect("a second PATCH repairs the drift");
+    assert_eq!(
+        env.emu.order("usmf", &number(1)).unwrap()["SalesOrderStatus"],
+        "Delivered"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,13 +273,25 @@ async fn connection_and_secret_arriving_later_wake_the_order() {
     let env = env("latecomer", 1, Faults::default()).await;
     // Remove what env() created, so the order starts without them.
     let conns: Api<D365Connection> = Api::namespaced(env.client.clone(), &env.ns);
-    conns.delete("usmf", &DeleteParams::default()).await.unwrap();
+    conns
+        .delete("usmf", &DeleteParams::default())
+        .await
+        .unwrap();
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
-    secrets.delete("d365-credentials", &DeleteParams::default()).await.unwrap();
+    secrets
+        .delete("d365-credentials", &DeleteParams::default())
+        .await
+        .unwrap();
     let _op = env.operator(&["--stalled-recheck", "1h"]);
     support::create_orders(&env.client, &env.ns, [order(1, SalesStatus::Delivered)]).await;
     wait_reason(&env, "so-2025-0001", "ConnectionNotReady").await;
-    conns.create(&Default::default(), &support::connection("usmf", &env.emu.url())).await.unwrap();
+    conns
+        .create(
+            &Default::default(),
+            &support::connection("usmf", &env.emu.url()),
+        )
+        .await
+        .unwrap();
     wait_reason(&env, "so-2025-0001", "SecretNotFound").await;
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": "d365-credentials"},
@@ -154,7 +306,14 @@ async fn connection_and_secret_arriving_later_wake_the_order() {
 async fn duplicate_orders_have_one_writer_until_the_owner_goes() {
     let env = env("duplicates", 1, Faults::default()).await;
     let _op = env.operator(&[]);
-    support::create_orders(&env.client, &env.ns, [with(order(1, SalesStatus::Delivered), |o| o.metadata.name = Some("first".into()))]).await;
+    support::create_orders(
+        &env.client,
+        &env.ns,
+        [with(order(1, SalesStatus::Delivered), |o| {
+            o.metadata.name = Some("first".into())
+        })],
+    )
+    .await;
     wait_reason(&env, "first", "Updated").await;
     let second = with(order(1, SalesStatus::Canceled), |o| {
         o.metadata.name = Some("second".into());
@@ -164,37 +323,106 @@ async fn duplicate_orders_have_one_writer_until_the_owner_goes() {
     let dup = wait_reason(&env, "second", "DuplicateOrder").await;
     assert!(dup.ready_condition().unwrap().message.contains("first"));
     assert_eq!(env.client_writes().len(), 1, "the duplicate never writes");
-    env.orders().delete("first", &DeleteParams::default()).await.unwrap();
+    env.orders()
+        .delete("first", &DeleteParams::default())
+        .await
+        .unwrap();
     wait_reason(&env, "second", "Updated").await;
-    assert_eq!(env.emu.order("usmf", &number(1)).unwrap()["SalesOrderStatus"], "Canceled");
+    assert_eq!(
+        env.emu.order("usmf", &number(1)).unwrap()["SalesOrderStatus"],
+        "Canceled"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_shows_columns_waits_for_ready_and_describes_events() {
     let env = env("kubectl", 2, Faults::default()).await;
     let mut op = env.operator(&[]);
-    support::create_orders(&env.client, &env.ns, [order(1, SalesStatus::Delivered), order(2, SalesStatus::Invoiced)]).await;
-    let wait = env.cp.kubectl(&["wait", "-n", &env.ns, "--for=condition=Ready", "sos/so-2025-0001", "sos/so-2025-0002", "--timeout=60s"]);
-    assert!(wait.status.success(), "kubectl wait: {}", String::from_utf8_lossy(&wait.stderr));
+    support::create_orders(
+        &env.client,
+        &env.ns,
+        [
+            order(1, SalesStatus::Delivered),
+            order(2, SalesStatus::Invoiced),
+        ],
+    )
+    .await;
+    let wait = env.cp.kubectl(&[
+        "wait",
+        "-n",
+        &env.ns,
+        "--for=condition=Ready",
+        "sos/so-2025-0001",
+        "sos/so-2025-0002",
+        "--timeout=60s",
+    ]);
+    assert!(
+        wait.status.success(),
+        "kubectl wait: {}",
+        String::from_utf8_lossy(&wait.stderr)
+    );
     let get = env.cp.kubectl(&["get", "sos", "-n", &env.ns]);
     let table = String::from_utf8_lossy(&get.stdout);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "ORDER", "COMPANY", "DESIRED", "CURRENT", "READY", "REASON", "AGE"], "{table}");
-    let row: Vec<&str> = table.lines().find(|l| l.starts_with("so-2025-0002")).unwrap().split_whitespace().collect();
-    assert_eq!(&row[1..7], ["SO-2025-0002", "USMF", "Invoiced", "Invoiced", "True", "Updated"], "{table}");
-    let describe = env.cp.kubectl(&["describe", "sos", "-n", &env.ns, "so-2025-0001"]);
+    assert_eq!(
+        header,
+        [
+            "NAME", "ORDER", "COMPANY", "DESIRED", "CURRENT", "READY", "REASON", "AGE"
+        ],
+        "{table}"
+    );
+    let row: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("so-2025-0002"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        &row[1..7],
+        [
+            "SO-2025-0002",
+            "USMF",
+            "Invoiced",
+            "Invoiced",
+            "True",
+            "Updated"
+        ],
+        "{table}"
+    );
+    let describe = env
+        .cp
+        .kubectl(&["describe", "sos", "-n", &env.ns, "so-2025-0001"]);
     let text = String::from_utf8_lossy(&describe.stdout);
-    assert!(text.contains("Normal") && text.contains("Updated") && text.contains("If-Match"), "{text}");
-    let short = env.cp.kubectl(&["get", "d365", "-n", &env.ns, "-o", "name"]);
+    assert!(
+        text.contains("Normal") && text.contains("Updated") && text.contains("If-Match"),
+        "{text}"
+    );
+    let short = env
+        .cp
+        .kubectl(&["get", "d365", "-n", &env.ns, "-o", "name"]);
     let names = String::from_utf8_lossy(&short.stdout);
-    assert!(names.contains("d365connection") && names.contains("salesorderstatus"), "category d365 lists both: {names}");
+    assert!(
+        names.contains("d365connection") && names.contains("salesorderstatus"),
+        "category d365 lists both: {names}"
+    );
 
     // SIGTERM stops it cleanly, and nothing it logged or stored holds the secret.
     assert!(op.terminate(), "graceful exit on SIGTERM");
     let logs = op.logs();
-    assert!(logs.contains("order updated") && logs.contains("etag_sent"), "requests and ETags are logged");
-    assert!(!logs.contains(d365_emulator::DEFAULT_CLIENT_SECRET), "the client secret leaked into the log");
-    assert!(!logs.to_lowercase().contains("bearer "), "a token leaked into the log");
-    let yaml = env.cp.kubectl(&["get", "sos,events", "-n", &env.ns, "-o", "yaml"]);
+    assert!(
+        logs.contains("order updated") && logs.contains("etag_sent"),
+        "requests and ETags are logged"
+    );
+    assert!(
+        !logs.contains(d365_emulator::DEFAULT_CLIENT_SECRET),
+        "the client secret leaked into the log"
+    );
+    assert!(
+        !logs.to_lowercase().contains("bearer "),
+        "a token leaked into the log"
+    );
+    let yaml = env
+        .cp
+        .kubectl(&["get", "sos,events", "-n", &env.ns, "-o", "yaml"]);
     assert!(!String::from_utf8_lossy(&yaml.stdout).contains(d365_emulator::DEFAULT_CLIENT_SECRET));
 }

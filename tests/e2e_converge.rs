@@ -19,18 +19,34 @@ const ORDERS: usize = 200;
 /// concurrent writer's edit is still in the final entity.
 fn assert_history_is_safe(env: &Env) {
     let history = env.emu.history();
-    for w in history.iter().filter(|w| w.accepted && w.source == WriteSource::Client) {
-        assert_eq!(w.if_match.as_deref(), Some(w.etag_before.as_str()), "write accepted on a stale ETag: {w:?}");
+    for w in history
+        .iter()
+        .filter(|w| w.accepted && w.source == WriteSource::Client)
+    {
+        assert_eq!(
+            w.if_match.as_deref(),
+            Some(w.etag_before.as_str()),
+            "write accepted on a stale ETag: {w:?}"
+        );
     }
-    let mut last_concurrent: HashMap<(String, String), BTreeMap<String, serde_json::Value>> = HashMap::new();
-    for w in history.iter().filter(|w| w.accepted && w.source == WriteSource::ConcurrentWriter) {
-        let entry = last_concurrent.entry((w.data_area_id.clone(), w.sales_order_number.clone())).or_default();
+    let mut last_concurrent: HashMap<(String, String), BTreeMap<String, serde_json::Value>> =
+        HashMap::new();
+    for w in history
+        .iter()
+        .filter(|w| w.accepted && w.source == WriteSource::ConcurrentWriter)
+    {
+        let entry = last_concurrent
+            .entry((w.data_area_id.clone(), w.sales_order_number.clone()))
+            .or_default();
         entry.extend(w.fields.clone());
     }
     for ((company, number), fields) in &last_concurrent {
         let entity = env.emu.order(company, number).unwrap();
         for (field, value) in fields {
-            assert_eq!(&entity[field], value, "concurrent edit of {field} on {number} was lost");
+            assert_eq!(
+                &entity[field], value,
+                "concurrent edit of {field} on {number} was lost"
+            );
         }
     }
 }
@@ -39,8 +55,20 @@ fn assert_history_is_safe(env: &Env) {
 async fn two_hundred_orders_converge_with_one_write_each() {
     let env = env("converge", ORDERS, Faults::default()).await;
     let operator = env.operator(&[]);
-    support::create_orders(&env.client, &env.ns, (1..=ORDERS).map(|n| order(n, SalesStatus::Delivered))).await;
-    wait_all(&env.client, &env.ns, ORDERS, &["Updated", "InSync"], Duration::from_secs(120)).await;
+    support::create_orders(
+        &env.client,
+        &env.ns,
+        (1..=ORDERS).map(|n| order(n, SalesStatus::Delivered)),
+    )
+    .await;
+    wait_all(
+        &env.client,
+        &env.ns,
+        ORDERS,
+        &["Updated", "InSync"],
+        Duration::from_secs(120),
+    )
+    .await;
 
     let writes = env.client_writes();
     assert_eq!(writes.len(), ORDERS, "exactly one accepted PATCH per order");
@@ -51,27 +79,82 @@ async fn two_hundred_orders_converge_with_one_write_each() {
     }
     assert_history_is_safe(&env);
     let metrics = operator.metrics().await;
-    assert!(metrics.contains(r#"d365_requests_total{method="PATCH",kind="entity",code="204"} 200"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"d365_requests_total{method="PATCH",kind="entity",code="204"} 200"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflicts_at_forty_percent_still_converge_and_show_in_status_and_metrics() {
-    let faults = Faults { conflict_rate: 0.4, ..Faults::default() };
+    let faults = Faults {
+        conflict_rate: 0.4,
+        ..Faults::default()
+    };
     let env = env("conflicts", ORDERS, faults).await;
     let operator = env.operator(&["--backoff-cap", "4s"]);
-    support::create_orders(&env.client, &env.ns, (1..=ORDERS).map(|n| order(n, SalesStatus::Delivered))).await;
-    wait_all(&env.client, &env.ns, ORDERS, &["Updated", "InSync"], Duration::from_secs(240)).await;
+    support::create_orders(
+        &env.client,
+        &env.ns,
+        (1..=ORDERS).map(|n| order(n, SalesStatus::Delivered)),
+    )
+    .await;
+    wait_all(
+        &env.client,
+        &env.ns,
+        ORDERS,
+        &["Updated", "InSync"],
+        Duration::from_secs(240),
+    )
+    .await;
 
-    let refused = env.emu.history().iter().filter(|w| !w.accepted && w.source == WriteSource::Client).count();
-    assert!(refused > 20, "a 40% conflict rate must refuse many writes, saw {refused}");
+    let refused = env
+        .emu
+        .history()
+        .iter()
+        .filter(|w| !w.accepted && w.source == WriteSource::Client)
+        .count();
+    assert!(
+        refused > 20,
+        "a 40% conflict rate must refuse many writes, saw {refused}"
+    );
     let list = env.orders().list(&ListParams::default()).await.unwrap();
-    let status_conflicts: u32 = list.items.iter().map(|o| o.status.as_ref().unwrap().conflicts).sum();
-    assert_eq!(status_conflicts as usize, refused, "every conflict is counted in some order's status");
-    let retried = list.items.iter().find(|o| o.status.as_ref().unwrap().conflicts > 0).unwrap();
-    let last = retried.status.as_ref().unwrap().last_update.as_ref().unwrap();
-    assert!(last.attempts > 1, "{}: attempts {}", retried.name_any(), last.attempts);
-    assert_eq!(env.client_writes().len(), ORDERS, "one accepted PATCH per order in the end");
+    let status_conflicts: u32 = list
+        .items
+        .iter()
+        .map(|o| o.status.as_ref().unwrap().conflicts)
+        .sum();
+    assert_eq!(
+        status_conflicts as usize, refused,
+        "every conflict is counted in some order's status"
+    );
+    let retried = list
+        .items
+        .iter()
+        .find(|o| o.status.as_ref().unwrap().conflicts > 0)
+        .unwrap();
+    let last = retried
+        .status
+        .as_ref()
+        .unwrap()
+        .last_update
+        .as_ref()
+        .unwrap();
+    assert!(
+        last.attempts > 1,
+        "{}: attempts {}",
+        retried.name_any(),
+        last.attempts
+    );
+    assert_eq!(
+        env.client_writes().len(),
+        ORDERS,
+        "one accepted PATCH per order in the end"
+    );
     let conflicts_metric = operator.metric_sum("d365_conflicts_total").await;
-    assert_eq!(conflicts_metric as usize, refused, "metric counts the same conflicts");
+    assert_eq!(
+        conflicts_metric as usize, refused,
+        "metric counts the same conflicts"
+    );
     assert_history_is_safe(&env);
 }

@@ -9,6 +9,9 @@ use super::SalesStatus;
 /// One D365 F&O environment. Every order of a connection shares its HTTP
 /// client, token cache and rate limiter, so the limits here are per
 /// environment, not per order.
+// kube's derive takes one `printcolumn` per column, which clippy reads as
+// duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "d365.salesops.io",
@@ -21,18 +24,28 @@ use super::SalesStatus;
     category = "d365",
     printcolumn(name = "URL", type_ = "string", json_path = ".spec.url"),
     printcolumn(name = "Entity", type_ = "string", json_path = ".spec.entitySet"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct D365ConnectionSpec {
     /// Environment URL, e.g. https://contoso.operations.dynamics.com; the
     /// OData root is `<url>/data`.
-    #[schemars(length(min = 8, max = 2048), regex(pattern = r"^https?://[^\s/]+(/[^\s]*)?$"))]
+    #[schemars(
+        length(min = 8, max = 2048),
+        regex(pattern = r"^https?://[^\s/]+(/[^\s]*)?$")
+    )]
     pub url: String,
 
     /// Entity set of sales order headers.
     #[serde(default = "default_entity_set")]
-    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z][A-Za-z0-9_]*$"))]
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^[A-Za-z][A-Za-z0-9_]*$")
+    )]
     pub entity_set: String,
 
     pub auth: ConnectionAuth,

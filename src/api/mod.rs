@@ -22,7 +22,8 @@ pub const GROUP: &str = "d365.salesops.io";
 pub const RECONCILE_REQUESTED_AT: &str = "d365.salesops.io/reconcile-requested-at";
 
 /// Both CRDs, in the order `kubectl apply` wants them.
-pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+pub fn crds()
+-> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
 {
     use kube::CustomResourceExt;
     vec![D365Connection::crd(), SalesOrderStatus::crd()]

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 /// Desired state of one sales order. The identity fields (connectionRef,
 /// dataAreaId, salesOrderNumber) are immutable: a different order is a
 /// different object, so ownership and history never jump between orders.
+// kube's derive takes one `printcolumn` per column, which clippy reads as
+// duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "d365.salesops.io",
@@ -20,10 +23,26 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Order", type_ = "string", json_path = ".spec.salesOrderNumber"),
     printcolumn(name = "Company", type_ = "string", json_path = ".spec.dataAreaId"),
     printcolumn(name = "Desired", type_ = "string", json_path = ".spec.salesStatus"),
-    printcolumn(name = "Current", type_ = "string", json_path = ".status.observed.salesStatus"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Current",
+        type_ = "string",
+        json_path = ".status.observed.salesStatus"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SalesOrderStatusSpec {
@@ -88,7 +107,9 @@ impl SalesStatus {
 }
 
 /// Whether the operator may write to D365.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
 pub enum Policy {
     #[default]
     Enforce,

@@ -24,19 +24,35 @@ pub enum ResolveError {
     #[error("D365Connection {connection} is invalid: {message}")]
     InvalidConnection { connection: String, message: String },
     #[error("Secret {namespace}/{name} (client secret of D365Connection {connection}) not found")]
-    SecretNotFound { namespace: String, name: String, connection: String },
-    #[error("Secret {namespace}/{name} has no key {key} (client secret of D365Connection {connection})")]
-    SecretKeyMissing { namespace: String, name: String, key: String, connection: String },
+    SecretNotFound {
+        namespace: String,
+        name: String,
+        connection: String,
+    },
+    #[error(
+        "Secret {namespace}/{name} has no key {key} (client secret of D365Connection {connection})"
+    )]
+    SecretKeyMissing {
+        namespace: String,
+        name: String,
+        key: String,
+        connection: String,
+    },
     #[error("reading Secret {namespace}/{name}: {source}")]
-    Kube { namespace: String, name: String, #[source] source: kube::Error },
+    Kube {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl ResolveError {
     pub fn reason(&self) -> Reason {
         match self {
-            Self::ConnectionNotFound { .. } | Self::InvalidConnection { .. } | Self::Kube { .. } => {
-                Reason::ConnectionNotReady
-            }
+            Self::ConnectionNotFound { .. }
+            | Self::InvalidConnection { .. }
+            | Self::Kube { .. } => Reason::ConnectionNotReady,
             Self::SecretNotFound { .. } | Self::SecretKeyMissing { .. } => Reason::SecretNotFound,
         }
     }
@@ -62,17 +78,28 @@ pub struct Connections {
 
 impl Connections {
     pub fn new(observer: Arc<dyn RequestObserver>) -> Self {
-        Self { observer, cache: Mutex::new(HashMap::new()), build: tokio::sync::Mutex::new(()) }
+        Self {
+            observer,
+            cache: Mutex::new(HashMap::new()),
+            build: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// The client for connection `name` in `namespace`, from the stores;
     /// the Secret's data is read (one GET) only when the connection's
     /// generation or the Secret's resourceVersion changed.
-    pub async fn resolve(ctx: &Context, namespace: &str, name: &str) -> Result<Resolved, ResolveError> {
+    pub async fn resolve(
+        ctx: &Context,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Resolved, ResolveError> {
         let conn = ctx
             .connections
             .get(&ObjectRef::new(name).within(namespace))
-            .ok_or_else(|| ResolveError::ConnectionNotFound { namespace: namespace.into(), name: name.into() })?;
+            .ok_or_else(|| ResolveError::ConnectionNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            })?;
         let secret_ref = &conn.spec.auth.client_secret_ref;
         let connection = format!("{namespace}/{name}");
         let not_found = || ResolveError::SecretNotFound {
@@ -92,7 +119,10 @@ impl Connections {
         let key = (namespace.to_owned(), name.to_owned());
         let cached = || {
             let cache = ctx.d365.cache.lock().unwrap();
-            cache.get(&key).filter(|(fp, _)| *fp == fingerprint).map(|(_, r)| r.clone())
+            cache
+                .get(&key)
+                .filter(|(fp, _)| *fp == fingerprint)
+                .map(|(_, r)| r.clone())
         };
         if let Some(resolved) = cached() {
             return Ok(resolved);
@@ -105,28 +135,45 @@ impl Connections {
         let secret = secrets
             .get_opt(&secret_ref.name)
             .await
-            .map_err(|source| ResolveError::Kube { namespace: namespace.into(), name: secret_ref.name.clone(), source })?
+            .map_err(|source| ResolveError::Kube {
+                namespace: namespace.into(),
+                name: secret_ref.name.clone(),
+                source,
+            })?
             .ok_or_else(not_found)?;
-        let value = secret_value(&secret, &secret_ref.key).ok_or_else(|| ResolveError::SecretKeyMissing {
-            namespace: namespace.into(),
-            name: secret_ref.name.clone(),
-            key: secret_ref.key.clone(),
-            connection: connection.clone(),
+        let value = secret_value(&secret, &secret_ref.key).ok_or_else(|| {
+            ResolveError::SecretKeyMissing {
+                namespace: namespace.into(),
+                name: secret_ref.name.clone(),
+                key: secret_ref.key.clone(),
+                connection: connection.clone(),
+            }
         })?;
-        let resolved = ctx.d365.build(&conn, value).map_err(|message| ResolveError::InvalidConnection {
-            connection: connection.clone(),
-            message,
-        })?;
-        ctx.d365.cache.lock().unwrap().insert(key, (fingerprint, resolved.clone()));
+        let resolved =
+            ctx.d365
+                .build(&conn, value)
+                .map_err(|message| ResolveError::InvalidConnection {
+                    connection: connection.clone(),
+                    message,
+                })?;
+        ctx.d365
+            .cache
+            .lock()
+            .unwrap()
+            .insert(key, (fingerprint, resolved.clone()));
         Ok(resolved)
     }
 
     fn build(&self, conn: &D365Connection, secret: SecretString) -> Result<Resolved, String> {
         let spec = &conn.spec;
-        let url = |s: &str, what: &str| url::Url::parse(s).map_err(|e| format!("{what} {s:?}: {e}"));
+        let url =
+            |s: &str, what: &str| url::Url::parse(s).map_err(|e| format!("{what} {s:?}: {e}"));
         let environment_url = url(&spec.url, "spec.url")?;
         let authority_url = url(
-            spec.auth.authority_url.as_deref().unwrap_or("https://login.microsoftonline.com"),
+            spec.auth
+                .authority_url
+                .as_deref()
+                .unwrap_or("https://login.microsoftonline.com"),
             "spec.auth.authorityUrl",
         )?;
         let mut settings = ConnectionSettings::new(
@@ -147,7 +194,10 @@ impl Connections {
             date_field: spec.fields.delivery_date.clone(),
             final_statuses: spec.final_statuses.clone(),
         };
-        Ok(Resolved { client, rules: Arc::new(rules) })
+        Ok(Resolved {
+            client,
+            rules: Arc::new(rules),
+        })
     }
 
     /// Drops the client of a connection being deleted.

@@ -52,7 +52,11 @@ impl Context {
     pub fn new(
         client: kube::Client,
         settings: Settings,
-        stores: (Store<SalesOrderStatus>, Store<D365Connection>, Store<PartialObjectMeta<Secret>>),
+        stores: (
+            Store<SalesOrderStatus>,
+            Store<D365Connection>,
+            Store<PartialObjectMeta<Secret>>,
+        ),
         recorder: Recorder,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -72,7 +76,12 @@ impl Context {
 
     /// Failures since the last success.
     pub fn failures(&self, order: &ObjectRef<SalesOrderStatus>) -> u32 {
-        self.failures.lock().unwrap().get(order).copied().unwrap_or(0)
+        self.failures
+            .lock()
+            .unwrap()
+            .get(order)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Counts one more failure; returns the new count.

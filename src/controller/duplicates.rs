@@ -22,7 +22,12 @@ pub fn owner_other_than<'a>(
     all: impl IntoIterator<Item = &'a SalesOrderStatus>,
 ) -> Option<String> {
     let id = order_identity(order);
-    let rank = |o: &SalesOrderStatus| (o.metadata.creation_timestamp.clone().map(|t| t.0), o.name_any());
+    let rank = |o: &SalesOrderStatus| {
+        (
+            o.metadata.creation_timestamp.clone().map(|t| t.0),
+            o.name_any(),
+        )
+    };
     let owner = all
         .into_iter()
         .filter(|o| o.metadata.deletion_timestamp.is_none() && order_identity(o) == id)
@@ -52,7 +57,9 @@ mod tests {
         let mut o = SalesOrderStatus::new(
             name,
             SalesOrderStatusSpec {
-                connection_ref: ConnectionRef { name: "usmf".into() },
+                connection_ref: ConnectionRef {
+                    name: "usmf".into(),
+                },
                 data_area_id: company.into(),
                 sales_order_number: number.into(),
                 sales_status: SalesStatus::Delivered,
@@ -73,7 +80,11 @@ mod tests {
         let other = order("c", "usmf", "SO-2", 50);
         let all = [old.clone(), new.clone(), other.clone()];
         assert_eq!(owner_other_than(&old, &all), None);
-        assert_eq!(owner_other_than(&new, &all), Some("b-old".into()), "dataAreaId folds case");
+        assert_eq!(
+            owner_other_than(&new, &all),
+            Some("b-old".into()),
+            "dataAreaId folds case"
+        );
         assert_eq!(owner_other_than(&other, &all), None);
         assert_eq!(duplicates_of(&old, &all).len(), 1);
     }
@@ -82,7 +93,10 @@ mod tests {
     fn ties_break_by_name_and_deleting_objects_do_not_own() {
         let a = order("a", "usmf", "SO-1", 100);
         let b = order("b", "usmf", "SO-1", 100);
-        assert_eq!(owner_other_than(&b, &[a.clone(), b.clone()]), Some("a".into()));
+        assert_eq!(
+            owner_other_than(&b, &[a.clone(), b.clone()]),
+            Some("a".into())
+        );
         let mut a_gone = a.clone();
         a_gone.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::from_second(300).unwrap()));
         assert_eq!(owner_other_than(&b, &[a_gone, b.clone()]), None);

@@ -16,11 +16,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::channel::mpsc;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
-use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, predicates, reflector::store::Writer};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -52,17 +52,32 @@ pub async fn run(
     ready: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api = |c: &Client| -> (Api<SalesOrderStatus>, Api<D365Connection>, Api<PartialObjectMeta<Secret>>) {
+    let api = |c: &Client| -> (
+        Api<SalesOrderStatus>,
+        Api<D365Connection>,
+        Api<PartialObjectMeta<Secret>>,
+    ) {
         match &options.namespace {
-            Some(ns) => (Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns)),
-            None => (Api::all(c.clone()), Api::all(c.clone()), Api::all(c.clone())),
+            Some(ns) => (
+                Api::namespaced(c.clone(), ns),
+                Api::namespaced(c.clone(), ns),
+                Api::namespaced(c.clone(), ns),
+            ),
+            None => (
+                Api::all(c.clone()),
+                Api::all(c.clone()),
+                Api::all(c.clone()),
+            ),
         }
     };
     let (order_api, connection_api, secret_api) = api(&client);
     let (orders, order_writer) = reflector::store();
     let (connections, connection_writer) = reflector::store();
     let (secrets, secret_writer) = reflector::store();
-    let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
+    let reporter = Reporter {
+        controller: MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
     let ctx = Arc::new(Context::new(
         client.clone(),
         options.settings.clone(),
@@ -74,15 +89,25 @@ pub async fn run(
 
     // Connections and Secrets (metadata only: the operator reads a Secret's
     // data just when it builds a client) requeue the orders that use them.
-    let conn_stream = reflect(connection_writer, watcher(connection_api, watcher::Config::default()));
+    let conn_stream = reflect(
+        connection_writer,
+        watcher(connection_api, watcher::Config::default()),
+    );
     let conn_task = tokio::spawn(forward(conn_stream, trigger_tx.clone(), {
         let (orders, ctx) = (orders.clone(), ctx.clone());
         move |conn: &D365Connection| {
             ctx.d365.forget_if_deleted(conn);
-            orders_using(&orders, &conn.namespace().unwrap_or_default(), &conn.name_any())
+            orders_using(
+                &orders,
+                &conn.namespace().unwrap_or_default(),
+                &conn.name_any(),
+            )
         }
     }));
-    let secret_stream = reflect(secret_writer, watcher(secret_api, watcher::Config::default()));
+    let secret_stream = reflect(
+        secret_writer,
+        watcher(secret_api, watcher::Config::default()),
+    );
     let secret_task = tokio::spawn(forward(secret_stream, trigger_tx.clone(), {
         let (orders, connections) = (orders.clone(), connections.clone());
         move |secret: &PartialObjectMeta<Secret>| {
@@ -90,7 +115,10 @@ pub async fn run(
             connections
                 .state()
                 .iter()
-                .filter(|c| c.namespace().as_deref() == Some(&ns) && c.spec.auth.client_secret_ref.name == secret.name_any())
+                .filter(|c| {
+                    c.namespace().as_deref() == Some(&ns)
+                        && c.spec.auth.client_secret_ref.name == secret.name_any()
+                })
                 .flat_map(|c| orders_using(&orders, &ns, &c.name_any()))
                 .collect()
         }
@@ -143,7 +171,10 @@ pub async fn run(
     info!("controller stopped");
 }
 
-fn watcher<K>(api: Api<K>, wc: watcher::Config) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send
+fn watcher<K>(
+    api: Api<K>,
+    wc: watcher::Config,
+) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
@@ -180,18 +211,28 @@ async fn forward<K>(
     }
 }
 
-fn orders_using(orders: &Store<SalesOrderStatus>, namespace: &str, connection: &str) -> Vec<ObjectRef<SalesOrderStatus>> {
+fn orders_using(
+    orders: &Store<SalesOrderStatus>,
+    namespace: &str,
+    connection: &str,
+) -> Vec<ObjectRef<SalesOrderStatus>> {
     orders
         .state()
         .iter()
-        .filter(|o| o.namespace().as_deref() == Some(namespace) && o.spec.connection_ref.name == connection)
+        .filter(|o| {
+            o.namespace().as_deref() == Some(namespace) && o.spec.connection_ref.name == connection
+        })
         .map(|o| ObjectRef::from_obj(o.as_ref()))
         .collect()
 }
 
 /// Deleted orders drop their failure count and metrics, and wake the
 /// duplicates that may now own the D365 order.
-fn on_order_event(ctx: &Context, tx: &mpsc::UnboundedSender<ObjectRef<SalesOrderStatus>>, event: &Event<SalesOrderStatus>) {
+fn on_order_event(
+    ctx: &Context,
+    tx: &mpsc::UnboundedSender<ObjectRef<SalesOrderStatus>>,
+    event: &Event<SalesOrderStatus>,
+) {
     if let Event::Delete(order) = event {
         let oref = ObjectRef::from_obj(order);
         ctx.forget_failures(&oref);

@@ -30,9 +30,18 @@ pub const MANAGER: &str = "sales-order-operator";
 pub enum Error {
     /// Conflict, throttling or an unavailable service: retried with backoff.
     #[error("{reason} on order {order}: {message}")]
-    Transient { order: String, reason: Reason, message: String, retry_after: Option<Duration> },
+    Transient {
+        order: String,
+        reason: Reason,
+        message: String,
+        retry_after: Option<Duration>,
+    },
     #[error("writing status of {order}: {source}")]
-    StatusWrite { order: String, #[source] source: kube::Error },
+    StatusWrite {
+        order: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 /// One attempt for one order.
@@ -40,7 +49,10 @@ pub async fn reconcile(order: Arc<SalesOrderStatus>, ctx: Arc<Context>) -> Resul
     let started = Instant::now();
     let oref = ObjectRef::from_obj(order.as_ref());
     let attempts = ctx.failures(&oref) + 1;
-    let SyncResult { outcome, retry_after } = decide(&order, &ctx, attempts).await;
+    let SyncResult {
+        outcome,
+        retry_after,
+    } = decide(&order, &ctx, attempts).await;
     let reason = outcome.reason();
     log_outcome(&order, &outcome, attempts);
 
@@ -52,7 +64,12 @@ pub async fn reconcile(order: Arc<SalesOrderStatus>, ctx: Arc<Context>) -> Resul
                 Outcome::Failed { message, .. } => message.clone(),
                 _ => String::new(),
             };
-            return Err(Error::Transient { order: oref.to_string(), reason, message, retry_after });
+            return Err(Error::Transient {
+                order: oref.to_string(),
+                reason,
+                message,
+                retry_after,
+            });
         }
         ctx.forget_failures(&oref);
         Ok(match outcome {
@@ -74,7 +91,11 @@ pub async fn reconcile(order: Arc<SalesOrderStatus>, ctx: Arc<Context>) -> Resul
 pub fn error_policy(order: Arc<SalesOrderStatus>, error: &Error, ctx: Arc<Context>) -> Action {
     let failures = ctx.record_failure(&ObjectRef::from_obj(order.as_ref()));
     let mut delay = ctx.backoff(failures);
-    if let Error::Transient { retry_after: Some(floor), .. } = error {
+    if let Error::Transient {
+        retry_after: Some(floor),
+        ..
+    } = error
+    {
         delay = delay.max(*floor);
     }
     warn!(order = %order.name_any(), namespace = order.namespace().as_deref().unwrap_or(""), failures, delay_ms = delay.as_millis() as u64, error = %error, "requeue with backoff");
@@ -82,7 +103,13 @@ pub fn error_policy(order: Arc<SalesOrderStatus>, error: &Error, ctx: Arc<Contex
 }
 
 async fn decide(order: &SalesOrderStatus, ctx: &Context, attempts: u32) -> SyncResult {
-    let failed = |reason, message: String| SyncResult::from(Outcome::Failed { reason, message, observed: None });
+    let failed = |reason, message: String| {
+        SyncResult::from(Outcome::Failed {
+            reason,
+            message,
+            observed: None,
+        })
+    };
     let all = ctx.orders.state();
     if let Some(owner) = owner_other_than(order, all.iter().map(AsRef::as_ref)) {
         return failed(
@@ -97,25 +124,43 @@ async fn decide(order: &SalesOrderStatus, ctx: &Context, attempts: u32) -> SyncR
         return Outcome::Suspended.into();
     }
     let namespace = order.namespace().unwrap_or_default();
-    let resolved = match Connections::resolve(ctx, &namespace, &order.spec.connection_ref.name).await {
-        Ok(r) => r,
-        Err(e) => return failed(e.reason(), e.to_string()),
-    };
+    let resolved =
+        match Connections::resolve(ctx, &namespace, &order.spec.connection_ref.name).await {
+            Ok(r) => r,
+            Err(e) => return failed(e.reason(), e.to_string()),
+        };
     sync_order(&resolved.client, &resolved.rules, &order.spec, attempts).await
 }
 
 /// Patches the status subresource only when it changed, so a fleet of
 /// in-sync orders makes no API writes.
-async fn write_status(order: &SalesOrderStatus, ctx: &Context, outcome: &Outcome) -> Result<(), Error> {
-    let next = next_status(order.status.as_ref(), order.metadata.generation, outcome, Time(Timestamp::now()));
+async fn write_status(
+    order: &SalesOrderStatus,
+    ctx: &Context,
+    outcome: &Outcome,
+) -> Result<(), Error> {
+    let next = next_status(
+        order.status.as_ref(),
+        order.metadata.generation,
+        outcome,
+        Time(Timestamp::now()),
+    );
     if order.status.as_ref() == Some(&next) {
         return Ok(());
     }
-    let api: Api<SalesOrderStatus> = Api::namespaced(ctx.client.clone(), &order.namespace().unwrap_or_default());
+    let api: Api<SalesOrderStatus> =
+        Api::namespaced(ctx.client.clone(), &order.namespace().unwrap_or_default());
     let patch = json!({ "status": next });
-    api.patch_status(&order.name_any(), &PatchParams::apply(MANAGER), &Patch::Merge(&patch))
-        .await
-        .map_err(|source| Error::StatusWrite { order: ObjectRef::from_obj(order).to_string(), source })?;
+    api.patch_status(
+        &order.name_any(),
+        &PatchParams::apply(MANAGER),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(|source| Error::StatusWrite {
+        order: ObjectRef::from_obj(order).to_string(),
+        source,
+    })?;
     ctx.metrics.status_written();
     Ok(())
 }
@@ -128,12 +173,21 @@ fn publish_event(order: &SalesOrderStatus, ctx: &Context, outcome: &Outcome, att
     let (type_, note) = match outcome {
         Outcome::Updated { update, .. } => (
             EventType::Normal,
-            format!("PATCHed {} (If-Match {} -> {})", update.fields.join(", "), update.from_etag, update.to_etag.as_deref().unwrap_or("?")),
+            format!(
+                "PATCHed {} (If-Match {} -> {})",
+                update.fields.join(", "),
+                update.from_etag,
+                update.to_etag.as_deref().unwrap_or("?")
+            ),
         ),
-        Outcome::Failed { message, .. } if reason == Reason::Conflict && attempts > FAST_RETRIES => {
+        Outcome::Failed { message, .. }
+            if reason == Reason::Conflict && attempts > FAST_RETRIES =>
+        {
             (EventType::Warning, format!("attempt {attempts}: {message}"))
         }
-        Outcome::Failed { message, .. } if reason.is_stalled() && previous != Some(reason.as_str()) => {
+        Outcome::Failed { message, .. }
+            if reason.is_stalled() && previous != Some(reason.as_str()) =>
+        {
             (EventType::Warning, message.clone())
         }
         _ => return,
@@ -158,11 +212,22 @@ fn publish_event(order: &SalesOrderStatus, ctx: &Context, outcome: &Outcome, att
 fn log_outcome(order: &SalesOrderStatus, outcome: &Outcome, attempts: u32) {
     let name = order.name_any();
     let ns = order.namespace().unwrap_or_default();
-    let key = format!("{}/{}", order.spec.data_area_id, order.spec.sales_order_number);
+    let key = format!(
+        "{}/{}",
+        order.spec.data_area_id, order.spec.sales_order_number
+    );
     match outcome {
-        Outcome::Updated { update, .. } => info!(%ns, %name, order = %key, from_etag = %update.from_etag, to_etag = update.to_etag.as_deref().unwrap_or(""), attempts, "order updated"),
-        Outcome::Failed { reason, message, .. } => warn!(%ns, %name, order = %key, reason = reason.as_str(), attempts, %message, "order not in sync"),
-        other => info!(%ns, %name, order = %key, reason = other.reason().as_str(), "order reconciled"),
+        Outcome::Updated { update, .. } => {
+            info!(%ns, %name, order = %key, from_etag = %update.from_etag, to_etag = update.to_etag.as_deref().unwrap_or(""), attempts, "order updated")
+        }
+        Outcome::Failed {
+            reason, message, ..
+        } => {
+            warn!(%ns, %name, order = %key, reason = reason.as_str(), attempts, %message, "order not in sync")
+        }
+        other => {
+            info!(%ns, %name, order = %key, reason = other.reason().as_str(), "order reconciled")
+        }
     }
 }
 

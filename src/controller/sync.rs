@@ -21,7 +21,10 @@ pub struct OrderRules {
 
 impl OrderRules {
     fn names(&self) -> FieldNames<'_> {
-        FieldNames { sales_status: &self.status_field, delivery_date: &self.date_field }
+        FieldNames {
+            sales_status: &self.status_field,
+            delivery_date: &self.date_field,
+        }
     }
 }
 
@@ -35,7 +38,10 @@ pub struct SyncResult {
 
 impl From<Outcome> for SyncResult {
     fn from(outcome: Outcome) -> Self {
-        Self { outcome, retry_after: None }
+        Self {
+            outcome,
+            retry_after: None,
+        }
     }
 }
 
@@ -50,7 +56,11 @@ pub async fn sync_order(
     if spec.suspend {
         return Outcome::Suspended.into();
     }
-    let desired = match Desired::new(spec.sales_status, spec.delivery_date.as_deref(), spec.policy) {
+    let desired = match Desired::new(
+        spec.sales_status,
+        spec.delivery_date.as_deref(),
+        spec.policy,
+    ) {
         Ok(d) => d,
         Err(e) => return failed(Reason::Rejected, e.to_string(), None),
     };
@@ -58,19 +68,35 @@ pub async fn sync_order(
         data_area_id: spec.data_area_id.clone(),
         sales_order_number: spec.sales_order_number.clone(),
     };
-    let select = ["dataAreaId", "SalesOrderNumber", &rules.status_field, &rules.date_field];
+    let select = [
+        "dataAreaId",
+        "SalesOrderNumber",
+        &rules.status_field,
+        &rules.date_field,
+    ];
     let entity = match client.get_order(&key, &select).await {
         Ok(e) => e,
         Err(e) => return from_error(&e, None),
     };
     let observed_view = observed_order(&entity, rules);
-    let observed = match Observed::from_entity(&entity.fields, rules.names(), (&key.data_area_id, &key.sales_order_number)) {
+    let observed = match Observed::from_entity(
+        &entity.fields,
+        rules.names(),
+        (&key.data_area_id, &key.sales_order_number),
+    ) {
         Ok(o) => o,
         Err(e) => return failed(Reason::Rejected, e.to_string(), Some(observed_view)),
     };
     match plan(&desired, &observed, rules.names(), &rules.final_statuses) {
-        Action::InSync => Outcome::InSync { observed: observed_view }.into(),
-        Action::Drifted { fields } => Outcome::Drifted { observed: observed_view, fields }.into(),
+        Action::InSync => Outcome::InSync {
+            observed: observed_view,
+        }
+        .into(),
+        Action::Drifted { fields } => Outcome::Drifted {
+            observed: observed_view,
+            fields,
+        }
+        .into(),
         Action::InvalidTransition { from, to } => failed(
             Reason::InvalidTransition,
             format!(
@@ -84,7 +110,9 @@ pub async fn sync_order(
             match client.patch_order(&key, &entity.etag, &changes).await {
                 Ok(done) => {
                     let to_etag = match &done {
-                        PatchOutcome::NoContent { etag } => etag.as_ref().map(|e| e.as_str().to_owned()),
+                        PatchOutcome::NoContent { etag } => {
+                            etag.as_ref().map(|e| e.as_str().to_owned())
+                        }
                         PatchOutcome::Entity(e) => Some(e.etag.as_str().to_owned()),
                     };
                     let observed = ObservedOrder {
@@ -108,7 +136,12 @@ pub async fn sync_order(
 }
 
 fn failed(reason: Reason, message: String, observed: Option<ObservedOrder>) -> SyncResult {
-    Outcome::Failed { reason, message, observed }.into()
+    Outcome::Failed {
+        reason,
+        message,
+        observed,
+    }
+    .into()
 }
 
 /// Maps a D365 error to a condition reason. A 428 cannot happen while the
@@ -126,14 +159,24 @@ fn from_error(error: &D365Error, observed: Option<ObservedOrder>) -> SyncResult 
         D365Error::Config { .. } => Reason::ConnectionNotReady,
     };
     SyncResult {
-        outcome: Outcome::Failed { reason, message: error.to_string(), observed },
+        outcome: Outcome::Failed {
+            reason,
+            message: error.to_string(),
+            observed,
+        },
         retry_after: error.retry_after(),
     }
 }
 
 /// The entity's mapped fields for `status.observed`, dates as full-dates.
 fn observed_order(entity: &Entity, rules: &OrderRules) -> ObservedOrder {
-    let text = |f: &str| entity.fields.get(f).and_then(Value::as_str).map(str::to_owned);
+    let text = |f: &str| {
+        entity
+            .fields
+            .get(f)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     let date = text(&rules.date_field)
         .and_then(|d| d.get(..10).map(str::to_owned))
         .filter(|d| d != "1900-01-01");

@@ -16,7 +16,10 @@ pub struct BackoffPolicy {
 
 impl Default for BackoffPolicy {
     fn default() -> Self {
-        Self { first: Duration::from_secs(1), cap: Duration::from_secs(300) }
+        Self {
+            first: Duration::from_secs(1),
+            cap: Duration::from_secs(300),
+        }
     }
 }
 
@@ -55,7 +58,10 @@ mod tests {
 
     #[test]
     fn cap_applies_to_fast_retries_too() {
-        let p = BackoffPolicy { first: Duration::from_secs(1), cap: Duration::from_secs(2) };
+        let p = BackoffPolicy {
+            first: Duration::from_secs(1),
+            cap: Duration::from_secs(2),
+        };
         assert_eq!(p.delay(3, 0.0), Duration::from_secs(2));
     }
 }

@@ -50,9 +50,20 @@ pub enum PlanError {
     #[error("entity has no field {field} (check the connection's spec.fields mapping)")]
     MissingField { field: String },
     #[error("entity field {field} holds {value}, which is not a {expected}")]
-    BadValue { field: String, value: String, expected: &'static str },
-    #[error("D365 answered order {got_company}/{got_number} when asked for {want_company}/{want_number}")]
-    WrongOrder { want_company: String, want_number: String, got_company: String, got_number: String },
+    BadValue {
+        field: String,
+        value: String,
+        expected: &'static str,
+    },
+    #[error(
+        "D365 answered order {got_company}/{got_number} when asked for {want_company}/{want_number}"
+    )]
+    WrongOrder {
+        want_company: String,
+        want_number: String,
+        got_company: String,
+        got_number: String,
+    },
     #[error("spec.deliveryDate {value:?} is not a valid date: {why}")]
     BadDesiredDate { value: String, why: String },
 }
@@ -71,7 +82,11 @@ impl Desired {
                 })
             })
             .transpose()?;
-        Ok(Self { sales_status, delivery_date, policy })
+        Ok(Self {
+            sales_status,
+            delivery_date,
+            policy,
+        })
     }
 }
 
@@ -106,7 +121,11 @@ impl Observed {
                     expected: "status string",
                 });
             }
-            None => return Err(PlanError::MissingField { field: names.sales_status.into() }),
+            None => {
+                return Err(PlanError::MissingField {
+                    field: names.sales_status.into(),
+                });
+            }
         };
         let delivery_date = match fields.get(names.delivery_date) {
             None | Some(Value::Null) => None,
@@ -123,7 +142,10 @@ impl Observed {
                 });
             }
         };
-        Ok(Self { sales_status, delivery_date })
+        Ok(Self {
+            sales_status,
+            delivery_date,
+        })
     }
 }
 
@@ -151,7 +173,10 @@ pub fn plan(
     let mut changes = Map::new();
     let status_differs = observed.sales_status != desired.sales_status.as_str();
     if status_differs {
-        changes.insert(names.sales_status.into(), desired.sales_status.as_str().into());
+        changes.insert(
+            names.sales_status.into(),
+            desired.sales_status.as_str().into(),
+        );
     }
     if let Some(date) = desired.delivery_date
         && observed.delivery_date != Some(date)
@@ -167,7 +192,9 @@ pub fn plan(
         return Action::Drifted { fields };
     }
     if status_differs
-        && final_statuses.iter().any(|f| f.as_str() == observed.sales_status)
+        && final_statuses
+            .iter()
+            .any(|f| f.as_str() == observed.sales_status)
     {
         return Action::InvalidTransition {
             from: observed.sales_status.clone(),

@@ -8,7 +8,8 @@ const NAMES: FieldNames<'static> = FieldNames {
 const FINAL: [SalesStatus; 2] = [SalesStatus::Invoiced, SalesStatus::Canceled];
 
 fn observed(status: &str, date: Value) -> Observed {
-    let fields = json!({"SalesOrderStatus": status, "ConfirmedReceiptDate": date, "dataAreaId": "usmf"});
+    let fields =
+        json!({"SalesOrderStatus": status, "ConfirmedReceiptDate": date, "dataAreaId": "usmf"});
     Observed::from_entity(fields.as_object().unwrap(), NAMES, ("USMF", "SO-1")).unwrap()
 }
 
@@ -18,7 +19,10 @@ fn desired(status: SalesStatus, date: Option<&str>, policy: Policy) -> Desired {
 
 fn patch(pairs: &[(&str, &str)]) -> Action {
     Action::Patch {
-        changes: pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect(),
+        changes: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect(),
     }
 }
 
@@ -28,32 +32,101 @@ fn plan_table() {
     use SalesStatus::*;
     let unset = json!("1900-01-01T12:00:00Z");
     let cases: Vec<(&str, Desired, Observed, Action)> = vec![
-        ("in sync, no date wanted", desired(Delivered, None, Enforce), observed("Delivered", unset.clone()), Action::InSync),
-        ("in sync, same day other time", desired(Delivered, Some("2025-02-08"), Enforce),
-            observed("Delivered", json!("2025-02-08T00:00:00Z")), Action::InSync),
-        ("status differs only", desired(Delivered, None, Enforce), observed("Backorder", unset.clone()),
-            patch(&[("SalesOrderStatus", "Delivered")])),
-        ("date differs only", desired(Delivered, Some("2025-02-08"), Enforce),
+        (
+            "in sync, no date wanted",
+            desired(Delivered, None, Enforce),
+            observed("Delivered", unset.clone()),
+            Action::InSync,
+        ),
+        (
+            "in sync, same day other time",
+            desired(Delivered, Some("2025-02-08"), Enforce),
+            observed("Delivered", json!("2025-02-08T00:00:00Z")),
+            Action::InSync,
+        ),
+        (
+            "status differs only",
+            desired(Delivered, None, Enforce),
+            observed("Backorder", unset.clone()),
+            patch(&[("SalesOrderStatus", "Delivered")]),
+        ),
+        (
+            "date differs only",
+            desired(Delivered, Some("2025-02-08"), Enforce),
             observed("Delivered", json!("2025-02-01T12:00:00Z")),
-            patch(&[("ConfirmedReceiptDate", "2025-02-08T12:00:00Z")])),
-        ("unset date counts as different", desired(Delivered, Some("2025-02-08"), Enforce),
-            observed("Delivered", unset.clone()), patch(&[("ConfirmedReceiptDate", "2025-02-08T12:00:00Z")])),
-        ("null date counts as unset", desired(Delivered, Some("2025-02-08"), Enforce),
-            observed("Delivered", Value::Null), patch(&[("ConfirmedReceiptDate", "2025-02-08T12:00:00Z")])),
-        ("both differ", desired(Delivered, Some("2025-02-08"), Enforce), observed("Backorder", unset.clone()),
-            patch(&[("SalesOrderStatus", "Delivered"), ("ConfirmedReceiptDate", "2025-02-08T12:00:00Z")])),
-        ("observe reports drift", desired(Delivered, Some("2025-02-08"), Observe), observed("Backorder", unset.clone()),
-            Action::Drifted { fields: vec!["ConfirmedReceiptDate".into(), "SalesOrderStatus".into()] }),
-        ("observe in sync", desired(Backorder, None, Observe), observed("Backorder", unset.clone()), Action::InSync),
-        ("invoiced is final", desired(Delivered, None, Enforce), observed("Invoiced", unset.clone()),
-            Action::InvalidTransition { from: "Invoiced".into(), to: Delivered }),
-        ("canceled is final", desired(Backorder, None, Enforce), observed("Canceled", unset.clone()),
-            Action::InvalidTransition { from: "Canceled".into(), to: Backorder }),
-        ("final but only the date differs", desired(Invoiced, Some("2025-02-08"), Enforce),
-            observed("Invoiced", unset.clone()), patch(&[("ConfirmedReceiptDate", "2025-02-08T12:00:00Z")])),
-        ("final and in sync", desired(Invoiced, None, Enforce), observed("Invoiced", unset.clone()), Action::InSync),
-        ("None status may move", desired(Backorder, None, Enforce), observed("None", unset),
-            patch(&[("SalesOrderStatus", "Backorder")])),
+            patch(&[("ConfirmedReceiptDate", "2025-02-08T12:00:00Z")]),
+        ),
+        (
+            "unset date counts as different",
+            desired(Delivered, Some("2025-02-08"), Enforce),
+            observed("Delivered", unset.clone()),
+            patch(&[("ConfirmedReceiptDate", "2025-02-08T12:00:00Z")]),
+        ),
+        (
+            "null date counts as unset",
+            desired(Delivered, Some("2025-02-08"), Enforce),
+            observed("Delivered", Value::Null),
+            patch(&[("ConfirmedReceiptDate", "2025-02-08T12:00:00Z")]),
+        ),
+        (
+            "both differ",
+            desired(Delivered, Some("2025-02-08"), Enforce),
+            observed("Backorder", unset.clone()),
+            patch(&[
+                ("SalesOrderStatus", "Delivered"),
+                ("ConfirmedReceiptDate", "2025-02-08T12:00:00Z"),
+            ]),
+        ),
+        (
+            "observe reports drift",
+            desired(Delivered, Some("2025-02-08"), Observe),
+            observed("Backorder", unset.clone()),
+            Action::Drifted {
+                fields: vec!["ConfirmedReceiptDate".into(), "SalesOrderStatus".into()],
+            },
+        ),
+        (
+            "observe in sync",
+            desired(Backorder, None, Observe),
+            observed("Backorder", unset.clone()),
+            Action::InSync,
+        ),
+        (
+            "invoiced is final",
+            desired(Delivered, None, Enforce),
+            observed("Invoiced", unset.clone()),
+            Action::InvalidTransition {
+                from: "Invoiced".into(),
+                to: Delivered,
+            },
+        ),
+        (
+            "canceled is final",
+            desired(Backorder, None, Enforce),
+            observed("Canceled", unset.clone()),
+            Action::InvalidTransition {
+                from: "Canceled".into(),
+                to: Backorder,
+            },
+        ),
+        (
+            "final but only the date differs",
+            desired(Invoiced, Some("2025-02-08"), Enforce),
+            observed("Invoiced", unset.clone()),
+            patch(&[("ConfirmedReceiptDate", "2025-02-08T12:00:00Z")]),
+        ),
+        (
+            "final and in sync",
+            desired(Invoiced, None, Enforce),
+            observed("Invoiced", unset.clone()),
+            Action::InSync,
+        ),
+        (
+            "None status may move",
+            desired(Backorder, None, Enforce),
+            observed("None", unset),
+            patch(&[("SalesOrderStatus", "Backorder")]),
+        ),
     ];
     for (name, d, o, want) in cases {
         assert_eq!(plan(&d, &o, NAMES, &FINAL), want, "case: {name}");
@@ -64,16 +137,26 @@ fn plan_table() {
 fn transitions_table_is_configurable() {
     let d = desired(SalesStatus::Delivered, None, Policy::Enforce);
     let o = observed("Invoiced", json!("1900-01-01T12:00:00Z"));
-    assert_eq!(plan(&d, &o, NAMES, &[]), patch(&[("SalesOrderStatus", "Delivered")]));
+    assert_eq!(
+        plan(&d, &o, NAMES, &[]),
+        patch(&[("SalesOrderStatus", "Delivered")])
+    );
 }
 
 #[test]
 fn custom_field_names_are_used() {
-    let names = FieldNames { sales_status: "SalesOrderStatus", delivery_date: "RequestedShippingDate" };
-    let fields = json!({"SalesOrderStatus": "Delivered", "RequestedShippingDate": "1900-01-01T12:00:00Z"});
+    let names = FieldNames {
+        sales_status: "SalesOrderStatus",
+        delivery_date: "RequestedShippingDate",
+    };
+    let fields =
+        json!({"SalesOrderStatus": "Delivered", "RequestedShippingDate": "1900-01-01T12:00:00Z"});
     let o = Observed::from_entity(fields.as_object().unwrap(), names, ("USMF", "SO-1")).unwrap();
     let d = desired(SalesStatus::Delivered, Some("2025-03-01"), Policy::Enforce);
-    assert_eq!(plan(&d, &o, names, &FINAL), patch(&[("RequestedShippingDate", "2025-03-01T12:00:00Z")]));
+    assert_eq!(
+        plan(&d, &o, names, &FINAL),
+        patch(&[("RequestedShippingDate", "2025-03-01T12:00:00Z")])
+    );
 }
 
 #[test]
@@ -81,7 +164,9 @@ fn bad_entities_are_errors_not_panics() {
     let missing = json!({"ConfirmedReceiptDate": "1900-01-01T12:00:00Z"});
     assert_eq!(
         Observed::from_entity(missing.as_object().unwrap(), NAMES, ("USMF", "SO-1")),
-        Err(PlanError::MissingField { field: "SalesOrderStatus".into() })
+        Err(PlanError::MissingField {
+            field: "SalesOrderStatus".into()
+        })
     );
     let bad_date = json!({"SalesOrderStatus": "Delivered", "ConfirmedReceiptDate": "soon"});
     assert!(matches!(
@@ -98,20 +183,30 @@ fn bad_entities_are_errors_not_panics() {
 
 #[test]
 fn dates_round_trip_to_entity_format() {
-    assert_eq!(date_to_entity(jiff::civil::date(2025, 2, 8)), "2025-02-08T12:00:00Z");
+    assert_eq!(
+        date_to_entity(jiff::civil::date(2025, 2, 8)),
+        "2025-02-08T12:00:00Z"
+    );
     assert_eq!(parse_entity_date("1900-01-01T12:00:00Z"), Some(None));
-    assert_eq!(parse_entity_date("2025-02-08T23:59:59+05:00"), Some(Some(jiff::civil::date(2025, 2, 8))));
+    assert_eq!(
+        parse_entity_date("2025-02-08T23:59:59+05:00"),
+        Some(Some(jiff::civil::date(2025, 2, 8)))
+    );
     assert_eq!(parse_entity_date("2025"), None);
 }
 
 #[test]
 fn company_compares_case_insensitively_and_number_exactly() {
-    let entity = |company: &str, number: &str| {
-        json!({"dataAreaId": company, "SalesOrderNumber": number, "SalesOrderStatus": "Delivered"})
-    };
+    let entity = |company: &str, number: &str| json!({"dataAreaId": company, "SalesOrderNumber": number, "SalesOrderStatus": "Delivered"});
     let check = |e: Value, key| Observed::from_entity(e.as_object().unwrap(), NAMES, key);
     assert!(check(entity("usmf", "SO-1"), ("USMF", "SO-1")).is_ok());
     assert!(check(entity("USMF", "SO-1"), ("usmf", "SO-1")).is_ok());
-    assert!(matches!(check(entity("usrt", "SO-1"), ("USMF", "SO-1")), Err(PlanError::WrongOrder { .. })));
-    assert!(matches!(check(entity("usmf", "so-1"), ("USMF", "SO-1")), Err(PlanError::WrongOrder { .. })));
+    assert!(matches!(
+        check(entity("usrt", "SO-1"), ("USMF", "SO-1")),
+        Err(PlanError::WrongOrder { .. })
+    ));
+    assert!(matches!(
+        check(entity("usmf", "so-1"), ("USMF", "SO-1")),
+        Err(PlanError::WrongOrder { .. })
+    ));
 }

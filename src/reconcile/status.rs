@@ -10,11 +10,23 @@ use crate::api::{ConditionType, LastUpdate, ObservedOrder, Reason, SalesOrderSta
 /// What one reconcile found or did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
-    InSync { observed: ObservedOrder },
-    Updated { observed: ObservedOrder, update: LastUpdate },
-    Drifted { observed: ObservedOrder, fields: Vec<String> },
+    InSync {
+        observed: ObservedOrder,
+    },
+    Updated {
+        observed: ObservedOrder,
+        update: LastUpdate,
+    },
+    Drifted {
+        observed: ObservedOrder,
+        fields: Vec<String>,
+    },
     /// Any failure; `reason` decides Reconciling (transient) or Stalled.
-    Failed { reason: Reason, message: String, observed: Option<ObservedOrder> },
+    Failed {
+        reason: Reason,
+        message: String,
+        observed: Option<ObservedOrder>,
+    },
     Suspended,
 }
 
@@ -68,7 +80,9 @@ pub fn next_status(
             next.observed = Some(observed.clone());
             next.last_update = Some(update.clone());
         }
-        Outcome::Failed { observed, reason, .. } => {
+        Outcome::Failed {
+            observed, reason, ..
+        } => {
             if let Some(o) = observed {
                 next.observed = Some(o.clone());
             }
@@ -98,13 +112,23 @@ pub fn next_status(
         (ConditionType::Stalled, reason.is_stalled()),
     ];
     for (kind, status) in states {
-        set_condition(&mut next.conditions, kind, status, reason, &message, generation, &now);
+        set_condition(
+            &mut next.conditions,
+            kind,
+            status,
+            reason,
+            &message,
+            generation,
+            &now,
+        );
     }
     next
 }
 
 fn is_true(conditions: &[Condition], kind: ConditionType) -> bool {
-    conditions.iter().any(|c| c.type_ == kind.as_str() && c.status == "True")
+    conditions
+        .iter()
+        .any(|c| c.type_ == kind.as_str() && c.status == "True")
 }
 
 fn set_condition(
@@ -128,7 +152,10 @@ fn set_condition(
     match conditions.iter_mut().find(|c| c.type_ == kind.as_str()) {
         Some(existing) if existing.status == status => {
             let since = existing.last_transition_time.clone();
-            *existing = Condition { last_transition_time: since, ..fresh };
+            *existing = Condition {
+                last_transition_time: since,
+                ..fresh
+            };
         }
         Some(existing) => *existing = fresh,
         None => conditions.push(fresh),

@@ -5,7 +5,11 @@ fn at(secs: i64) -> Time {
 }
 
 fn observed(status: &str) -> ObservedOrder {
-    ObservedOrder { sales_status: Some(status.into()), delivery_date: None, etag: Some("W/\"x\"".into()) }
+    ObservedOrder {
+        sales_status: Some(status.into()),
+        delivery_date: None,
+        etag: Some("W/\"x\"".into()),
+    }
 }
 
 fn cond<'a>(s: &'a SalesOrderStatusStatus, kind: &str) -> &'a Condition {
@@ -13,45 +17,124 @@ fn cond<'a>(s: &'a SalesOrderStatusStatus, kind: &str) -> &'a Condition {
 }
 
 fn summary(s: &SalesOrderStatusStatus) -> Vec<(String, String, String)> {
-    s.conditions.iter().map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone())).collect()
-}
-
-fn triple(ready: &str, reconciling: &str, stalled: &str, reason: &str) -> Vec<(String, String, String)> {
-    [("Ready", ready), ("Reconciling", reconciling), ("Stalled", stalled)]
+    s.conditions
         .iter()
-        .map(|(t, v)| (t.to_string(), v.to_string(), reason.to_string()))
+        .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone()))
         .collect()
 }
 
+fn triple(
+    ready: &str,
+    reconciling: &str,
+    stalled: &str,
+    reason: &str,
+) -> Vec<(String, String, String)> {
+    [
+        ("Ready", ready),
+        ("Reconciling", reconciling),
+        ("Stalled", stalled),
+    ]
+    .iter()
+    .map(|(t, v)| (t.to_string(), v.to_string(), reason.to_string()))
+    .collect()
+}
+
 fn failed(reason: Reason) -> Outcome {
-    Outcome::Failed { reason, message: format!("{reason} happened"), observed: None }
+    Outcome::Failed {
+        reason,
+        message: format!("{reason} happened"),
+        observed: None,
+    }
 }
 
 #[test]
 fn condition_table() {
-    let update = LastUpdate { time: "t".into(), from_etag: "W/\"a\"".into(), to_etag: None, attempts: 1, fields: vec!["SalesOrderStatus".into()] };
+    let update = LastUpdate {
+        time: "t".into(),
+        from_etag: "W/\"a\"".into(),
+        to_etag: None,
+        attempts: 1,
+        fields: vec!["SalesOrderStatus".into()],
+    };
     let cases = vec![
-        (Outcome::InSync { observed: observed("Delivered") }, triple("True", "False", "False", "InSync")),
-        (Outcome::Updated { observed: observed("Delivered"), update }, triple("True", "False", "False", "Updated")),
-        (Outcome::Drifted { observed: observed("Backorder"), fields: vec!["SalesOrderStatus".into()] }, triple("False", "False", "False", "Drifted")),
-        (Outcome::Suspended, triple("False", "False", "False", "Suspended")),
-        (failed(Reason::Conflict), triple("False", "True", "False", "Conflict")),
-        (failed(Reason::Throttled), triple("False", "True", "False", "Throttled")),
-        (failed(Reason::Unavailable), triple("False", "True", "False", "Unavailable")),
-        (failed(Reason::Forbidden), triple("False", "False", "True", "Forbidden")),
-        (failed(Reason::NotFound), triple("False", "False", "True", "NotFound")),
-        (failed(Reason::Rejected), triple("False", "False", "True", "Rejected")),
-        (failed(Reason::InvalidTransition), triple("False", "False", "True", "InvalidTransition")),
-        (failed(Reason::Unauthorized), triple("False", "False", "True", "Unauthorized")),
-        (failed(Reason::DuplicateOrder), triple("False", "False", "True", "DuplicateOrder")),
-        (failed(Reason::SecretNotFound), triple("False", "False", "True", "SecretNotFound")),
-        (failed(Reason::ConnectionNotReady), triple("False", "False", "True", "ConnectionNotReady")),
+        (
+            Outcome::InSync {
+                observed: observed("Delivered"),
+            },
+            triple("True", "False", "False", "InSync"),
+        ),
+        (
+            Outcome::Updated {
+                observed: observed("Delivered"),
+                update,
+            },
+            triple("True", "False", "False", "Updated"),
+        ),
+        (
+            Outcome::Drifted {
+                observed: observed("Backorder"),
+                fields: vec!["SalesOrderStatus".into()],
+            },
+            triple("False", "False", "False", "Drifted"),
+        ),
+        (
+            Outcome::Suspended,
+            triple("False", "False", "False", "Suspended"),
+        ),
+        (
+            failed(Reason::Conflict),
+            triple("False", "True", "False", "Conflict"),
+        ),
+        (
+            failed(Reason::Throttled),
+            triple("False", "True", "False", "Throttled"),
+        ),
+        (
+            failed(Reason::Unavailable),
+            triple("False", "True", "False", "Unavailable"),
+        ),
+        (
+            failed(Reason::Forbidden),
+            triple("False", "False", "True", "Forbidden"),
+        ),
+        (
+            failed(Reason::NotFound),
+            triple("False", "False", "True", "NotFound"),
+        ),
+        (
+            failed(Reason::Rejected),
+            triple("False", "False", "True", "Rejected"),
+        ),
+        (
+            failed(Reason::InvalidTransition),
+            triple("False", "False", "True", "InvalidTransition"),
+        ),
+        (
+            failed(Reason::Unauthorized),
+            triple("False", "False", "True", "Unauthorized"),
+        ),
+        (
+            failed(Reason::DuplicateOrder),
+            triple("False", "False", "True", "DuplicateOrder"),
+        ),
+        (
+            failed(Reason::SecretNotFound),
+            triple("False", "False", "True", "SecretNotFound"),
+        ),
+        (
+            failed(Reason::ConnectionNotReady),
+            triple("False", "False", "True", "ConnectionNotReady"),
+        ),
     ];
     for (outcome, want) in cases {
         let s = next_status(None, Some(3), &outcome, at(100));
         assert_eq!(summary(&s), want, "{outcome:?}");
         assert_eq!(s.observed_generation, Some(3));
-        assert!(s.conditions.iter().all(|c| c.observed_generation == Some(3)));
+        assert!(
+            s.conditions
+                .iter()
+                .all(|c| c.observed_generation == Some(3))
+        );
     }
 }
 
@@ -65,9 +148,30 @@ fn same_outcome_twice_is_the_same_status() {
 
 #[test]
 fn in_sync_after_updated_keeps_conditions() {
-    let update = LastUpdate { time: "t".into(), from_etag: "W/\"a\"".into(), to_etag: None, attempts: 2, fields: vec![] };
-    let updated = next_status(None, Some(1), &Outcome::Updated { observed: observed("Delivered"), update }, at(100));
-    let resync = next_status(Some(&updated), Some(1), &Outcome::InSync { observed: observed("Delivered") }, at(700));
+    let update = LastUpdate {
+        time: "t".into(),
+        from_etag: "W/\"a\"".into(),
+        to_etag: None,
+        attempts: 2,
+        fields: vec![],
+    };
+    let updated = next_status(
+        None,
+        Some(1),
+        &Outcome::Updated {
+            observed: observed("Delivered"),
+            update,
+        },
+        at(100),
+    );
+    let resync = next_status(
+        Some(&updated),
+        Some(1),
+        &Outcome::InSync {
+            observed: observed("Delivered"),
+        },
+        at(700),
+    );
     assert_eq!(updated, resync);
 }
 
@@ -75,12 +179,27 @@ fn in_sync_after_updated_keeps_conditions() {
 fn transition_time_moves_only_on_status_change() {
     let s1 = next_status(None, Some(1), &failed(Reason::Conflict), at(100));
     let s2 = next_status(Some(&s1), Some(1), &failed(Reason::Unavailable), at(200));
-    assert_eq!(cond(&s2, "Reconciling").last_transition_time, at(100), "True -> True keeps the time");
+    assert_eq!(
+        cond(&s2, "Reconciling").last_transition_time,
+        at(100),
+        "True -> True keeps the time"
+    );
     assert_eq!(cond(&s2, "Reconciling").reason, "Unavailable");
-    let s3 = next_status(Some(&s2), Some(1), &Outcome::InSync { observed: observed("Delivered") }, at(300));
+    let s3 = next_status(
+        Some(&s2),
+        Some(1),
+        &Outcome::InSync {
+            observed: observed("Delivered"),
+        },
+        at(300),
+    );
     assert_eq!(cond(&s3, "Ready").last_transition_time, at(300));
     assert_eq!(cond(&s3, "Reconciling").last_transition_time, at(300));
-    assert_eq!(cond(&s3, "Stalled").last_transition_time, at(100), "False -> False keeps the time");
+    assert_eq!(
+        cond(&s3, "Stalled").last_transition_time,
+        at(100),
+        "False -> False keeps the time"
+    );
 }
 
 #[test]
@@ -96,7 +215,14 @@ fn conflicts_count_per_generation() {
 
 #[test]
 fn failure_without_read_keeps_last_observed() {
-    let s1 = next_status(None, Some(1), &Outcome::InSync { observed: observed("Backorder") }, at(1));
+    let s1 = next_status(
+        None,
+        Some(1),
+        &Outcome::InSync {
+            observed: observed("Backorder"),
+        },
+        at(1),
+    );
     let s2 = next_status(Some(&s1), Some(1), &failed(Reason::Unavailable), at(2));
     assert_eq!(s2.observed, Some(observed("Backorder")));
 }

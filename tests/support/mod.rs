@@ -9,18 +9,24 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use d365_emulator::{Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Emulator, Faults};
+use d365_emulator::{
+    Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Emulator, Faults,
+};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams, PostParams};
 use kube::Client;
+use kube::api::{Api, ListParams, PostParams};
 use sales_order_operator::api::{
-    ClientSecretRef, ConnectionAuth, ConnectionRef, D365Connection, D365ConnectionSpec, FieldMapping, Policy,
-    SalesOrderStatus, SalesOrderStatusSpec, SalesStatus,
+    ClientSecretRef, ConnectionAuth, ConnectionRef, D365Connection, D365ConnectionSpec,
+    FieldMapping, Policy, SalesOrderStatus, SalesOrderStatusSpec, SalesStatus,
 };
 
 /// An emulator with `n` generated orders (SO-2025-0001.., company usmf).
 pub async fn emulator(n: usize, faults: Faults) -> Emulator {
-    let config = Config { orders: d365_emulator::generate_orders(n, 7), faults, ..Config::default() };
+    let config = Config {
+        orders: d365_emulator::generate_orders(n, 7),
+        faults,
+        ..Config::default()
+    };
     Emulator::start(config).await.expect("emulator starts")
 }
 
@@ -33,9 +39,15 @@ pub async fn connect(client: &Client, ns: &str, emu: &Emulator) {
         "stringData": {"client-secret": DEFAULT_CLIENT_SECRET}
     }))
     .unwrap();
-    secrets.create(&PostParams::default(), &secret).await.expect("create secret");
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create secret");
     let conns: Api<D365Connection> = Api::namespaced(client.clone(), ns);
-    conns.create(&PostParams::default(), &connection("usmf", &emu.url())).await.expect("create connection");
+    conns
+        .create(&PostParams::default(), &connection("usmf", &emu.url()))
+        .await
+        .expect("create connection");
 }
 
 pub fn connection(name: &str, url: &str) -> D365Connection {
@@ -47,7 +59,10 @@ pub fn connection(name: &str, url: &str) -> D365Connection {
             auth: ConnectionAuth {
                 tenant_id: DEFAULT_TENANT.into(),
                 client_id: DEFAULT_CLIENT_ID.into(),
-                client_secret_ref: ClientSecretRef { name: "d365-credentials".into(), key: "client-secret".into() },
+                client_secret_ref: ClientSecretRef {
+                    name: "d365-credentials".into(),
+                    key: "client-secret".into(),
+                },
                 authority_url: Some(url.to_owned()),
                 scope: None,
             },
@@ -65,7 +80,9 @@ pub fn order(n: usize, status: SalesStatus) -> SalesOrderStatus {
     SalesOrderStatus::new(
         &format!("so-2025-{n:04}"),
         SalesOrderStatusSpec {
-            connection_ref: ConnectionRef { name: "usmf".into() },
+            connection_ref: ConnectionRef {
+                name: "usmf".into(),
+            },
             data_area_id: "USMF".into(),
             sales_order_number: number(n),
             sales_status: status,
@@ -80,15 +97,24 @@ pub fn number(n: usize) -> String {
     format!("SO-2025-{n:04}")
 }
 
-pub async fn create_orders(client: &Client, ns: &str, orders: impl IntoIterator<Item = SalesOrderStatus>) {
+pub async fn create_orders(
+    client: &Client,
+    ns: &str,
+    orders: impl IntoIterator<Item = SalesOrderStatus>,
+) {
     let api: Api<SalesOrderStatus> = Api::namespaced(client.clone(), ns);
     for o in orders {
-        api.create(&PostParams::default(), &o).await.expect("create order");
+        api.create(&PostParams::default(), &o)
+            .await
+            .expect("create order");
     }
 }
 
 /// Ready reason of every order in `ns`, by name.
-pub async fn ready_reasons(client: &Client, ns: &str) -> Vec<(String, Option<String>, Option<String>)> {
+pub async fn ready_reasons(
+    client: &Client,
+    ns: &str,
+) -> Vec<(String, Option<String>, Option<String>)> {
     let api: Api<SalesOrderStatus> = Api::namespaced(client.clone(), ns);
     let list = api.list(&ListParams::default()).await.expect("list orders");
     list.items
@@ -106,16 +132,29 @@ pub async fn ready_reasons(client: &Client, ns: &str) -> Vec<(String, Option<Str
 
 /// Waits until every order in `ns` (at least `count`) has Ready reason in
 /// `reasons`; returns the list or panics with the stragglers.
-pub async fn wait_all(client: &Client, ns: &str, count: usize, reasons: &[&str], timeout: Duration) {
+pub async fn wait_all(
+    client: &Client,
+    ns: &str,
+    count: usize,
+    reasons: &[&str],
+    timeout: Duration,
+) {
     let result = testkit::wait_for(timeout, || async {
         let all = ready_reasons(client, ns).await;
-        let done = all.iter().filter(|(_, _, r)| r.as_deref().is_some_and(|r| reasons.contains(&r))).count();
+        let done = all
+            .iter()
+            .filter(|(_, _, r)| r.as_deref().is_some_and(|r| reasons.contains(&r)))
+            .count();
         (all.len() >= count && done == all.len()).then_some(())
     })
     .await;
     if result.is_err() {
         let all = ready_reasons(client, ns).await;
-        let stragglers: Vec<_> = all.iter().filter(|(_, _, r)| !r.as_deref().is_some_and(|r| reasons.contains(&r))).take(10).collect();
+        let stragglers: Vec<_> = all
+            .iter()
+            .filter(|(_, _, r)| !r.as_deref().is_some_and(|r| reasons.contains(&r)))
+            .take(10)
+            .collect();
         panic!("not all {count} orders reached {reasons:?} in {timeout:?}; e.g. {stragglers:?}");
     }
 }
@@ -130,11 +169,23 @@ pub struct Operator {
 
 impl Operator {
     pub fn start(kubeconfig: &Path, namespace: &str, extra: &[&str]) -> Operator {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let log = std::env::temp_dir().join(format!("operator-{namespace}-{port}.log"));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_sales-order-operator"))
-            .args(["run", "--namespace", namespace, "--http-addr", &format!("127.0.0.1:{port}"), "--log-format", "json"])
+            .args([
+                "run",
+                "--namespace",
+                namespace,
+                "--http-addr",
+                &format!("127.0.0.1:{port}"),
+                "--log-format",
+                "json",
+            ])
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,sales_order_operator=debug")
@@ -142,7 +193,11 @@ impl Operator {
             .stderr(file)
             .spawn()
             .expect("operator binary starts");
-        Operator { child, http: format!("http://127.0.0.1:{port}"), log }
+        Operator {
+            child,
+            http: format!("http://127.0.0.1:{port}"),
+            log,
+        }
     }
 
     /// `/metrics` text (empty while the server is not up yet).
@@ -213,12 +268,18 @@ pub struct Env {
 
 pub async fn env(prefix: &str, n: usize, faults: Faults) -> Env {
     let cp = testkit::control_plane().await;
-    cp.apply_crds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crds")).await;
+    cp.apply_crds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crds"))
+        .await;
     let client = cp.client();
     let ns = cp.namespace(prefix).await;
     let emu = emulator(n, faults).await;
     connect(&client, &ns, &emu).await;
-    Env { cp, client, ns, emu }
+    Env {
+        cp,
+        client,
+        ns,
+        emu,
+    }
 }
 
 impl Env {
@@ -232,7 +293,11 @@ impl Env {
 
     /// Requests the emulator saw for one order number.
     pub fn requests_for(&self, number: &str) -> usize {
-        self.emu.requests().iter().filter(|r| r.sales_order_number.as_deref() == Some(number)).count()
+        self.emu
+            .requests()
+            .iter()
+            .filter(|r| r.sales_order_number.as_deref() == Some(number))
+            .count()
     }
 
     /// Accepted client writes (PATCH) the emulator recorded.
