@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use sales_order_operator::api::{
-    D365Connection, Policy, RECONCILE_REQUESTED_AT, SalesOrderStatus, SalesStatus,
+    ConditionType, D365Connection, Policy, RECONCILE_REQUESTED_AT, SalesOrderStatus, SalesStatus,
 };
 use serde_json::json;
 use support::{Env, env, number, order, wait_all};
@@ -126,13 +126,7 @@ async fn stalled_orders_wait_for_a_human_without_retry_storms() {
         ("invalid", "InvalidTransition"),
     ] {
         let o = wait_reason(&env, name, reason).await;
-        let stalled = o
-            .status
-            .unwrap()
-            .conditions
-            .into_iter()
-            .find(|c| c.type_ == "Stalled")
-            .unwrap();
+        let stalled = o.condition(ConditionType::Stalled).unwrap();
         assert_eq!(
             (stalled.status.as_str(), stalled.reason.as_str()),
             ("True", reason)

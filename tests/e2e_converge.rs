@@ -51,24 +51,25 @@ fn assert_history_is_safe(env: &Env) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_orders_converge_with_one_write_each() {
-    let env = env("converge", ORDERS, Faults::default()).await;
-    let operator = env.operator(&[]);
-    support::create_orders(
-        &env.client,
-        &env.ns,
-        (1..=ORDERS).map(|n| order(n, SalesStatus::Delivered)),
-    )
-    .await;
+/// Creates the orders, all wanted Delivered, and waits until all are Ready.
+async fn create_and_converge(env: &Env, timeout: Duration) {
+    let orders = (1..=ORDERS).map(|n| order(n, SalesStatus::Delivered));
+    support::create_orders(&env.client, &env.ns, orders).await;
     wait_all(
         &env.client,
         &env.ns,
         ORDERS,
         &["Updated", "InSync"],
-        Duration::from_secs(120),
+        timeout,
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_orders_converge_with_one_write_each() {
+    let env = env("converge", ORDERS, Faults::default()).await;
+    let operator = env.operator(&[]);
+    create_and_converge(&env, Duration::from_secs(120)).await;
 
     let writes = env.client_writes();
     assert_eq!(writes.len(), ORDERS, "exactly one accepted PATCH per order");
@@ -93,20 +94,7 @@ async fn conflicts_at_forty_percent_still_converge_and_show_in_status_and_metric
     };
     let env = env("conflicts", ORDERS, faults).await;
     let operator = env.operator(&["--backoff-cap", "4s"]);
-    support::create_orders(
-        &env.client,
-        &env.ns,
-        (1..=ORDERS).map(|n| order(n, SalesStatus::Delivered)),
-    )
-    .await;
-    wait_all(
-        &env.client,
-        &env.ns,
-        ORDERS,
-        &["Updated", "InSync"],
-        Duration::from_secs(240),
-    )
-    .await;
+    create_and_converge(&env, Duration::from_secs(240)).await;
 
     let refused = env
         .emu

@@ -167,12 +167,17 @@ pub struct LastUpdate {
 }
 
 impl SalesOrderStatus {
-    /// The Ready condition, if any.
-    pub fn ready_condition(&self) -> Option<&Condition> {
+    /// The condition of that type, if any.
+    pub fn condition(&self, kind: super::ConditionType) -> Option<&Condition> {
         self.status
             .as_ref()?
             .conditions
             .iter()
-            .find(|c| c.type_ == "Ready")
+            .find(|c| c.type_ == kind.as_str())
+    }
+
+    /// The Ready condition, if any.
+    pub fn ready_condition(&self) -> Option<&Condition> {
+        self.condition(super::ConditionType::Ready)
     }
 }
