@@ -27,8 +27,11 @@ tools: ## Build (once) the tools the tests use besides envtest (helm).
 # The Go build of the control plane (minutes, mostly module downloads when
 # cold) runs beside the cargo build instead of after it; when both are warm
 # this costs nothing. Then the tests run with KUBEBUILDER_ASSETS pointing at
-# the binaries, so the harness builds nothing itself.
+# the binaries, so the harness builds nothing itself. `cargo fetch` first:
+# it downloads every platform's crates, which `cargo metadata --offline`
+# (tests/dockerfile.rs) needs and a build alone does not fetch.
 test: tools ## Run every test on a real control plane, building what is missing.
+	@$(CARGO) fetch --quiet
 	@hack/envtest/build.sh >/dev/null & envtest=$$!; \
 	$(CARGO) test --workspace --no-run || exit 1; \
 	wait $$envtest || { echo "make: hack/envtest/build.sh failed" >&2; exit 1; }; \
