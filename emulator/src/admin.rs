@@ -30,6 +30,7 @@ pub fn router() -> Router<Arc<State>> {
         .route("/_emulator/history", get(history))
         .route("/_emulator/requests", get(requests))
         .route("/_emulator/counters", get(counters))
+        .route("/_emulator/token-requests", get(token_requests))
         .route("/_emulator/revoke-tokens", post(revoke))
 }
 
@@ -153,11 +154,14 @@ async fn requests(AxState(state): AxState<Arc<State>>) -> Response {
     Json(state.journal.requests()).into_response()
 }
 
-async fn counters(AxState(state): AxState<Arc<State>>) -> Json<Value> {
-    Json(json!({
-        "requests": state.journal.counters(),
-        "tokenRequests": state.journal.token_requests(),
-    }))
+async fn counters(
+    AxState(state): AxState<Arc<State>>,
+) -> Json<std::collections::BTreeMap<String, u64>> {
+    Json(state.journal.counters())
+}
+
+async fn token_requests(AxState(state): AxState<Arc<State>>) -> Json<Value> {
+    Json(json!({"tokenRequests": state.journal.token_requests()}))
 }
 
 async fn revoke(AxState(state): AxState<Arc<State>>) -> StatusCode {

@@ -28,7 +28,8 @@ pub struct Store {
     table: RwLock<Table>,
     /// The seed table `reset` goes back to (rows shared with the live table).
     initial: Mutex<Table>,
-    /// Global version counter: never reset, so ETags are never reused.
+    /// Global version counter, never reset: a write never yields an ETag
+    /// seen before (reset restores seed rows with their seed ETags).
     version: AtomicU64,
     rec_id: AtomicU64,
 }

@@ -89,8 +89,17 @@ async fn admin_http_api() {
         .json()
         .await
         .unwrap();
-    assert_eq!(counters["requests"]["PATCH 409"], 1);
-    assert_eq!(counters["tokenRequests"], 1);
+    assert_eq!(counters["PATCH 409"], 1);
+    assert_eq!(counters["POST 200"], 1, "the token request");
+    let tokens: Value = c
+        .get(admin("token-requests"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tokens["tokenRequests"], 1);
     let reqs: Vec<Value> = c
         .get(admin("requests"))
         .send()
