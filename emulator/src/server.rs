@@ -68,7 +68,17 @@ async fn guard(AxState(state): AxState<Arc<State>>, req: Request, next: Next) ->
             }
         }
     };
-    let touched = response.extensions().get::<Touched>().cloned();
+    // Refused before the handler (401, 429, injected error): still name the order.
+    let touched = response.extensions().get::<Touched>().cloned().or_else(|| {
+        let raw = path.strip_prefix("/data/")?;
+        match crate::keys::parse_resource(raw).ok()? {
+            crate::keys::Resource::Entity(area, number) => Some(Touched {
+                area: area.to_lowercase(),
+                number,
+            }),
+            _ => None,
+        }
+    });
     state.journal.request(RequestRecord {
         method,
         path,

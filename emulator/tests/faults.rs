@@ -40,6 +40,17 @@ async fn max_rps_429_with_growing_retry_after() {
         .unwrap();
     assert!(second > first, "{second} > {first}");
     assert!(env.emu.counters()["GET 429"] >= 3);
+    let throttled = env
+        .emu
+        .requests()
+        .into_iter()
+        .find(|r| r.status == 429)
+        .unwrap();
+    assert_eq!(
+        throttled.sales_order_number.as_deref(),
+        Some("SO-2025-0001"),
+        "refused requests still name the order"
+    );
 }
 
 #[tokio::test]
