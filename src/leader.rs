@@ -49,12 +49,13 @@ pub struct Lease {
 }
 
 /// Waits until this replica leads (returns at once when election is off).
-/// `standby_ready` turns true while waiting: a standby is healthy.
+/// Every `standby_ready` flag turns true while waiting (a standby is
+/// healthy) and false again on election, until the watches sync.
 pub async fn acquire(
     client: &kube::Client,
     args: &LeaderArgs,
     metrics: Arc<Metrics>,
-    standby_ready: Arc<AtomicBool>,
+    standby_ready: &[Arc<AtomicBool>],
 ) -> Result<Lease, LeaderError> {
     if !args.leader_elect {
         metrics.set_leader(true);
@@ -83,7 +84,7 @@ pub async fn acquire(
         .await
         .map_err(err)?;
     let (mut rx, handle) = manager.watch().await;
-    standby_ready.store(true, Ordering::SeqCst);
+    standby_ready.iter().for_each(|r| r.store(true, Ordering::SeqCst));
     info!(%identity, lease = %args.lease_name, "waiting for leadership");
     while !*rx.borrow_and_update() {
         if rx.changed().await.is_err() {
@@ -95,7 +96,7 @@ pub async fn acquire(
             return Err(err(source));
         }
     }
-    standby_ready.store(false, Ordering::SeqCst);
+    standby_ready.iter().for_each(|r| r.store(false, Ordering::SeqCst));
     metrics.set_leader(true);
     info!(%identity, lease = %args.lease_name, "became leader");
     Ok(Lease {

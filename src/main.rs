@@ -125,7 +125,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         &client,
         &args.leader,
         metrics.clone(),
-        ready[0].clone(),
+        &ready[..],
     )
     .await
     .context("leader election")?;

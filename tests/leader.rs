@@ -243,8 +243,6 @@ async fn one_writer_and_failover_within_the_lease_duration() {
 /// A standby is healthy: `/readyz` must answer 200 while it waits, or a
 /// Deployment rollout (the new pod starts as a standby) never completes.
 #[tokio::test]
-#[ignore = "fails: src/main.rs passes only ready[0] to leader::acquire, so a standby watching \
-            several namespaces stays unready (fix described in the packaging report)"]
 async fn a_standby_watching_several_namespaces_is_ready() {
     let cp = testkit::control_plane().await;
     cp.apply_crds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crds"))
