@@ -20,7 +20,9 @@ use super::context::Context;
 use super::duplicates::owner_other_than;
 use super::sync::{SyncResult, sync_order};
 use crate::api::{Reason, SalesOrderStatus};
-use crate::reconcile::{FAST_RETRIES, Outcome, next_status};
+use crate::reconcile::{
+    CONFLICT_WITHOUT_WRITER_HINT, FAST_RETRIES, Outcome, conflict_without_writer, next_status,
+};
 
 /// Field manager of every status write.
 pub const MANAGER: &str = "sales-order-operator";

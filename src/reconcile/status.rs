@@ -60,6 +60,36 @@ impl Outcome {
     }
 }
 
+/// Hint added to a conflict whose ETag did not move since the last one.
+pub const CONFLICT_WITHOUT_WRITER_HINT: &str = "the ETag has not changed since the previous conflict, so no one else wrote \
+     this order: a 409 that repeats like this often hides a permission problem of the app's D365 user \
+     (see docs/operations.md)";
+
+/// True when `outcome` is a conflict although D365 shows the same ETag as at
+/// the previous conflict: a real concurrent writer changes the ETag, so a
+/// repeating 409 on an unchanged record points at permissions instead.
+pub fn conflict_without_writer(
+    current: Option<&SalesOrderStatusStatus>,
+    outcome: &Outcome,
+) -> bool {
+    let Outcome::Failed {
+        reason: Reason::Conflict,
+        observed: Some(now),
+        ..
+    } = outcome
+    else {
+        return false;
+    };
+    let Some(before) = current else { return false };
+    let was_conflict = before
+        .conditions
+        .iter()
+        .any(|c| c.type_ == ConditionType::Ready.as_str() && c.reason == Reason::Conflict.as_str());
+    let same_etag = now.etag.is_some()
+        && before.observed.as_ref().and_then(|o| o.etag.as_ref()) == now.etag.as_ref();
+    was_conflict && same_etag
+}
+
 /// The status after `outcome`, starting from `current`.
 pub fn next_status(
     current: Option<&SalesOrderStatusStatus>,

@@ -226,3 +226,40 @@ fn failure_without_read_keeps_last_observed() {
     let s2 = next_status(Some(&s1), Some(1), &failed(Reason::Unavailable), at(2));
     assert_eq!(s2.observed, Some(observed("Backorder")));
 }
+
+#[test]
+fn a_conflict_on_an_unchanged_etag_is_flagged() {
+    let conflict = |etag: &str| Outcome::Failed {
+        reason: Reason::Conflict,
+        message: "412".into(),
+        observed: Some(ObservedOrder {
+            etag: Some(etag.into()),
+            ..observed("Backorder")
+        }),
+    };
+    let first = next_status(None, Some(1), &conflict("W/\"a\""), at(1));
+    assert!(
+        !conflict_without_writer(None, &conflict("W/\"a\"")),
+        "a first conflict is just a conflict"
+    );
+    assert!(
+        conflict_without_writer(Some(&first), &conflict("W/\"a\"")),
+        "same ETag twice: nobody wrote"
+    );
+    assert!(
+        !conflict_without_writer(Some(&first), &conflict("W/\"b\"")),
+        "a moving ETag is a real writer"
+    );
+    let in_sync = next_status(
+        None,
+        Some(1),
+        &Outcome::InSync {
+            observed: observed("Backorder"),
+        },
+        at(1),
+    );
+    assert!(
+        !conflict_without_writer(Some(&in_sync), &conflict("W/\"x\"")),
+        "only after a conflict"
+    );
+}
