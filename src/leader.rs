@@ -84,7 +84,9 @@ pub async fn acquire(
         .await
         .map_err(err)?;
     let (mut rx, handle) = manager.watch().await;
-    standby_ready.iter().for_each(|r| r.store(true, Ordering::SeqCst));
+    standby_ready
+        .iter()
+        .for_each(|r| r.store(true, Ordering::SeqCst));
     info!(%identity, lease = %args.lease_name, "waiting for leadership");
     while !*rx.borrow_and_update() {
         if rx.changed().await.is_err() {
@@ -96,7 +98,9 @@ pub async fn acquire(
             return Err(err(source));
         }
     }
-    standby_ready.iter().for_each(|r| r.store(false, Ordering::SeqCst));
+    standby_ready
+        .iter()
+        .for_each(|r| r.store(false, Ordering::SeqCst));
     metrics.set_leader(true);
     info!(%identity, lease = %args.lease_name, "became leader");
     Ok(Lease {

@@ -121,14 +121,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
     };
     let shutdown = shutdown_signal();
-    let lease = sales_order_operator::leader::acquire(
-        &client,
-        &args.leader,
-        metrics.clone(),
-        &ready[..],
-    )
-    .await
-    .context("leader election")?;
+    let lease =
+        sales_order_operator::leader::acquire(&client, &args.leader, metrics.clone(), &ready[..])
+            .await
+            .context("leader election")?;
     tracing::info!(namespace = %args.namespace, selector = %args.selector, "starting controller");
     let shutdown = futures::future::FutureExt::shared(shutdown);
     let controllers =

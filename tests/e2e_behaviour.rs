@@ -420,3 +420,28 @@ async fn kubectl_shows_columns_waits_for_ready_and_describes_events() {
         .kubectl(&["get", "sos,events", "-n", &env.ns, "-o", "yaml"]);
     assert!(!String::from_utf8_lossy(&yaml.stdout).contains(d365_emulator::DEFAULT_CLIENT_SECRET));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_that_never_moves_the_etag_is_called_out() {
+    let faults = Faults {
+        read_only_companies: vec!["usmf".into()],
+        forbidden_as_conflict: true,
+        ..Faults::default()
+    };
+    let env = env("hidden-403", 1, faults).await;
+    let _op = env.operator(&[]);
+    support::create_orders(&env.client, &env.ns, [order(1, SalesStatus::Delivered)]).await;
+    let o = testkit::wait_for(WAIT, || async {
+        let o = env.orders().get("so-2025-0001").await.ok()?;
+        o.ready_condition()?
+            .message
+            .contains("no one else wrote")
+            .then_some(o)
+    })
+    .await
+    .expect("the repeated 409 on an unchanged ETag is called out");
+    let status = o.status.unwrap();
+    assert!(status.conflicts >= 2);
+    assert_eq!(o.metadata.generation, status.observed_generation);
+    assert!(env.client_writes().is_empty());
+}

@@ -389,3 +389,35 @@ async fn expired_token_is_refreshed_once() {
         "exactly one refresh after the 401"
     );
 }
+
+#[tokio::test]
+async fn a_409_hiding_a_permission_problem_keeps_the_etag_still() {
+    let faults = Faults {
+        read_only_companies: vec!["usmf".into()],
+        forbidden_as_conflict: true,
+        ..Faults::default()
+    };
+    let (emu, client) = setup(faults).await;
+    let s = spec("SO-2025-0001", SalesStatus::Delivered);
+    let first = sync_order(&client, &rules(), &s, 1).await;
+    let second = sync_order(&client, &rules(), &s, 2).await;
+    assert_eq!(
+        (reason(&first), reason(&second)),
+        (Reason::Conflict, Reason::Conflict)
+    );
+    // What the controller keys on: the same ETag at both conflicts.
+    let status = sales_order_operator::reconcile::next_status(
+        None,
+        Some(1),
+        &first.outcome,
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+    );
+    assert!(sales_order_operator::reconcile::conflict_without_writer(
+        Some(&status),
+        &second.outcome
+    ));
+    assert!(
+        emu.history().iter().all(|w| !w.accepted),
+        "nothing was written"
+    );
+}

@@ -102,6 +102,9 @@ pub struct Faults {
     pub max_concurrent: Option<u32>,
     /// Companies the app user may read but not write: PATCH → 403.
     pub read_only_companies: Vec<String>,
+    /// [field report] answer those refused writes with 409 "The record has
+    /// been modified by another user." instead of 403, ETag unchanged.
+    pub forbidden_as_conflict: bool,
     /// Statuses an order cannot leave: PATCH → 500 AxODataWriteException [obs].
     pub final_statuses: Vec<String>,
 }
@@ -126,6 +129,7 @@ impl Default for Faults {
             max_rps: None,
             max_concurrent: None,
             read_only_companies: Vec::new(),
+            forbidden_as_conflict: false,
             final_statuses: vec!["Invoiced".to_string(), "Canceled".to_string()],
         }
     }

@@ -91,6 +91,9 @@ struct Cli {
     /// Companies whose orders cannot be written (403), comma-separated.
     #[arg(long, env = "D365_EMULATOR_READ_ONLY_COMPANIES", value_delimiter = ',')]
     read_only_companies: Vec<String>,
+    /// Refuse writes in read-only companies with 409 instead of 403 (field report).
+    #[arg(long, env = "D365_EMULATOR_FORBIDDEN_AS_CONFLICT")]
+    forbidden_as_conflict: bool,
     /// Statuses an order cannot leave (500), comma-separated.
     #[arg(
         long,
@@ -146,6 +149,7 @@ impl Cli {
                 max_rps: self.max_rps,
                 max_concurrent: self.max_concurrent,
                 read_only_companies: self.read_only_companies,
+                forbidden_as_conflict: self.forbidden_as_conflict,
                 final_statuses: self.final_statuses,
             },
         })

@@ -175,6 +175,15 @@ fn decide(state: &State, faults: &Faults, current: Option<&Order>, op: &PatchOp<
         .iter()
         .any(|c| c.eq_ignore_ascii_case(current.area()))
     {
+        if faults.forbidden_as_conflict {
+            // [field report] a missing privilege can surface as the
+            // optimistic-concurrency 409 although nobody wrote the record.
+            return refuse(ODataError::new(
+                409,
+                MODIFIED_BY_ANOTHER_USER.to_string(),
+                CONCURRENCY_EXCEPTION,
+            ));
+        }
         return refuse(ODataError::new(
             403,
             format!(

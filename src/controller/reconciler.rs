@@ -52,9 +52,15 @@ pub async fn reconcile(order: Arc<SalesOrderStatus>, ctx: Arc<Context>) -> Resul
     let oref = ObjectRef::from_obj(order.as_ref());
     let attempts = ctx.failures(&oref) + 1;
     let SyncResult {
-        outcome,
+        mut outcome,
         retry_after,
     } = decide(&order, &ctx, attempts).await;
+    if conflict_without_writer(order.status.as_ref(), &outcome)
+        && let Outcome::Failed { message, .. } = &mut outcome
+    {
+        message.push_str("; ");
+        message.push_str(CONFLICT_WITHOUT_WRITER_HINT);
+    }
     let reason = outcome.reason();
     log_outcome(&order, &outcome, attempts);
 
