@@ -48,10 +48,10 @@ crds: ## Regenerate crds/crds.yaml from the Rust types.
 	$(CARGO) run -q -- crd > crds/crds.yaml.tmp
 	mv crds/crds.yaml.tmp crds/crds.yaml
 
-run: ## Run the operator against the current kubeconfig (TODO(lead): flags).
+run: ## Run the operator against the current kubeconfig (flags: ARGS=...).
 	$(CARGO) run -- run $(ARGS)
 
-bench: ## Benchmarks; they print figures, they are not timed tests (TODO(lead)).
+bench: ## Benchmarks that print figures: emulator throughput + memory, requests per reconcile.
 	$(CARGO) bench --workspace
 
 demo: ## Local control plane + emulator + operator + sample orders.
