@@ -79,7 +79,10 @@ pub async fn acquire(
         .with_identity(&identity)
         .with_duration(duration)
         .with_grace((duration / 3).max(1))
-        .with_field_manager("sales-order-operator")
+        // One field manager per replica: server-side apply only refuses a
+        // competing holder when the fields belong to another manager; a
+        // shared name would let two replicas both "win" a fresh Lease.
+        .with_field_manager(format!("sales-order-operator-{identity}"))
         .build()
         .await
         .map_err(err)?;
