@@ -81,10 +81,12 @@ fn processes_and_temp_dir_go_when_a_test_fails() {
 
 #[test]
 fn processes_go_when_the_test_binary_is_killed() {
-    let (mut child, _dir, pids) = start_child("hang");
+    let (mut child, dir, pids) = start_child("hang");
     child.kill().unwrap(); // SIGKILL: no atexit, only PDEATHSIG is left
     child.wait().unwrap();
     assert_all_dead(&pids);
+    // Its temp dir stays until the next start's sweep; tidy up now.
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
