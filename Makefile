@@ -24,17 +24,18 @@ helm: ## Build (once) helm from its Go module; print its path.
 tools: ## Build (once) the tools the tests use besides envtest (helm).
 	@hack/tools/helm.sh >/dev/null
 
-# The Go build of the control plane (minutes, mostly module downloads when
-# cold) runs beside the cargo build instead of after it; when both are warm
-# this costs nothing. Then the tests run with KUBEBUILDER_ASSETS pointing at
-# the binaries, so the harness builds nothing itself. `cargo fetch` first:
-# it downloads every platform's crates, which `cargo metadata --offline`
-# (tests/dockerfile.rs) needs and a build alone does not fetch.
-test: tools ## Run every test on a real control plane, building what is missing.
+# The Go builds (control plane, helm: minutes when cold, much of it module
+# downloads) run beside the cargo build instead of before or after it; when
+# all is warm this costs nothing. Then the tests run with KUBEBUILDER_ASSETS
+# pointing at the binaries, so the harness builds nothing itself.
+# `cargo fetch` first: it downloads every platform's crates, which
+# `cargo metadata --offline` (tests/dockerfile.rs) needs and a build alone
+# does not fetch.
+test: ## Run every test on a real control plane, building what is missing.
 	@$(CARGO) fetch --quiet
-	@hack/envtest/build.sh >/dev/null & envtest=$$!; \
+	@{ hack/envtest/build.sh && hack/tools/helm.sh; } >/dev/null & tools=$$!; \
 	$(CARGO) test --workspace --no-run || exit 1; \
-	wait $$envtest || { echo "make: hack/envtest/build.sh failed" >&2; exit 1; }; \
+	wait $$tools || { echo "make: building envtest or helm failed" >&2; exit 1; }; \
 	KUBEBUILDER_ASSETS="$$(hack/envtest/build.sh)" $(CARGO) test --workspace $(TEST_ARGS)
 
 lint: ## rustfmt check + clippy with warnings as errors.
