@@ -175,6 +175,7 @@ fn operator_rules_are_the_least_the_code_needs() {
         "d365.salesops.io/d365connections:list",
         "d365.salesops.io/d365connections:watch",
         "d365.salesops.io/salesorderstatuses/status:patch",
+        "d365.salesops.io/d365connections/status:patch",
         "/secrets:get",
         "/secrets:list",
         "/secrets:watch",

@@ -272,7 +272,8 @@ async fn without_secrets_get_orders_stall_with_a_clear_forbidden() {
     assert_eq!(
         emu.requests().len() + emu.token_requests() as usize,
         0,
-        "no D365 traffic without credentials"
+        "no D365 traffic without credentials: {:?}",
+        emu.requests()
     );
 }
 

@@ -294,6 +294,7 @@ async fn connection_and_secret_arriving_later_wake_the_order() {
     .unwrap();
     secrets.create(&Default::default(), &secret).await.unwrap();
     wait_reason(&env, "so-2025-0001", "Updated").await;
+    wait_connection(&env, "Authenticated").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -444,4 +445,61 @@ async fn a_conflict_that_never_moves_the_etag_is_called_out() {
     assert!(status.conflicts >= 2);
     assert_eq!(o.metadata.generation, status.observed_generation);
     assert!(env.client_writes().is_empty());
+}
+
+async fn wait_connection(env: &Env, reason: &str) -> D365Connection {
+    let conns: Api<D365Connection> = Api::namespaced(env.client.clone(), &env.ns);
+    testkit::wait_for(WAIT, || async {
+        let c = conns.get("usmf").await.ok()?;
+        let ready = c
+            .status
+            .as_ref()?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")?
+            .clone();
+        (ready.reason == reason).then_some(c)
+    })
+    .await
+    .unwrap_or_else(|_| panic!("connection never reached {reason}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_secret_fixes_the_connection_and_its_orders() {
+    let env = env("rotation", 1, Faults::default()).await;
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
+    let set_secret = |value: &str| json!({"stringData": {"client-secret": value}});
+    secrets
+        .patch(
+            "d365-credentials",
+            &PatchParams::default(),
+            &Patch::Merge(&set_secret("wrong")),
+        )
+        .await
+        .unwrap();
+    let _op = env.operator(&[]);
+    let conn = wait_connection(&env, "Unauthorized").await;
+    let message = &conn.status.unwrap().conditions[0].message;
+    assert!(message.contains("AADSTS"), "Entra's own words: {message}");
+    assert!(!message.contains("wrong"), "the secret value never shows");
+    support::create_orders(&env.client, &env.ns, [order(1, SalesStatus::Delivered)]).await;
+    wait_reason(&env, "so-2025-0001", "Unauthorized").await;
+
+    let fixed = set_secret(d365_emulator::DEFAULT_CLIENT_SECRET);
+    secrets
+        .patch(
+            "d365-credentials",
+            &PatchParams::default(),
+            &Patch::Merge(&fixed),
+        )
+        .await
+        .unwrap();
+    wait_connection(&env, "Authenticated").await;
+    wait_reason(&env, "so-2025-0001", "Updated").await;
+    let table = env.cp.kubectl(&["get", "d365c", "-n", &env.ns]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("True") && text.contains("Authenticated"),
+        "{text}"
+    );
 }

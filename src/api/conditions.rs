@@ -59,10 +59,12 @@ pub enum Reason {
     DuplicateOrder,
     /// `spec.suspend` is true.
     Suspended,
+    /// D365Connection only: the token endpoint accepted the credentials.
+    Authenticated,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 16] = [
         Self::InSync,
         Self::Updated,
         Self::Drifted,
@@ -78,6 +80,7 @@ impl Reason {
         Self::SecretNotFound,
         Self::DuplicateOrder,
         Self::Suspended,
+        Self::Authenticated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +100,7 @@ impl Reason {
             Self::SecretNotFound => "SecretNotFound",
             Self::DuplicateOrder => "DuplicateOrder",
             Self::Suspended => "Suspended",
+            Self::Authenticated => "Authenticated",
         }
     }
 

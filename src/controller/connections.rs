@@ -200,12 +200,12 @@ impl Connections {
         })
     }
 
-    /// Drops the client of a connection being deleted.
-    pub fn forget_if_deleted(&self, conn: &D365Connection) {
-        if conn.metadata.deletion_timestamp.is_some() {
-            let key = (conn.namespace().unwrap_or_default(), conn.name_any());
-            self.cache.lock().unwrap().remove(&key);
-        }
+    /// Drops the client of a deleted connection.
+    pub fn forget(&self, namespace: &str, name: &str) {
+        self.cache
+            .lock()
+            .unwrap()
+            .remove(&(namespace.to_owned(), name.to_owned()));
     }
 }
 

@@ -2,6 +2,7 @@
 //! counts (kube-runtime has no per-object backoff of its own) and metrics.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,6 +36,9 @@ impl Default for Settings {
     }
 }
 
+/// A connection's (generation, Secret resourceVersion) when last checked.
+pub type CheckedAs = (Option<i64>, Option<String>);
+
 /// Shared by every reconcile of every order.
 pub struct Context {
     pub client: kube::Client,
@@ -46,6 +50,16 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     failures: Mutex<HashMap<ObjectRef<SalesOrderStatus>, u32>>,
+    /// Set once the connection and secret caches have listed everything:
+    /// connection checks before that would report missing Secrets falsely.
+    pub caches_ready: AtomicBool,
+    /// Connection generations last seen, so status-only updates of a
+    /// connection neither re-check it nor requeue its orders.
+    pub checked_connections: Mutex<HashMap<(String, String), Option<i64>>>,
+    /// (generation, Secret resourceVersion) of each connection's last check.
+    pub checked: Mutex<HashMap<(String, String), CheckedAs>>,
+    /// With a label selector, only connections of selected orders are checked.
+    pub only_used_connections: bool,
 }
 
 impl Context {
@@ -71,6 +85,10 @@ impl Context {
             recorder,
             metrics,
             failures: Mutex::new(HashMap::new()),
+            caches_ready: AtomicBool::new(false),
+            checked_connections: Mutex::new(HashMap::new()),
+            checked: Mutex::new(HashMap::new()),
+            only_used_connections: false,
         }
     }
 

@@ -1,6 +1,7 @@
 //! kube-runtime wiring: watches, triggers and the Controller loop. The only
 //! module that joins Kubernetes and D365.
 
+mod connection_status;
 mod connections;
 mod context;
 mod duplicates;
@@ -78,47 +79,67 @@ pub async fn run(
         controller: MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
     };
-    let ctx = Arc::new(Context::new(
+    let mut ctx = Context::new(
         client.clone(),
         options.settings.clone(),
         (orders.clone(), connections.clone(), secrets.clone()),
         Recorder::new(client.clone(), reporter),
         metrics,
-    ));
+    );
+    ctx.only_used_connections = options.label_selector.is_some();
+    let ctx = Arc::new(ctx);
     let (trigger_tx, trigger_rx) = mpsc::unbounded::<ObjectRef<SalesOrderStatus>>();
 
     // Connections and Secrets (metadata only: the operator reads a Secret's
     // data just when it builds a client) requeue the orders that use them.
-    let conn_stream = reflect(
-        connection_writer,
-        watcher(connection_api, watcher::Config::default()),
-    );
-    let conn_task = tokio::spawn(forward(conn_stream, trigger_tx.clone(), {
-        let (orders, ctx) = (orders.clone(), ctx.clone());
-        move |conn: &D365Connection| {
-            ctx.d365.forget_if_deleted(conn);
-            orders_using(
-                &orders,
-                &conn.namespace().unwrap_or_default(),
-                &conn.name_any(),
-            )
+    let conn_events =
+        watcher(connection_api, watcher::Config::default()).reflect(connection_writer);
+    let conn_task = tokio::spawn({
+        let (orders, ctx, tx) = (orders.clone(), ctx.clone(), trigger_tx.clone());
+        async move {
+            let mut events = std::pin::pin!(conn_events);
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(event) => {
+                        for r in connection_status::on_event(&ctx, &event)
+                            .map(|c| {
+                                orders_using(
+                                    &orders,
+                                    &c.namespace().unwrap_or_default(),
+                                    &c.name_any(),
+                                )
+                            })
+                            .unwrap_or_default()
+                        {
+                            let _ = tx.unbounded_send(r);
+                        }
+                    }
+                    Err(e) => debug!(error = %e, "connection watch error (retried with backoff)"),
+                }
+            }
         }
-    }));
+    });
     let secret_stream = reflect(
         secret_writer,
         watcher(secret_api, watcher::Config::default()),
     );
     let secret_task = tokio::spawn(forward(secret_stream, trigger_tx.clone(), {
-        let (orders, connections) = (orders.clone(), connections.clone());
+        let (orders, connections, ctx) = (orders.clone(), connections.clone(), ctx.clone());
         move |secret: &PartialObjectMeta<Secret>| {
             let ns = secret.namespace().unwrap_or_default();
-            connections
+            let users: Vec<_> = connections
                 .state()
-                .iter()
+                .into_iter()
                 .filter(|c| {
                     c.namespace().as_deref() == Some(&ns)
                         && c.spec.auth.client_secret_ref.name == secret.name_any()
                 })
+                .collect();
+            users
+                .iter()
+                .for_each(|c| connection_status::spawn_check(&ctx, c));
+            users
+                .iter()
                 .flat_map(|c| orders_using(&orders, &ns, &c.name_any()))
                 .collect()
         }
@@ -152,6 +173,10 @@ pub async fn run(
     let _ = connections.wait_until_ready().await;
     debug!("waiting for secrets");
     let _ = secrets.wait_until_ready().await;
+    ctx.caches_ready.store(true, Ordering::SeqCst);
+    for conn in connections.state() {
+        connection_status::spawn_check(&ctx, &conn);
+    }
     debug!("caches ready");
     let config = ControllerConfig::default().concurrency(options.max_concurrent_reconciles);
     Controller::for_stream(order_stream, orders)

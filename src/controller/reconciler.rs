@@ -63,6 +63,12 @@ pub async fn reconcile(order: Arc<SalesOrderStatus>, ctx: Arc<Context>) -> Resul
     }
     let reason = outcome.reason();
     log_outcome(&order, &outcome, attempts);
+    let namespace = order.namespace().unwrap_or_default();
+    super::connection_status::spawn_check_for_order(
+        &ctx,
+        &namespace,
+        &order.spec.connection_ref.name,
+    );
 
     let result = write_status(&order, &ctx, &outcome).await.and_then(|()| {
         publish_event(&order, &ctx, &outcome, attempts);

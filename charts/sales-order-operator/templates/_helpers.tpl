@@ -75,9 +75,10 @@ Each one is used by the code; see docs/operations.md#rbac.
 - apiGroups: ["d365.salesops.io"]
   resources: ["salesorderstatuses", "d365connections"]
   verbs: ["list", "watch"]
-# Write the outcome: merge patch of the status subresource only.
+# Write the outcome: merge patch of the status subresources only (orders;
+# connections get a Ready condition saying whether their credentials work).
 - apiGroups: ["d365.salesops.io"]
-  resources: ["salesorderstatuses/status"]
+  resources: ["salesorderstatuses/status", "d365connections/status"]
   verbs: ["patch"]
 # Secrets: watched as metadata (to notice rotation), and the one a
 # D365Connection names is read when its client is (re)built.
