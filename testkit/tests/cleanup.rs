@@ -27,6 +27,8 @@ fn child() {
 }
 
 /// Runs the child, returns its control plane's dir and pids once started.
+/// The caller waits for (or kills) the child.
+#[allow(clippy::zombie_processes)]
 fn start_child(mode: &str) -> (std::process::Child, PathBuf, Vec<i32>) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child", "--ignored", "--nocapture"])
