@@ -8,25 +8,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use d365_emulator::Faults;
-use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use sales_order_operator::api::{
-    ConditionType, D365Connection, Policy, RECONCILE_REQUESTED_AT, SalesOrderStatus, SalesStatus,
+    ConditionType, Policy, RECONCILE_REQUESTED_AT, SalesOrderStatus, SalesStatus,
 };
 use serde_json::json;
-use support::{Env, env, number, order, wait_all};
+use support::{Env, env, number, order, wait_all, wait_reason};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-async fn wait_reason(env: &Env, name: &str, reason: &str) -> SalesOrderStatus {
-    testkit::wait_for(WAIT, || async {
-        let o = env.orders().get(name).await.ok()?;
-        (o.ready_condition()?.reason == reason).then_some(o)
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{name} never reached {reason}"))
-}
 
 fn with(mut o: SalesOrderStatus, f: impl FnOnce(&mut SalesOrderStatus)) -> SalesOrderStatus {
     f(&mut o);
@@ -263,41 +253,6 @@ async fn annotation_triggers_an_immediate_reconcile_that_repairs_drift() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_and_secret_arriving_later_wake_the_order() {
-    let env = env("latecomer", 1, Faults::default()).await;
-    // Remove what env() created, so the order starts without them.
-    let conns: Api<D365Connection> = Api::namespaced(env.client.clone(), &env.ns);
-    conns
-        .delete("usmf", &DeleteParams::default())
-        .await
-        .unwrap();
-    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
-    secrets
-        .delete("d365-credentials", &DeleteParams::default())
-        .await
-        .unwrap();
-    let _op = env.operator(&["--stalled-recheck", "1h"]);
-    support::create_orders(&env.client, &env.ns, [order(1, SalesStatus::Delivered)]).await;
-    wait_reason(&env, "so-2025-0001", "ConnectionNotReady").await;
-    conns
-        .create(
-            &Default::default(),
-            &support::connection("usmf", &env.emu.url()),
-        )
-        .await
-        .unwrap();
-    wait_reason(&env, "so-2025-0001", "SecretNotFound").await;
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "d365-credentials"},
-        "stringData": {"client-secret": d365_emulator::DEFAULT_CLIENT_SECRET}
-    }))
-    .unwrap();
-    secrets.create(&Default::default(), &secret).await.unwrap();
-    wait_reason(&env, "so-2025-0001", "Updated").await;
-    wait_connection(&env, "Authenticated").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_orders_have_one_writer_until_the_owner_goes() {
     let env = env("duplicates", 1, Faults::default()).await;
     let _op = env.operator(&[]);
@@ -445,61 +400,4 @@ async fn a_conflict_that_never_moves_the_etag_is_called_out() {
     assert!(status.conflicts >= 2);
     assert_eq!(o.metadata.generation, status.observed_generation);
     assert!(env.client_writes().is_empty());
-}
-
-async fn wait_connection(env: &Env, reason: &str) -> D365Connection {
-    let conns: Api<D365Connection> = Api::namespaced(env.client.clone(), &env.ns);
-    testkit::wait_for(WAIT, || async {
-        let c = conns.get("usmf").await.ok()?;
-        let ready = c
-            .status
-            .as_ref()?
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "Ready")?
-            .clone();
-        (ready.reason == reason).then_some(c)
-    })
-    .await
-    .unwrap_or_else(|_| panic!("connection never reached {reason}"))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rotated_secret_fixes_the_connection_and_its_orders() {
-    let env = env("rotation", 1, Faults::default()).await;
-    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
-    let set_secret = |value: &str| json!({"stringData": {"client-secret": value}});
-    secrets
-        .patch(
-            "d365-credentials",
-            &PatchParams::default(),
-            &Patch::Merge(&set_secret("wrong")),
-        )
-        .await
-        .unwrap();
-    let _op = env.operator(&[]);
-    let conn = wait_connection(&env, "Unauthorized").await;
-    let message = &conn.status.unwrap().conditions[0].message;
-    assert!(message.contains("AADSTS"), "Entra's own words: {message}");
-    assert!(!message.contains("wrong"), "the secret value never shows");
-    support::create_orders(&env.client, &env.ns, [order(1, SalesStatus::Delivered)]).await;
-    wait_reason(&env, "so-2025-0001", "Unauthorized").await;
-
-    let fixed = set_secret(d365_emulator::DEFAULT_CLIENT_SECRET);
-    secrets
-        .patch(
-            "d365-credentials",
-            &PatchParams::default(),
-            &Patch::Merge(&fixed),
-        )
-        .await
-        .unwrap();
-    wait_connection(&env, "Authenticated").await;
-    wait_reason(&env, "so-2025-0001", "Updated").await;
-    let table = env.cp.kubectl(&["get", "d365c", "-n", &env.ns]);
-    let text = String::from_utf8_lossy(&table.stdout);
-    assert!(
-        text.contains("True") && text.contains("Authenticated"),
-        "{text}"
-    );
 }

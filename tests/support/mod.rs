@@ -282,6 +282,16 @@ pub async fn env(prefix: &str, n: usize, faults: Faults) -> Env {
     }
 }
 
+/// Waits until order `name` has Ready reason `reason`; returns it.
+pub async fn wait_reason(env: &Env, name: &str, reason: &str) -> SalesOrderStatus {
+    testkit::wait_for(Duration::from_secs(60), || async {
+        let o = env.orders().get(name).await.ok()?;
+        (o.ready_condition()?.reason == reason).then_some(o)
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{name} never reached {reason}"))
+}
+
 impl Env {
     pub fn orders(&self) -> Api<SalesOrderStatus> {
         Api::namespaced(self.client.clone(), &self.ns)
