@@ -60,6 +60,7 @@ for i in $(seq 1 120); do
   sleep 0.5
 done
 
+echo; "$kubectl" get d365c -n orders
 cat <<MSG
 
 All $total orders are Ready. Poke it from another terminal:
