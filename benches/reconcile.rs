@@ -1,6 +1,7 @@
 //! Reconcile-attempt figures against the emulator over loopback HTTP:
-//! D365 requests per attempt (in sync, changed, conflicted) and attempts per
-//! second through one shared connection client. Prints figures; asserts
+//! D365 requests per attempt (in sync, changed, changed with PATCHes
+//! coalesced into `$batch`, conflicted) and attempts per second through one
+//! shared connection client. Prints figures; asserts
 //! nothing about time. `cargo bench --bench reconcile` (or `make bench`).
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use d365_emulator::{
 use futures::StreamExt;
 use sales_order_operator::api::{ConnectionRef, Policy, SalesOrderStatusSpec, SalesStatus};
 use sales_order_operator::controller::sync::{OrderRules, sync_order};
-use sales_order_operator::d365::{ConnectionSettings, D365Client, NoopObserver};
+use sales_order_operator::d365::{BatchSettings, ConnectionSettings, D365Client, NoopObserver};
 
 const ORDERS: usize = 5_000;
 const CONCURRENCY: usize = 64;
@@ -47,17 +48,21 @@ async fn round(name: &str, emu: &Emulator, client: &D365Client, rules: &OrderRul
         .await;
     let took = started.elapsed();
     let requests = emu.requests()[before..].to_vec();
-    let count = |m: &str| requests.iter().filter(|r| r.method == m).count() as f64 / ORDERS as f64;
+    let count = |m: &str| {
+        let data = requests.iter().filter(|r| r.path.starts_with("/data"));
+        data.filter(|r| r.method == m).count() as f64 / ORDERS as f64
+    };
     let mut by_reason = std::collections::BTreeMap::new();
     for r in reasons {
         *by_reason.entry(r.as_str()).or_insert(0) += 1;
     }
     println!(
-        "{name:<11} {ORDERS} attempts in {:>6.2}s = {:>7.0}/s | per attempt: {:.2} GET, {:.2} PATCH | outcomes {by_reason:?}",
+        "{name:<17} {ORDERS} attempts in {:>6.2}s = {:>7.0}/s | per attempt: {:.2} GET, {:.2} PATCH, {:.3} $batch POST | outcomes {by_reason:?}",
         took.as_secs_f64(),
         ORDERS as f64 / took.as_secs_f64(),
         count("GET"),
         count("PATCH"),
+        count("POST"),
     );
 }
 
@@ -73,7 +78,9 @@ fn main() {
         let mut settings = ConnectionSettings::new(url.clone(), url, DEFAULT_TENANT, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET.to_owned().into());
         settings.max_requests_per_second = 100_000;
         settings.max_concurrent_requests = CONCURRENCY as u32;
-        let client = D365Client::new(settings, Arc::new(NoopObserver)).unwrap();
+        let client = D365Client::new(settings.clone(), Arc::new(NoopObserver)).unwrap();
+        settings.batch = Some(BatchSettings { max_operations: 100, window: std::time::Duration::from_millis(20) });
+        let batched = D365Client::new(settings, Arc::new(NoopObserver)).unwrap();
         let rules = OrderRules {
             status_field: "SalesOrderStatus".into(),
             date_field: "ConfirmedReceiptDate".into(),
@@ -83,6 +90,9 @@ fn main() {
         round("changed", &emu, &client, &rules).await;
         round("in sync", &emu, &client, &rules).await;
         println!("token requests for {} attempts: {}", 2 * ORDERS, emu.token_requests());
+        // Orders back to their initial state, so every attempt writes again.
+        emu.reset();
+        round("changed (batched)", &emu, &batched, &rules).await;
         emu.reset();
         emu.set_faults(Faults { conflict_rate: 1.0, ..Faults::default() });
         round("conflicted", &emu, &client, &rules).await;

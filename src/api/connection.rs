@@ -82,6 +82,36 @@ pub struct D365ConnectionSpec {
     #[serde(default = "default_timeout")]
     #[schemars(range(min = 1, max = 600))]
     pub request_timeout_seconds: u32,
+
+    /// Coalesce concurrent PATCHes into OData `$batch` calls (one changeset
+    /// per order); absent = off, one PATCH per write. Worth it when many
+    /// orders change at once and the service-protection limits bite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchSpec>,
+}
+
+/// How PATCHes are batched. D365 allows 5,000 operations per batch but
+/// suggests small ones, hence the lower cap here.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchSpec {
+    /// Most PATCHes in one `$batch`.
+    #[serde(default = "default_batch_operations")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_operations: u32,
+    /// How long the first PATCH waits for others before the batch leaves.
+    #[serde(default = "default_batch_window")]
+    #[schemars(range(min = 1, max = 5000))]
+    pub window_milliseconds: u32,
+}
+
+impl Default for BatchSpec {
+    fn default() -> Self {
+        Self {
+            max_operations: default_batch_operations(),
+            window_milliseconds: default_batch_window(),
+        }
+    }
 }
 
 /// Entra ID client-credentials settings.
@@ -162,4 +192,10 @@ fn default_concurrency() -> u32 {
 }
 fn default_timeout() -> u32 {
     30
+}
+fn default_batch_operations() -> u32 {
+    100
+}
+fn default_batch_window() -> u32 {
+    20
 }

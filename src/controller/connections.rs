@@ -14,7 +14,7 @@ use secrecy::SecretString;
 use super::context::Context;
 use super::sync::OrderRules;
 use crate::api::{D365Connection, Reason};
-use crate::d365::{ConnectionSettings, D365Client, RequestObserver};
+use crate::d365::{BatchSettings, ConnectionSettings, D365Client, RequestObserver};
 
 /// Why an order's connection could not be resolved; each is a condition.
 #[derive(Debug, thiserror::Error)]
@@ -188,6 +188,10 @@ impl Connections {
         settings.max_requests_per_second = spec.max_requests_per_second;
         settings.max_concurrent_requests = spec.max_concurrent_requests;
         settings.request_timeout = Duration::from_secs(spec.request_timeout_seconds.into());
+        settings.batch = spec.batch.as_ref().map(|b| BatchSettings {
+            max_operations: b.max_operations as usize,
+            window: Duration::from_millis(b.window_milliseconds.into()),
+        });
         let client = D365Client::new(settings, self.observer.clone()).map_err(|e| e.to_string())?;
         let rules = OrderRules {
             status_field: spec.fields.sales_status.clone(),

@@ -238,7 +238,7 @@ impl TokenCache {
             message: self.redact(format!(
                 "token endpoint {}: {}",
                 self.endpoint,
-                super::client::describe_transport_error(&e, self.timeout)
+                super::error::describe_transport_error(&e, self.timeout)
             )),
         })?;
         if (200..300).contains(&status) {

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::auth::TokenCache;
+use super::coalesce::Coalescer;
 use super::error::ResponseContext;
 use super::limiter::Limiter;
 use super::settings::is_identifier;
@@ -68,6 +69,8 @@ struct Inner {
     tokens: TokenCache,
     limiter: Limiter,
     observer: Arc<dyn RequestObserver>,
+    /// Present when `settings.batch` is: PATCHes then go through `$batch`.
+    batcher: Option<Coalescer>,
 }
 
 impl fmt::Debug for D365Client {
@@ -80,11 +83,13 @@ impl fmt::Debug for D365Client {
     }
 }
 
-/// A successful (2xx) answer, body parsed when it is a JSON object.
-struct Answer {
-    status: u16,
-    headers: HeaderMap,
-    json: Option<Map<String, Value>>,
+/// A successful (2xx) answer, body parsed when it is a JSON object; the
+/// raw bytes are kept only when it is not (a `$batch` answer).
+pub(super) struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub json: Option<Map<String, Value>>,
+    pub raw: Vec<u8>,
 }
 
 impl D365Client {
@@ -115,6 +120,7 @@ impl D365Client {
         Ok(Self {
             inner: Arc::new(Inner {
                 odata_root: settings.odata_root().to_string(),
+                batcher: settings.batch.map(Coalescer::new),
                 settings,
                 http,
                 tokens,
@@ -156,7 +162,9 @@ impl D365Client {
             query.push_str(&select.join(","));
         }
         url.set_query(Some(&query));
-        let answer = self.execute(Method::GET, url, key, None, None).await?;
+        let answer = self
+            .execute(Method::GET, url, Some(key), None, None)
+            .await?;
         let headers = answer.headers;
         let body = answer.json.ok_or_else(|| D365Error::InvalidResponse {
             message: format!("GET {key}: answer {} is not a JSON object", answer.status),
@@ -168,7 +176,9 @@ impl D365Client {
 
     /// `PATCH` of only `changes`, with `If-Match: <if_match>`, so a write
     /// based on a stale read fails (409/412 → [`D365Error::Conflict`])
-    /// instead of overwriting someone else's change.
+    /// instead of overwriting someone else's change. With batching on, the
+    /// PATCH waits up to the batch window and travels in a `$batch` with
+    /// other orders' PATCHes; the result is this order's own either way.
     pub async fn patch_order(
         &self,
         key: &OrderKey,
@@ -185,8 +195,12 @@ impl D365Client {
         let body = serde_json::to_vec(changes).map_err(|e| {
             D365Error::config(format!("PATCH {key}: changes not serializable: {e}"))
         })?;
+        if let Some(batcher) = &self.inner.batcher {
+            return batcher.patch(self, key, if_match, url.into(), body).await;
+        }
+        let body = ("application/json".to_owned(), body);
         let answer = self
-            .execute(Method::PATCH, url, key, Some(if_match), Some(body))
+            .execute(Method::PATCH, url, Some(key), Some(if_match), Some(body))
             .await?;
         let etag_header = ETag::from_headers(&answer.headers);
         Ok(match answer.json {
@@ -198,6 +212,21 @@ impl D365Client {
         })
     }
 
+    pub(super) fn batcher(&self) -> Option<&Coalescer> {
+        self.inner.batcher.as_ref()
+    }
+
+    /// `<root>/$batch`.
+    pub(super) fn batch_url(&self) -> Result<Url, D365Error> {
+        Url::parse(&format!("{}$batch", self.inner.odata_root))
+            .map_err(|e| D365Error::config(format!("$batch URL: {e}")))
+    }
+
+    /// Pauses the connection, as a 429 does.
+    pub(super) fn pause(&self, delay: Duration) {
+        self.inner.limiter.pause(delay);
+    }
+
     fn entity_url(&self, key: &OrderKey) -> Result<Url, D365Error> {
         let segment = key.path_segment(&self.inner.settings.entity_set);
         Url::parse(&format!("{}{segment}", self.inner.odata_root))
@@ -207,16 +236,19 @@ impl D365Client {
     /// Sends one OData request through the limiter, with a fresh token; on
     /// a 401 invalidates that token, fetches another and retries exactly
     /// once. Non-2xx answers become errors; a 429 pauses the connection.
-    async fn execute(
+    /// `key` is `None` for a `$batch`; `body` is (content type, bytes).
+    pub(super) async fn execute(
         &self,
         method: Method,
         url: Url,
-        key: &OrderKey,
+        key: Option<&OrderKey>,
         if_match: Option<&ETag>,
-        body: Option<Vec<u8>>,
+        body: Option<(String, Vec<u8>)>,
     ) -> Result<Answer, D365Error> {
         let inner = &*self.inner;
-        let method_name = method_name(&method);
+        let method_name = super::observe::method_name(&method);
+        // What the logs and messages name: the order, or the batch.
+        let target = key.map_or_else(|| "$batch".to_owned(), ToString::to_string);
         let etag_sent = if_match.map(ETag::as_str).unwrap_or("");
         let mut attempt = 1u32;
         loop {
@@ -227,16 +259,16 @@ impl D365Client {
                 .bearer_auth(token.secret.expose_secret())
                 .header(ODATA_VERSION, "4.0")
                 .header(ODATA_MAX_VERSION, "4.0")
-                .header(ACCEPT, "application/json")
+                .header(ACCEPT, accept(body.as_ref()))
                 .timeout(inner.settings.request_timeout);
             if let Some(etag) = if_match {
                 let value = HeaderValue::from_str(etag.as_str())
                     .map_err(|_| D365Error::config(format!("ETag {etag} is not a header value")))?;
                 request = request.header(IF_MATCH, value);
             }
-            if let Some(body) = &body {
+            if let Some((content_type, body)) = &body {
                 request = request
-                    .header(CONTENT_TYPE, "application/json")
+                    .header(CONTENT_TYPE, content_type.as_str())
                     .body(body.clone());
             }
             let permit = inner.limiter.acquire().await;
@@ -270,11 +302,12 @@ impl D365Client {
             let (status, headers, bytes) = match result {
                 Ok(ok) => ok,
                 Err((status, e)) => {
-                    let why = describe_transport_error(&e, inner.settings.request_timeout);
-                    tracing::warn!(method = method_name, key = %key, etag_sent, attempt, duration_ms, error = %why, "D365 request failed");
+                    let why =
+                        super::error::describe_transport_error(&e, inner.settings.request_timeout);
+                    tracing::warn!(method = method_name, key = %target, etag_sent, attempt, duration_ms, error = %why, "D365 request failed");
                     return Err(D365Error::Unavailable {
                         status,
-                        message: format!("{method_name} {key}: {why}"),
+                        message: format!("{method_name} {target}: {why}"),
                     });
                 }
             };
@@ -285,22 +318,24 @@ impl D365Client {
                         Value::Object(map) => Some(map),
                         _ => None,
                     });
+                let raw = if json.is_none() {
+                    bytes.to_vec()
+                } else {
+                    Vec::new()
+                };
                 let etag_received = ETag::from_response(json.as_ref(), &headers);
                 let etag_received = etag_received.as_ref().map(ETag::as_str).unwrap_or("");
-                if method == Method::GET {
-                    tracing::info!(method = method_name, key = %key, status, etag_sent, etag_received, attempt, duration_ms, "D365 request");
-                } else {
-                    tracing::info!(method = method_name, key = %key, status, etag_sent, etag_received, attempt, duration_ms, "D365 request");
-                }
+                tracing::info!(method = method_name, key = %target, status, etag_sent, etag_received, attempt, duration_ms, "D365 request");
                 return Ok(Answer {
                     status,
                     headers,
                     json,
+                    raw,
                 });
             }
             let etag_received = ETag::from_headers(&headers);
             let etag_received = etag_received.as_ref().map(ETag::as_str).unwrap_or("");
-            tracing::info!(method = method_name, key = %key, status, etag_sent, etag_received, attempt, duration_ms, "D365 request refused");
+            tracing::info!(method = method_name, key = %target, status, etag_sent, etag_received, attempt, duration_ms, "D365 request refused");
             if status == 401 && attempt == 1 {
                 inner.tokens.invalidate(token.generation);
                 attempt += 1;
@@ -308,14 +343,14 @@ impl D365Client {
             }
             let ctx = ResponseContext {
                 method: method_name,
-                key: Some(key),
+                key,
                 if_match,
             };
             let mut err = D365Error::from_odata_response(&ctx, status, &headers, &bytes);
             match &mut err {
                 D365Error::Throttled { retry_after, .. } => {
                     inner.limiter.pause(*retry_after);
-                    tracing::warn!(key = %key, retry_after_ms = retry_after.as_millis() as u64, "D365 throttled: pausing the connection");
+                    tracing::warn!(key = %target, retry_after_ms = retry_after.as_millis() as u64, "D365 throttled: pausing the connection");
                 }
                 D365Error::Unauthorized { message } => {
                     message.push_str(" (still 401 after a token refresh)");
@@ -327,38 +362,19 @@ impl D365Client {
     }
 }
 
+/// `Accept` matching the body: a multipart `$batch` is answered in kind.
+fn accept(body: Option<&(String, Vec<u8>)>) -> &'static str {
+    match body {
+        Some((content_type, _)) if content_type.starts_with("multipart/") => "multipart/mixed",
+        _ => "application/json",
+    }
+}
+
 /// Splits a body into an [`Entity`]; `None` without an ETag.
-fn entity_from(mut body: Map<String, Value>, headers: &HeaderMap) -> Option<Entity> {
+pub(super) fn entity_from(mut body: Map<String, Value>, headers: &HeaderMap) -> Option<Entity> {
     let etag = ETag::from_response(Some(&body), headers)?;
     body.retain(|name, _| !name.starts_with("@odata."));
     Some(Entity { etag, fields: body })
-}
-
-fn method_name(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::PATCH => "PATCH",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        _ => "OTHER",
-    }
-}
-
-/// A transport failure in words: a timeout says how long we waited, other
-/// errors list their cause chain (which names the URL, never a header).
-pub(crate) fn describe_transport_error(err: &reqwest::Error, timeout: Duration) -> String {
-    if err.is_timeout() {
-        return format!("no answer within {timeout:?} (timed out)");
-    }
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -309,6 +309,22 @@ pub(crate) fn truncate(text: &str, max_chars: usize) -> &str {
     }
 }
 
+/// A transport failure in words: a timeout says how long we waited, other
+/// errors list their cause chain (which names the URL, never a header).
+pub(crate) fn describe_transport_error(err: &reqwest::Error, timeout: Duration) -> String {
+    if err.is_timeout() {
+        return format!("no answer within {timeout:?} (timed out)");
+    }
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 #[path = "error_tests.rs"]
 mod tests;

@@ -11,7 +11,9 @@
 //! to its source classes.
 
 mod auth;
+mod batch;
 mod client;
+mod coalesce;
 mod error;
 mod etag;
 mod key;
@@ -26,4 +28,4 @@ pub use error::{
 pub use etag::{ETag, ODATA_ETAG};
 pub use key::OrderKey;
 pub use observe::{NoopObserver, RequestEvent, RequestKind, RequestObserver};
-pub use settings::ConnectionSettings;
+pub use settings::{BatchSettings, ConnectionSettings, MAX_BATCH_OPERATIONS};

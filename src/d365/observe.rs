@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use reqwest::Method;
+
 /// Which service a request went to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RequestKind {
@@ -45,4 +47,16 @@ pub struct NoopObserver;
 
 impl RequestObserver for NoopObserver {
     fn observe(&self, _event: &RequestEvent) {}
+}
+
+/// The name events and logs use for `method`.
+pub(crate) fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::PATCH => "PATCH",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        _ => "OTHER",
+    }
 }

@@ -29,7 +29,26 @@ pub struct ConnectionSettings {
     pub max_requests_per_second: u32,
     pub max_concurrent_requests: u32,
     pub request_timeout: Duration,
+    /// Coalesce concurrent PATCHes into OData `$batch` calls; `None` (the
+    /// default) sends one PATCH per write.
+    pub batch: Option<BatchSettings>,
 }
+
+/// How PATCHes are coalesced. Batching trades a little latency (`window`)
+/// for far fewer HTTP calls when many orders change at once, which is what
+/// counts against D365's service protection limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSettings {
+    /// Most PATCHes in one `$batch` (D365 allows 5,000 [doc]; small batches
+    /// are recommended).
+    pub max_operations: usize,
+    /// How long the first queued PATCH waits for company before the batch
+    /// is sent.
+    pub window: Duration,
+}
+
+/// D365's limit on operations per `$batch` [doc].
+pub const MAX_BATCH_OPERATIONS: usize = 5_000;
 
 impl ConnectionSettings {
     /// Settings with the design's defaults for everything but identity.
@@ -51,6 +70,7 @@ impl ConnectionSettings {
             max_requests_per_second: 20,
             max_concurrent_requests: 8,
             request_timeout: Duration::from_secs(30),
+            batch: None,
         }
     }
 
@@ -128,6 +148,14 @@ impl ConnectionSettings {
         }
         if self.request_timeout.is_zero() {
             return Err(D365Error::config("request timeout must be positive"));
+        }
+        if let Some(batch) = &self.batch
+            && !(1..=MAX_BATCH_OPERATIONS).contains(&batch.max_operations)
+        {
+            return Err(D365Error::config(format!(
+                "batch max operations must be 1..={MAX_BATCH_OPERATIONS}, got {}",
+                batch.max_operations
+            )));
         }
         Ok(())
     }
@@ -216,7 +244,7 @@ mod tests {
     #[test]
     fn validation() {
         assert!(settings("https://x.example").validate().is_ok());
-        let bad: [fn(&mut ConnectionSettings); 7] = [
+        let bad: [fn(&mut ConnectionSettings); 9] = [
             |s| s.environment_url = Url::parse("ftp://x.example").unwrap(),
             |s| s.environment_url = Url::parse("https://x.example/?a=1").unwrap(),
             |s| s.entity_set = "Sales Orders".into(),
@@ -224,6 +252,18 @@ mod tests {
             |s| s.max_requests_per_second = 0,
             |s| s.max_concurrent_requests = 0,
             |s| s.request_timeout = Duration::ZERO,
+            |s| {
+                s.batch = Some(BatchSettings {
+                    max_operations: 0,
+                    window: Duration::ZERO,
+                })
+            },
+            |s| {
+                s.batch = Some(BatchSettings {
+                    max_operations: 5_001,
+                    window: Duration::from_millis(20),
+                })
+            },
         ];
         for (i, breakit) in bad.iter().enumerate() {
             let mut s = settings("https://x.example");

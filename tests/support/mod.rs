@@ -71,6 +71,7 @@ pub fn connection(name: &str, url: &str) -> D365Connection {
             max_requests_per_second: 500,
             max_concurrent_requests: 32,
             request_timeout_seconds: 5,
+            batch: None,
         },
     )
 }

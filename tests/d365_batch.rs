@@ -1,0 +1,236 @@
+//! PATCH coalescing into OData `$batch` against the emulator over real
+//! loopback HTTP: many concurrent `patch_order` calls leave as a few
+//! `$batch` POSTs, each caller gets its own result, and one order's failure
+//! does not undo another's write (one changeset per order).
+
+#[path = "d365_client/common.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use d365_emulator::{Emulator, Faults, WriteSource};
+use futures::future::join_all;
+use sales_order_operator::d365::{
+    BatchSettings, D365Client, D365Error, ETag, PatchOutcome, RequestKind,
+};
+
+fn batching(emu: &Emulator, max_operations: usize, window_ms: u64) -> (D365Client, Arc<Recorder>) {
+    let mut s = settings(emu);
+    s.batch = Some(BatchSettings {
+        max_operations,
+        window: Duration::from_millis(window_ms),
+    });
+    let recorder = Arc::new(Recorder::default());
+    (D365Client::new(s, recorder.clone()).unwrap(), recorder)
+}
+
+fn batch_posts(emu: &Emulator) -> usize {
+    data_requests(emu)
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("$batch"))
+        .count()
+}
+
+/// PATCHes orders `1..=n` concurrently (each with its current ETag), the
+/// requisition number set to `batch-<n>`.
+async fn patch_all(
+    emu: &Emulator,
+    client: &D365Client,
+    numbers: &[u32],
+) -> Vec<Result<PatchOutcome, D365Error>> {
+    let calls = numbers.iter().map(|&n| {
+        let k = key(n);
+        let etag = ETag::parse(&emu_etag(emu, &k)).unwrap();
+        let value = format!("batch-{n}");
+        async move {
+            client
+                .patch_order(&k, &etag, &changes(&[(REQUISITION, &value)]))
+                .await
+        }
+    });
+    join_all(calls).await
+}
+
+#[tokio::test]
+async fn concurrent_patches_travel_in_few_batches() {
+    let emu = emulator(60).await;
+    let (client, recorder) = batching(&emu, 20, 50);
+    let numbers: Vec<u32> = (1..=50).collect();
+    let results = patch_all(&emu, &client, &numbers).await;
+    for (n, r) in numbers.iter().zip(&results) {
+        assert!(r.is_ok(), "order {n}: {r:?}");
+        assert_eq!(emu_field(&emu, &key(*n), REQUISITION), format!("batch-{n}"));
+    }
+    let accepted: Vec<_> = emu
+        .history()
+        .into_iter()
+        .filter(|w| w.source == WriteSource::Client && w.accepted)
+        .collect();
+    assert_eq!(accepted.len(), 50);
+    for w in &accepted {
+        assert!(w.via_batch, "{w:?}");
+        assert_eq!(w.if_match.as_deref(), Some(w.etag_before.as_str()), "{w:?}");
+    }
+    let posts = batch_posts(&emu);
+    assert!(
+        (3..=5).contains(&posts),
+        "{posts} $batch POSTs for 50 PATCHes"
+    );
+    assert_eq!(count(&emu, "PATCH"), 0, "no single PATCH");
+    let events = recorder.events();
+    let entity_posts = events
+        .iter()
+        .filter(|e| e.method == "POST" && e.kind == RequestKind::Entity)
+        .count();
+    assert_eq!(entity_posts, posts, "one observer event per batch call");
+    assert!(!events.iter().any(|e| e.method == "PATCH"));
+}
+
+#[tokio::test]
+async fn every_stale_etag_in_a_batch_is_a_conflict() {
+    let emu = emulator(10).await;
+    emu.set_faults(Faults {
+        conflict_rate: 1.0,
+        ..Faults::default()
+    });
+    let (client, _) = batching(&emu, 20, 30);
+    let results = patch_all(&emu, &client, &(1..=10).collect::<Vec<_>>()).await;
+    for r in &results {
+        assert!(
+            matches!(
+                r,
+                Err(D365Error::Conflict {
+                    status: 409 | 412,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+    }
+    assert!(
+        !emu.history()
+            .iter()
+            .any(|w| w.source == WriteSource::Client && w.accepted),
+        "no client write accepted"
+    );
+    assert!(batch_posts(&emu) >= 1);
+    assert_eq!(count(&emu, "PATCH"), 0);
+}
+
+#[tokio::test]
+async fn one_rejected_order_does_not_undo_the_others() {
+    let emu = emulator(5).await;
+    let k3 = key(3);
+    emu.external_write(
+        &k3.data_area_id,
+        &k3.sales_order_number,
+        changes(&[(STATUS, "Invoiced")]),
+    )
+    .expect("order 3 invoiced");
+    let (client, _) = batching(&emu, 20, 30);
+    let calls = (1..=5).map(|n| {
+        let k = key(n);
+        let etag = ETag::parse(&emu_etag(&emu, &k)).unwrap();
+        let client = client.clone();
+        async move {
+            client
+                .patch_order(&k, &etag, &changes(&[(STATUS, "Delivered")]))
+                .await
+        }
+    });
+    let results = join_all(calls).await;
+    for (i, r) in results.iter().enumerate() {
+        let n = i as u32 + 1;
+        if n == 3 {
+            match r {
+                Err(D365Error::Rejected {
+                    status: 500,
+                    message,
+                }) => {
+                    assert!(message.contains("cannot be changed"), "{message}");
+                    assert!(message.contains("SO-2025-0003"), "{message}");
+                }
+                other => panic!("order 3: {other:?}"),
+            }
+            assert_eq!(emu_field(&emu, &key(n), STATUS), "Invoiced");
+        } else {
+            assert!(r.is_ok(), "order {n}: {r:?}");
+            assert_eq!(emu_field(&emu, &key(n), STATUS), "Delivered");
+        }
+    }
+    assert_eq!(batch_posts(&emu), 1);
+}
+
+#[tokio::test]
+async fn without_batching_each_patch_is_its_own_request() {
+    let (emu, client, recorder) = setup(10).await;
+    assert!(client.settings().batch.is_none(), "off by default");
+    let results = patch_all(&emu, &client, &(1..=10).collect::<Vec<_>>()).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(count(&emu, "PATCH"), 10);
+    assert_eq!(batch_posts(&emu), 0);
+    assert!(emu.history().iter().all(|w| !w.via_batch));
+    assert!(
+        !recorder
+            .events()
+            .iter()
+            .any(|e| e.method == "POST" && e.kind == RequestKind::Entity)
+    );
+}
+
+#[tokio::test]
+async fn a_failed_batch_call_fails_every_operation_in_it() {
+    let emu = emulator(5).await;
+    let (client, _) = batching(&emu, 20, 10);
+    // Fetch a token first, so the injected errors hit the batch itself.
+    client.authenticate().await.unwrap();
+    emu.set_faults(Faults {
+        error_rate: 1.0,
+        error_status: 503,
+        ..Faults::default()
+    });
+    let results = patch_all(&emu, &client, &[1, 2, 3]).await;
+    for r in &results {
+        assert!(
+            matches!(
+                r,
+                Err(D365Error::Unavailable {
+                    status: Some(503),
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+    }
+    assert_eq!(batch_posts(&emu), 1);
+    assert!(
+        emu.history()
+            .iter()
+            .all(|w| w.source != WriteSource::Client)
+    );
+
+    emu.set_faults(Faults {
+        max_rps: Some(0),
+        ..Faults::default()
+    });
+    let results = patch_all(&emu, &client, &[1, 2, 3]).await;
+    for r in &results {
+        assert!(matches!(r, Err(D365Error::Throttled { .. })), "{r:?}");
+    }
+    assert!(client.paused_for().is_some(), "a 429 pauses the connection");
+}
+
+#[tokio::test]
+async fn a_401_on_the_batch_refreshes_the_token_once() {
+    let emu = emulator(5).await;
+    let (client, _) = batching(&emu, 20, 10);
+    client.authenticate().await.unwrap();
+    assert_eq!(emu.token_requests(), 1);
+    emu.revoke_tokens();
+    let results = patch_all(&emu, &client, &[1, 2, 3]).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(emu.token_requests(), 2);
+    assert_eq!(batch_posts(&emu), 2, "the refused batch and its resend");
+}
