@@ -6,8 +6,8 @@ mod order;
 
 pub use conditions::{ConditionType, Reason};
 pub use connection::{
-    ClientSecretRef, ConnectionAuth, D365Connection, D365ConnectionSpec, D365ConnectionStatus,
-    FieldMapping,
+    BatchSpec, ClientSecretRef, ConnectionAuth, D365Connection, D365ConnectionSpec,
+    D365ConnectionStatus, FieldMapping,
 };
 pub use order::{
     ConnectionRef, LastUpdate, ObservedOrder, Policy, SalesOrderStatus, SalesOrderStatusSpec,
