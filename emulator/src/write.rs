@@ -261,21 +261,13 @@ fn concurrent_writer(state: &State, faults: &Faults, table: &mut Table, k: &Key)
         unreachable!()
     };
     let before = order.etag.clone();
-    order.apply(&fields);
-    order.etag = state.store.next_etag(order.rec_id);
-    state.journal.write(WriteRecord {
-        seq: 0,
-        data_area_id: order.area().to_string(),
-        sales_order_number: order.number().to_string(),
-        source: WriteSource::ConcurrentWriter,
-        if_match: Some(before.clone()),
-        etag_before: before,
-        etag_after: Some(order.etag.clone()),
-        accepted: true,
-        status: 204,
+    record_other_write(
+        state,
+        order,
         fields,
-        via_batch: false,
-    });
+        WriteSource::ConcurrentWriter,
+        Some(before),
+    );
 }
 
 /// An edit by another user outside the client (tests, admin API).
@@ -289,6 +281,19 @@ pub fn external_write(
     let mut table = state.store.write();
     let order = Arc::make_mut(table.get_mut(&key(area, number))?);
     let fields = order.validate_patch(fields).ok()?;
+    record_other_write(state, order, fields, source, None);
+    Some(order.etag.clone())
+}
+
+/// Applies a write made by someone other than the client (the simulated
+/// concurrent writer, a test, the admin API): new ETag, journal entry.
+fn record_other_write(
+    state: &State,
+    order: &mut Order,
+    fields: Map<String, Value>,
+    source: WriteSource,
+    if_match: Option<String>,
+) {
     let before = order.etag.clone();
     order.apply(&fields);
     order.etag = state.store.next_etag(order.rec_id);
@@ -297,7 +302,7 @@ pub fn external_write(
         data_area_id: order.area().to_string(),
         sales_order_number: order.number().to_string(),
         source,
-        if_match: None,
+        if_match,
         etag_before: before,
         etag_after: Some(order.etag.clone()),
         accepted: true,
@@ -305,5 +310,4 @@ pub fn external_write(
         fields,
         via_batch: false,
     });
-    Some(order.etag.clone())
 }
