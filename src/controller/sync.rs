@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::api::{LastUpdate, ObservedOrder, Reason, SalesOrderStatusSpec, SalesStatus};
 use crate::d365::{D365Client, D365Error, Entity, OrderKey, PatchOutcome};
-use crate::reconcile::{Action, Desired, FieldNames, Observed, Outcome, plan};
+use crate::reconcile::{Action, Desired, FieldNames, Observed, Outcome, UNSET_DATE, plan};
 
 /// Connection-level settings the planner needs.
 #[derive(Clone, Debug)]
@@ -177,9 +177,11 @@ fn observed_order(entity: &Entity, rules: &OrderRules) -> ObservedOrder {
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
+    // Date part; D365's unset marker (the planner's UNSET_DATE) shows as none.
+    let unset = UNSET_DATE.to_string();
     let date = text(&rules.date_field)
         .and_then(|d| d.get(..10).map(str::to_owned))
-        .filter(|d| d != "1900-01-01");
+        .filter(|d| *d != unset);
     ObservedOrder {
         sales_status: text(&rules.status_field),
         delivery_date: date,

@@ -357,17 +357,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn debug_never_shows_token_or_secret() {
-        let cache = TokenCache::new(
+    /// A cache whose client secret is "the-secret"; never contacted.
+    fn test_cache(url: &str) -> TokenCache {
+        TokenCache::new(
             reqwest::Client::new(),
-            Url::parse("http://127.0.0.1:1/t/oauth2/v2.0/token").unwrap(),
+            Url::parse(url).unwrap(),
             "client".into(),
             SecretString::from("the-secret"),
             "scope".into(),
             Duration::from_secs(1),
             Arc::new(super::super::NoopObserver),
-        );
+        )
+    }
+
+    #[test]
+    fn debug_never_shows_token_or_secret() {
+        let cache = test_cache("http://127.0.0.1:1/t/oauth2/v2.0/token");
         *cache.write() = Some(Cached {
             token: AccessToken {
                 secret: SecretString::from("the-token"),
@@ -390,15 +395,7 @@ mod tests {
 
     #[test]
     fn redacts_echoed_secret() {
-        let cache = TokenCache::new(
-            reqwest::Client::new(),
-            Url::parse("http://127.0.0.1:1/t").unwrap(),
-            "client".into(),
-            SecretString::from("the-secret"),
-            "scope".into(),
-            Duration::from_secs(1),
-            Arc::new(super::super::NoopObserver),
-        );
+        let cache = test_cache("http://127.0.0.1:1/t");
         assert_eq!(
             cache.redact("got client_secret=the-secret".into()),
             "got client_secret=[REDACTED]"
