@@ -7,6 +7,8 @@
 pub mod api;
 pub mod controller;
 pub mod d365;
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;

@@ -2,16 +2,15 @@
 //! orders wait for them, wake when they arrive, recover when a Secret is
 //! rotated, and the connection reports whether its credentials work.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Env, env, wait_reason};
 use d365_emulator::Faults;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use sales_order_operator::api::{D365Connection, SalesStatus};
+use sales_order_operator::api::D365Connection;
+use sales_order_operator::api::SalesOrderStatus;
 use serde_json::json;
-use support::{Env, env, order, wait_reason};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -30,13 +29,10 @@ async fn connection_and_secret_arriving_later_wake_the_order() {
         .await
         .unwrap();
     let _op = env.operator(&["--stalled-recheck", "1h"]);
-    support::create_orders(&env.client, &env.ns, [order(1, SalesStatus::Delivered)]).await;
+    crate::support::create_orders(&env.client, &env.ns, [SalesOrderStatus::test(1)]).await;
     wait_reason(&env, "so-2025-0001", "ConnectionNotReady").await;
     conns
-        .create(
-            &Default::default(),
-            &support::connection("usmf", &env.emu.url()),
-        )
+        .create(&Default::default(), &D365Connection::test(&env.emu.url()))
         .await
         .unwrap();
     wait_reason(&env, "so-2025-0001", "SecretNotFound").await;
@@ -85,7 +81,7 @@ async fn a_rotated_secret_fixes_the_connection_and_its_orders() {
     let message = &conn.status.unwrap().conditions[0].message;
     assert!(message.contains("AADSTS"), "Entra's own words: {message}");
     assert!(!message.contains("wrong"), "the secret value never shows");
-    support::create_orders(&env.client, &env.ns, [order(1, SalesStatus::Delivered)]).await;
+    crate::support::create_orders(&env.client, &env.ns, [SalesOrderStatus::test(1)]).await;
     wait_reason(&env, "so-2025-0001", "Unauthorized").await;
 
     let fixed = set_secret(d365_emulator::DEFAULT_CLIENT_SECRET);

@@ -2,16 +2,15 @@
 //! from crds/, and the D365 emulator. Many orders converge, with and without
 //! injected conflicts, and the write history proves the locking protocol.
 
-mod support;
-
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use crate::support::{Env, env, wait_all};
 use d365_emulator::{Faults, WriteSource};
 use kube::ResourceExt;
 use kube::api::ListParams;
-use sales_order_operator::api::SalesStatus;
-use support::{Env, env, order, wait_all};
+use sales_order_operator::api::SalesOrderStatus;
+use sales_order_operator::fixtures::order_number;
 
 const ORDERS: usize = 200;
 
@@ -53,8 +52,8 @@ fn assert_history_is_safe(env: &Env) {
 
 /// Creates the orders, all wanted Delivered, and waits until all are Ready.
 async fn create_and_converge(env: &Env, timeout: Duration) {
-    let orders = (1..=ORDERS).map(|n| order(n, SalesStatus::Delivered));
-    support::create_orders(&env.client, &env.ns, orders).await;
+    let orders = (1..=ORDERS).map(|n| SalesOrderStatus::test(n));
+    crate::support::create_orders(&env.client, &env.ns, orders).await;
     wait_all(
         &env.client,
         &env.ns,
@@ -74,7 +73,7 @@ async fn two_hundred_orders_converge_with_one_write_each() {
     let writes = env.client_writes();
     assert_eq!(writes.len(), ORDERS, "exactly one accepted PATCH per order");
     for n in 1..=ORDERS {
-        let e = env.emu.order("usmf", &support::number(n)).unwrap();
+        let e = env.emu.order("usmf", &order_number(n)).unwrap();
         assert_eq!(e["SalesOrderStatus"], "Delivered");
         assert_eq!(e["ConfirmedReceiptDate"], "2025-02-08T12:00:00Z");
     }

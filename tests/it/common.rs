@@ -1,13 +1,12 @@
 //! Shared by the D365 client tests: emulator setup, settings, keys, and
 //! readers of what the emulator recorded.
-#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use d365_emulator::{
-    Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Emulator, WriteSource,
-    generate_orders,
+    Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Emulator, Faults,
+    WriteSource, generate_orders,
 };
 use sales_order_operator::d365::{
     ConnectionSettings, D365Client, OrderKey, RequestEvent, RequestObserver,
@@ -49,8 +48,13 @@ pub fn settings(emu: &Emulator) -> ConnectionSettings {
 }
 
 pub async fn emulator(orders: usize) -> Emulator {
+    emulator_with(orders, Faults::default()).await
+}
+
+pub async fn emulator_with(orders: usize, faults: Faults) -> Emulator {
     Emulator::start(Config {
         orders: generate_orders(orders, 1),
+        faults,
         ..Default::default()
     })
     .await

@@ -6,17 +6,15 @@
 //! saw, so the hand-over still takes up to one lease duration).
 //! Run with `--nocapture` to see the measured failover times.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::{Operator, connect, create_orders, wait_all};
 use d365_emulator::{Emulator, Faults, WriteSource};
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
-use sales_order_operator::api::SalesStatus;
-use support::{Operator, connect, create_orders, order, wait_all};
+use sales_order_operator::api::SalesOrderStatus;
 
 const LEASE: &str = "sales-order-operator";
 const LEASE_SECONDS: u64 = 4;
@@ -92,7 +90,7 @@ async fn one_writer_and_failover_within_the_lease_duration() {
         .await;
     let ns = cp.namespace("leader").await;
     let client = cp.client();
-    let emu = support::emulator(30, Faults::default()).await;
+    let emu = crate::support::emulator(30, Faults::default()).await;
     connect(&client, &ns, &emu).await;
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
 
@@ -112,12 +110,7 @@ async fn one_writer_and_failover_within_the_lease_duration() {
     };
     wait_logged(leader, "became leader", Duration::from_secs(10)).await;
 
-    create_orders(
-        &client,
-        &ns,
-        (1..=10).map(|n| order(n, SalesStatus::Delivered)),
-    )
-    .await;
+    create_orders(&client, &ns, (1..=10).map(|n| SalesOrderStatus::test(n))).await;
     wait_all(
         &client,
         &ns,
@@ -145,12 +138,7 @@ async fn one_writer_and_failover_within_the_lease_duration() {
     // SIGKILL the leader: no release, the Lease must expire.
     leader.kill();
     let killed = Timestamp::now();
-    create_orders(
-        &client,
-        &ns,
-        (11..=20).map(|n| order(n, SalesStatus::Delivered)),
-    )
-    .await;
+    create_orders(&client, &ns, (11..=20).map(|n| SalesOrderStatus::test(n))).await;
     let took_over = wait_logged(
         standby,
         "became leader",
@@ -216,12 +204,7 @@ async fn one_writer_and_failover_within_the_lease_duration() {
     )
     .await;
     let handover = secs(terminated, took_over);
-    create_orders(
-        &client,
-        &ns,
-        (21..=25).map(|n| order(n, SalesStatus::Delivered)),
-    )
-    .await;
+    create_orders(&client, &ns, (21..=25).map(|n| SalesOrderStatus::test(n))).await;
     wait_all(
         &client,
         &ns,

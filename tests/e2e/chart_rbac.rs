@@ -5,21 +5,16 @@
 //! give it. Sufficient: orders reconcile to Ready, in both RBAC modes.
 //! Minimal: with one rule removed the operator fails with a clear Forbidden.
 
-mod helm;
-#[path = "chart_rbac/install.rs"]
-mod install;
-mod support;
-
 use std::time::Duration;
 
+use crate::install::{Install, TIMEOUT, can_i, ready, wait_orders};
+use crate::support::{connect, create_orders};
 use d365_emulator::{Faults, WriteSource};
-use install::{Install, TIMEOUT, can_i, labelled, ready, wait_orders};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::ListParams;
-use sales_order_operator::api::{SalesOrderStatus, SalesStatus};
-use support::{connect, create_orders, order};
+use sales_order_operator::api::SalesOrderStatus;
 
 #[tokio::test]
 async fn cluster_scope_rbac_is_enough_to_reconcile_and_lead() {
@@ -38,12 +33,12 @@ async fn cluster_scope_rbac_is_enough_to_reconcile_and_lead() {
     .await;
     install.apply(cp);
     let client = cp.client();
-    let emu = support::emulator(5, Faults::default()).await;
+    let emu = crate::support::emulator(5, Faults::default()).await;
     connect(&client, &orders_ns, &emu).await;
     create_orders(
         &client,
         &orders_ns,
-        (1..=5).map(|n| labelled(n, SalesStatus::Delivered, &orders_ns)),
+        (1..=5).map(|n| SalesOrderStatus::test(n).labelled("rbac-test", &orders_ns)),
     )
     .await;
 
@@ -59,7 +54,7 @@ async fn cluster_scope_rbac_is_enough_to_reconcile_and_lead() {
 
     // The Lease (leader election's Role) is held by this pod.
     let leases: Api<Lease> = Api::namespaced(client.clone(), &install.release_ns);
-    let lease_name = helm::env_var(&install.docs, "LEASE_NAME").unwrap();
+    let lease_name = crate::helm::env_var(&install.docs, "LEASE_NAME").unwrap();
     let lease = leases
         .get(&lease_name)
         .await
@@ -144,28 +139,18 @@ async fn namespaces_scope_rbac_watches_exactly_the_listed_namespaces() {
     let list = format!("watchNamespaces={{{a},{b}}}");
     let install = Install::render(cp, "rbac-ns", &["rbac.scope=namespaces", &list]).await;
     assert_eq!(
-        helm::env_var(&install.docs, "WATCH_NAMESPACE"),
+        crate::helm::env_var(&install.docs, "WATCH_NAMESPACE"),
         Some(format!("{a},{b}"))
     );
     install.apply(cp);
     let client = cp.client();
-    let emu = support::emulator(7, Faults::default()).await;
+    let emu = crate::support::emulator(7, Faults::default()).await;
     for ns in [&a, &b, &c] {
         connect(&client, ns, &emu).await;
     }
-    create_orders(
-        &client,
-        &a,
-        (1..=3).map(|n| order(n, SalesStatus::Delivered)),
-    )
-    .await;
-    create_orders(
-        &client,
-        &b,
-        (4..=6).map(|n| order(n, SalesStatus::Delivered)),
-    )
-    .await;
-    create_orders(&client, &c, [order(7, SalesStatus::Delivered)]).await;
+    create_orders(&client, &a, (1..=3).map(|n| SalesOrderStatus::test(n))).await;
+    create_orders(&client, &b, (4..=6).map(|n| SalesOrderStatus::test(n))).await;
+    create_orders(&client, &c, [SalesOrderStatus::test(7)]).await;
 
     let op = install.start_operator(cp, "operator-0");
     wait_orders(&client, &a, 3, &op, "Ready", ready).await;
@@ -226,12 +211,12 @@ async fn without_secrets_get_orders_stall_with_a_clear_forbidden() {
     }
     install.apply(cp);
     let client = cp.client();
-    let emu = support::emulator(3, Faults::default()).await;
+    let emu = crate::support::emulator(3, Faults::default()).await;
     connect(&client, &orders_ns, &emu).await;
     create_orders(
         &client,
         &orders_ns,
-        (1..=3).map(|n| order(n, SalesStatus::Delivered)),
+        (1..=3).map(|n| SalesOrderStatus::test(n)),
     )
     .await;
 
@@ -291,12 +276,12 @@ async fn without_status_patch_the_forbidden_write_is_logged() {
     }
     install.apply(cp);
     let client = cp.client();
-    let emu = support::emulator(2, Faults::default()).await;
+    let emu = crate::support::emulator(2, Faults::default()).await;
     connect(&client, &orders_ns, &emu).await;
     create_orders(
         &client,
         &orders_ns,
-        (1..=2).map(|n| order(n, SalesStatus::Delivered)),
+        (1..=2).map(|n| SalesOrderStatus::test(n)),
     )
     .await;
 

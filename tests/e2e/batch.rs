@@ -2,14 +2,14 @@
 //! on a real kube-apiserver coalesces its PATCHes into `$batch` calls, and
 //! 200 orders still converge with every write on the current ETag.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{env, wait_all};
 use d365_emulator::Faults;
 use kube::api::{Api, Patch, PatchParams};
-use sales_order_operator::api::{D365Connection, SalesStatus};
-use support::{env, order, wait_all};
+use sales_order_operator::api::D365Connection;
+use sales_order_operator::api::SalesOrderStatus;
+use sales_order_operator::fixtures::order_number;
 
 const ORDERS: usize = 200;
 
@@ -30,8 +30,8 @@ async fn two_hundred_orders_converge_through_batches() {
 
     // Orders first, then the operator: its first reconciles all come at
     // once, which is the load batching is for.
-    let orders = (1..=ORDERS).map(|n| order(n, SalesStatus::Delivered));
-    support::create_orders(&env.client, &env.ns, orders).await;
+    let orders = (1..=ORDERS).map(|n| SalesOrderStatus::test(n));
+    crate::support::create_orders(&env.client, &env.ns, orders).await;
     let operator = env.operator(&[]);
     wait_all(
         &env.client,
@@ -49,7 +49,7 @@ async fn two_hundred_orders_converge_through_batches() {
         assert_eq!(w.if_match.as_deref(), Some(w.etag_before.as_str()), "{w:?}");
     }
     for n in 1..=ORDERS {
-        let e = env.emu.order("usmf", &support::number(n)).unwrap();
+        let e = env.emu.order("usmf", &order_number(n)).unwrap();
         assert_eq!(e["SalesOrderStatus"], "Delivered");
     }
     let requests = env.emu.requests();

@@ -3,10 +3,7 @@
 //! and conflicts. Limits, auth and errors are in
 //! d365_client_failures.rs.
 
-#[path = "d365_client/common.rs"]
-mod common;
-
-use common::*;
+use crate::common::*;
 use d365_emulator::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Faults};
 use sales_order_operator::d365::{D365Error, OrderKey, PatchOutcome, RequestKind, ResponseContext};
 use serde_json::{Value, json};

@@ -11,7 +11,7 @@ use sales_order_operator::d365::{RequestEvent, RequestKind, RequestObserver};
 use sales_order_operator::metrics::Metrics;
 use serde_json::Value;
 
-const DASHBOARD: &str = include_str!("../docs/grafana-dashboard.json");
+const DASHBOARD: &str = include_str!("../../docs/grafana-dashboard.json");
 
 /// Sample names the operator exposes (`foo_total`, `foo_bucket`, ...), with
 /// every family touched once so each renders samples.

@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use kube::api::ListParams;
 use kube::{Api, Client};
-use sales_order_operator::api::{SalesOrderStatus, SalesStatus};
+use sales_order_operator::api::SalesOrderStatus;
 use serde_yaml::Value;
 use testkit::ControlPlane;
 
-use super::helm;
-use super::support::{Operator, order, ready_reasons};
+use super::support::{Operator, ready_reasons};
 
 pub const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -24,7 +23,8 @@ pub struct Install {
 
 impl Install {
     pub async fn render(cp: &ControlPlane, prefix: &str, values: &[&str]) -> Install {
-        cp.apply_crds(&Path::new(helm::ROOT).join("crds")).await;
+        cp.apply_crds(&Path::new(crate::helm::ROOT).join("crds"))
+            .await;
         let release_ns = cp.namespace(prefix).await;
         let mut args: Vec<&str> = Vec::new();
         for v in values {
@@ -32,12 +32,12 @@ impl Install {
         }
         // The release is named after its namespace: cluster-scoped names
         // (ClusterRole) stay unique across the tests of this binary.
-        let docs = helm::render(&release_ns, &release_ns, &args);
+        let docs = crate::helm::render(&release_ns, &release_ns, &args);
         Install { release_ns, docs }
     }
 
     pub fn service_account(&self) -> String {
-        helm::name(helm::one(&self.docs, "ServiceAccount")).to_owned()
+        crate::helm::name(crate::helm::one(&self.docs, "ServiceAccount")).to_owned()
     }
 
     /// The rules of the operator's (Cluster)Role(s), to edit before applying.
@@ -45,8 +45,8 @@ impl Install {
         self.docs
             .iter_mut()
             .filter(|d| {
-                matches!(helm::kind(d), "Role" | "ClusterRole")
-                    && !helm::name(d).ends_with("-leader-election")
+                matches!(crate::helm::kind(d), "Role" | "ClusterRole")
+                    && !crate::helm::name(d).ends_with("-leader-election")
             })
             .map(|d| &mut d["rules"])
             .collect()
@@ -59,7 +59,7 @@ impl Install {
             .iter()
             .filter(|d| {
                 matches!(
-                    helm::kind(d),
+                    crate::helm::kind(d),
                     "ServiceAccount"
                         | "ClusterRole"
                         | "ClusterRoleBinding"
@@ -70,7 +70,7 @@ impl Install {
             .cloned()
             .collect();
         let file = cp.dir().join(format!("{}-rbac.yaml", self.release_ns));
-        std::fs::write(&file, helm::to_yaml(&rbac)).unwrap();
+        std::fs::write(&file, crate::helm::to_yaml(&rbac)).unwrap();
         let out = cp.kubectl(&["apply", "-f", file.to_str().unwrap()]);
         assert!(
             out.status.success(),
@@ -101,7 +101,7 @@ impl Install {
         let flags = env_flags();
         let mut watch = String::new();
         let mut args: Vec<String> = Vec::new();
-        for (var, value) in helm::env(&self.docs) {
+        for (var, value) in crate::helm::env(&self.docs) {
             let value = match value.as_str() {
                 "metadata.name" => pod.to_owned(),
                 "metadata.namespace" => self.release_ns.clone(),
@@ -156,12 +156,6 @@ fn env_flags() -> Vec<(String, String, bool)> {
         "could not read the flags from --help:\n{help}"
     );
     found
-}
-
-pub fn labelled(n: usize, status: SalesStatus, label: &str) -> SalesOrderStatus {
-    let mut o = order(n, status);
-    o.metadata.labels = Some([("rbac-test".to_owned(), label.to_owned())].into());
-    o
 }
 
 /// Waits for every order in `ns` (at least `count`) to satisfy `check` on

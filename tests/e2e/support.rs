@@ -1,24 +1,19 @@
 //! Shared pieces of the end-to-end tests: an emulator on loopback, a
-//! D365Connection + Secret pointing at it, SalesOrderStatus builders, and
-//! the real operator binary run as a subprocess against the test control
-//! plane.
-#![allow(dead_code)]
+//! D365Connection + Secret pointing at it (built from
+//! `sales_order_operator::fixtures`), and the real operator binary run as
+//! a subprocess against the test control plane.
 
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use d365_emulator::{
-    Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Emulator, Faults,
-};
+use d365_emulator::{Config, DEFAULT_CLIENT_SECRET, Emulator, Faults};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
-use sales_order_operator::api::{
-    ClientSecretRef, ConnectionAuth, ConnectionRef, D365Connection, D365ConnectionSpec,
-    FieldMapping, Policy, SalesOrderStatus, SalesOrderStatusSpec, SalesStatus,
-};
+use sales_order_operator::api::{D365Connection, SalesOrderStatus};
+use sales_order_operator::fixtures;
 
 /// An emulator with `n` generated orders (SO-2025-0001.., company usmf).
 pub async fn emulator(n: usize, faults: Faults) -> Emulator {
@@ -30,13 +25,12 @@ pub async fn emulator(n: usize, faults: Faults) -> Emulator {
     Emulator::start(config).await.expect("emulator starts")
 }
 
-/// Creates Secret `d365-credentials` and D365Connection `usmf` in `ns`,
-/// pointing at `emu`.
+/// Creates the fixture Secret and D365Connection in `ns`, pointing at `emu`.
 pub async fn connect(client: &Client, ns: &str, emu: &Emulator) {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let secret: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "d365-credentials"},
-        "stringData": {"client-secret": DEFAULT_CLIENT_SECRET}
+        "metadata": {"name": fixtures::SECRET},
+        "stringData": {(fixtures::SECRET_KEY): DEFAULT_CLIENT_SECRET}
     }))
     .unwrap();
     secrets
@@ -45,57 +39,9 @@ pub async fn connect(client: &Client, ns: &str, emu: &Emulator) {
         .expect("create secret");
     let conns: Api<D365Connection> = Api::namespaced(client.clone(), ns);
     conns
-        .create(&PostParams::default(), &connection("usmf", &emu.url()))
+        .create(&PostParams::default(), &D365Connection::test(&emu.url()))
         .await
         .expect("create connection");
-}
-
-pub fn connection(name: &str, url: &str) -> D365Connection {
-    D365Connection::new(
-        name,
-        D365ConnectionSpec {
-            url: url.to_owned(),
-            entity_set: "SalesOrderHeadersV2".into(),
-            auth: ConnectionAuth {
-                tenant_id: DEFAULT_TENANT.into(),
-                client_id: DEFAULT_CLIENT_ID.into(),
-                client_secret_ref: ClientSecretRef {
-                    name: "d365-credentials".into(),
-                    key: "client-secret".into(),
-                },
-                authority_url: Some(url.to_owned()),
-                scope: None,
-            },
-            fields: FieldMapping::default(),
-            final_statuses: vec![SalesStatus::Invoiced, SalesStatus::Canceled],
-            max_requests_per_second: 500,
-            max_concurrent_requests: 32,
-            request_timeout_seconds: 5,
-            batch: None,
-        },
-    )
-}
-
-/// Order `n` of the emulator's generated set, wanted in `status`.
-pub fn order(n: usize, status: SalesStatus) -> SalesOrderStatus {
-    SalesOrderStatus::new(
-        &format!("so-2025-{n:04}"),
-        SalesOrderStatusSpec {
-            connection_ref: ConnectionRef {
-                name: "usmf".into(),
-            },
-            data_area_id: "USMF".into(),
-            sales_order_number: number(n),
-            sales_status: status,
-            delivery_date: Some("2025-02-08".into()),
-            policy: Policy::Enforce,
-            suspend: false,
-        },
-    )
-}
-
-pub fn number(n: usize) -> String {
-    format!("SO-2025-{n:04}")
 }
 
 pub async fn create_orders(
@@ -221,10 +167,6 @@ impl Operator {
 
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// SIGKILL, as a crashed node would.

@@ -1,20 +1,15 @@
 //! The D365 client against the emulator (and a scripted stub) when things
 //! go wrong: limiter and throttling, tokens, and each error D365 answers.
 
-#[path = "d365_client/common.rs"]
-mod common;
-#[path = "d365_client/stub.rs"]
-mod stub;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
+use crate::stub::{Mode, Stub};
 use d365_emulator::Faults;
 use sales_order_operator::d365::{ConnectionSettings, D365Client, D365Error, ETag, RequestKind};
 use secrecy::SecretString;
 use serde_json::Map;
-use stub::{Mode, Stub};
 
 #[tokio::test]
 async fn throttling_pauses_the_whole_connection() {

@@ -4,15 +4,13 @@
 //! repository's own file. tests/chart_rbac.rs applies the RBAC to a real
 //! API server.
 
-mod helm;
-
 use std::path::Path;
 
-use helm::{env_var, kind, name, namespace, of_kind, one, render, run_helm};
+use crate::helm::{env_var, kind, name, namespace, of_kind, one, render, run_helm};
 use serde_yaml::Value;
 
 fn lint(extra: &[&str]) -> std::process::Output {
-    let chart = helm::chart_dir();
+    let chart = crate::helm::chart_dir();
     let mut args = vec!["lint", "--strict", chart.to_str().unwrap()];
     args.extend_from_slice(extra);
     run_helm(&args)
@@ -307,7 +305,7 @@ fn every_env_var_the_chart_sets_is_one_the_binary_reads() {
         .unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
     let docs = render("so", "ops", &["--set", "operator.logLevel=debug"]);
-    for (var, _) in helm::env(&docs) {
+    for (var, _) in crate::helm::env(&docs) {
         if var == "RUST_LOG" {
             continue; // tracing's filter, not a flag
         }
@@ -324,29 +322,30 @@ fn pod_labels(docs: &[Value]) -> Value {
 
 #[test]
 fn chart_crds_are_the_repository_crds_not_a_copy() {
-    let link = helm::chart_dir().join("crds/crds.yaml");
+    let link = crate::helm::chart_dir().join("crds/crds.yaml");
     let target =
         std::fs::read_link(&link).expect("charts/sales-order-operator/crds/crds.yaml is a symlink");
     assert_eq!(target, Path::new("../../../crds/crds.yaml"));
-    let repo = Path::new(helm::ROOT).join("crds/crds.yaml");
+    let repo = Path::new(crate::helm::ROOT).join("crds/crds.yaml");
     assert_eq!(
         std::fs::canonicalize(&link).unwrap(),
         std::fs::canonicalize(&repo).unwrap()
     );
 
     // helm follows the link: --include-crds renders exactly the repo's CRDs.
-    let crds: Vec<Value> = helm::render("so", "ops", &["--include-crds"])
+    let crds: Vec<Value> = crate::helm::render("so", "ops", &["--include-crds"])
         .into_iter()
         .filter(|d| kind(d) == "CustomResourceDefinition")
         .collect();
-    let repo_docs = helm::parse_docs(&std::fs::read_to_string(&repo).unwrap());
+    let repo_docs = crate::helm::parse_docs(&std::fs::read_to_string(&repo).unwrap());
     assert_eq!(crds.len(), 2);
     assert_eq!(crds, repo_docs, "helm renders crds/crds.yaml verbatim");
 }
 
 #[test]
 fn notes_tell_how_to_create_the_secret_and_connection() {
-    let notes = std::fs::read_to_string(helm::chart_dir().join("templates/NOTES.txt")).unwrap();
+    let notes =
+        std::fs::read_to_string(crate::helm::chart_dir().join("templates/NOTES.txt")).unwrap();
     for needle in [
         "kubectl -n",
         "create secret generic d365-credentials",
@@ -367,7 +366,7 @@ fn notes_tell_how_to_create_the_secret_and_connection() {
             "watchNamespaces={orders}",
         ][..],
     ] {
-        let chart = helm::chart_dir();
+        let chart = crate::helm::chart_dir();
         let mut args = vec![
             "install",
             "so",

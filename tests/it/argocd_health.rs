@@ -11,14 +11,11 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use mlua::serde::SerializeOptions;
 use mlua::{Lua, LuaSerdeExt};
-use sales_order_operator::api::{
-    ConnectionRef, LastUpdate, ObservedOrder, Policy, Reason, SalesOrderStatus,
-    SalesOrderStatusSpec, SalesStatus,
-};
+use sales_order_operator::api::{LastUpdate, ObservedOrder, Reason, SalesOrderStatus};
 use sales_order_operator::reconcile::{Outcome, next_status};
 use serde_json::Value;
 
-const SCRIPT: &str = include_str!("../docs/argocd-health.lua");
+const SCRIPT: &str = include_str!("../../docs/argocd-health.lua");
 
 /// Argo CD's answer for `obj`: (status, message).
 fn health(obj: &Value) -> (String, String) {
@@ -42,23 +39,9 @@ fn health(obj: &Value) -> (String, String) {
 }
 
 fn order(generation: i64) -> SalesOrderStatus {
-    let mut o = SalesOrderStatus::new(
-        "so-2025-0145",
-        SalesOrderStatusSpec {
-            connection_ref: ConnectionRef {
-                name: "usmf".into(),
-            },
-            data_area_id: "USMF".into(),
-            sales_order_number: "SO-2025-0145".into(),
-            sales_status: SalesStatus::Delivered,
-            delivery_date: Some("2025-02-08".into()),
-            policy: Policy::Enforce,
-            suspend: false,
-        },
-    );
-    o.metadata.namespace = Some("orders".into());
-    o.metadata.generation = Some(generation);
-    o
+    SalesOrderStatus::test(145)
+        .in_namespace("orders")
+        .at_generation(generation)
 }
 
 /// The order after `outcomes`, applied in turn by the operator's status

@@ -1,7 +1,6 @@
 //! helm for the chart tests: the binary from `hack/tools/helm.sh` (built
 //! from its Go module once, or `$HELM`), and rendered manifests as YAML
 //! values.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -3,13 +3,10 @@
 //! `$batch` POSTs, each caller gets its own result, and one order's failure
 //! does not undo another's write (one changeset per order).
 
-#[path = "d365_client/common.rs"]
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use d365_emulator::{Emulator, Faults, WriteSource};
 use futures::future::join_all;
 use sales_order_operator::d365::{

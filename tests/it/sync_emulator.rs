@@ -5,32 +5,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use d365_emulator::{
-    Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Emulator, Faults,
-    generate_orders,
-};
-use sales_order_operator::api::{ConnectionRef, Policy, Reason, SalesOrderStatusSpec, SalesStatus};
+use d365_emulator::{Emulator, Faults};
+use sales_order_operator::api::{Policy, Reason, SalesOrderStatusSpec, SalesStatus};
 use sales_order_operator::controller::sync::{OrderRules, SyncResult, sync_order};
-use sales_order_operator::d365::{ConnectionSettings, D365Client, NoopObserver};
+use sales_order_operator::d365::{D365Client, NoopObserver};
+
+use crate::common::{emulator_with, settings};
 use sales_order_operator::reconcile::Outcome;
 use serde_json::json;
 
 async fn setup(faults: Faults) -> (Emulator, D365Client) {
-    let emu = Emulator::start(Config {
-        orders: generate_orders(5, 1),
-        faults,
-        ..Config::default()
-    })
-    .await
-    .unwrap();
-    let url = url::Url::parse(&emu.url()).unwrap();
-    let mut settings = ConnectionSettings::new(
-        url.clone(),
-        url,
-        DEFAULT_TENANT,
-        DEFAULT_CLIENT_ID,
-        DEFAULT_CLIENT_SECRET.to_owned().into(),
-    );
+    let emu = emulator_with(5, faults).await;
+    let mut settings = settings(&emu);
     settings.request_timeout = Duration::from_secs(2);
     settings.max_requests_per_second = 1000;
     let client = D365Client::new(settings, Arc::new(NoopObserver)).unwrap();
@@ -46,17 +32,7 @@ fn rules() -> OrderRules {
 }
 
 fn spec(number: &str, status: SalesStatus) -> SalesOrderStatusSpec {
-    SalesOrderStatusSpec {
-        connection_ref: ConnectionRef {
-            name: "usmf".into(),
-        },
-        data_area_id: "USMF".into(),
-        sales_order_number: number.into(),
-        sales_status: status,
-        delivery_date: Some("2025-02-08".into()),
-        policy: Policy::Enforce,
-        suspend: false,
-    }
+    SalesOrderStatusSpec::test(number, status)
 }
 
 /// (GETs, PATCHes) the emulator saw for an order.

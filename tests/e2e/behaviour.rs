@@ -2,39 +2,31 @@
 //! retry storms, steady state without writes, triggers, duplicates, and
 //! what a user sees through kubectl.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::{Env, env, wait_all, wait_reason};
 use d365_emulator::Faults;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use sales_order_operator::api::{
-    ConditionType, Policy, RECONCILE_REQUESTED_AT, SalesOrderStatus, SalesStatus,
+    ConditionType, RECONCILE_REQUESTED_AT, SalesOrderStatus, SalesStatus,
 };
+use sales_order_operator::fixtures::order_number;
 use serde_json::json;
-use support::{Env, env, number, order, wait_all, wait_reason};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn with(mut o: SalesOrderStatus, f: impl FnOnce(&mut SalesOrderStatus)) -> SalesOrderStatus {
-    f(&mut o);
-    o
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observe_and_suspend_never_write() {
     let env = env("policies", 3, Faults::default()).await;
     let _op = env.operator(&[]);
-    let observe = with(order(1, SalesStatus::Delivered), |o| {
-        o.spec.policy = Policy::Observe
-    });
-    let suspended = with(order(2, SalesStatus::Delivered), |o| o.spec.suspend = true);
-    support::create_orders(
+    let observe = SalesOrderStatus::test(1).observing();
+    let suspended = SalesOrderStatus::test(2).suspended();
+    crate::support::create_orders(
         &env.client,
         &env.ns,
-        [observe, suspended, order(3, SalesStatus::Delivered)],
+        [observe, suspended, SalesOrderStatus::test(3)],
     )
     .await;
     let drifted = wait_reason(&env, "so-2025-0001", "Drifted").await;
@@ -56,9 +48,9 @@ async fn observe_and_suspend_never_write() {
         1,
         "only the Enforce order is written: {writes:?}"
     );
-    assert_eq!(writes[0].sales_order_number, number(3));
+    assert_eq!(writes[0].sales_order_number, order_number(3));
     assert_eq!(
-        env.requests_for(&number(2)),
+        env.requests_for(&order_number(2)),
         0,
         "a suspended order sends nothing"
     );
@@ -90,7 +82,7 @@ async fn stalled_orders_wait_for_a_human_without_retry_storms() {
     // SO-2025-0003 is already Invoiced: a final status.
     env.emu.external_write(
         "usmf",
-        &number(3),
+        &order_number(3),
         json!({"SalesOrderStatus": "Invoiced"})
             .as_object()
             .unwrap()
@@ -98,18 +90,12 @@ async fn stalled_orders_wait_for_a_human_without_retry_storms() {
     );
     env.emu.put_order(json!({"dataAreaId": "usrt", "SalesOrderNumber": "SO-RT-1", "SalesOrderStatus": "Backorder"}));
     let op = env.operator(&[]);
-    let forbidden = with(order(1, SalesStatus::Delivered), |o| {
-        o.metadata.name = Some("forbidden".into());
-        o.spec.data_area_id = "USRT".into();
-        o.spec.sales_order_number = "SO-RT-1".into();
-    });
-    let missing = with(order(9999, SalesStatus::Delivered), |o| {
-        o.metadata.name = Some("missing".into())
-    });
-    let invalid = with(order(3, SalesStatus::Delivered), |o| {
-        o.metadata.name = Some("invalid".into())
-    });
-    support::create_orders(&env.client, &env.ns, [forbidden, missing, invalid]).await;
+    let forbidden = SalesOrderStatus::test(1)
+        .named("forbidden")
+        .for_order("USRT", "SO-RT-1");
+    let missing = SalesOrderStatus::test(9999).named("missing");
+    let invalid = SalesOrderStatus::test(3).named("invalid");
+    crate::support::create_orders(&env.client, &env.ns, [forbidden, missing, invalid]).await;
     for (name, reason) in [
         ("forbidden", "Forbidden"),
         ("missing", "NotFound"),
@@ -124,8 +110,8 @@ async fn stalled_orders_wait_for_a_human_without_retry_storms() {
     }
     let before = [
         env.requests_for("SO-RT-1"),
-        env.requests_for(&number(9999)),
-        env.requests_for(&number(3)),
+        env.requests_for(&order_number(9999)),
+        env.requests_for(&order_number(3)),
     ];
     assert_eq!(
         before,
@@ -134,12 +120,12 @@ async fn stalled_orders_wait_for_a_human_without_retry_storms() {
     );
 
     // A canary created afterwards converges; meanwhile the stalled ones send nothing more.
-    support::create_orders(&env.client, &env.ns, [order(4, SalesStatus::Delivered)]).await;
+    crate::support::create_orders(&env.client, &env.ns, [SalesOrderStatus::test(4)]).await;
     wait_reason(&env, "so-2025-0004", "Updated").await;
     let after = [
         env.requests_for("SO-RT-1"),
-        env.requests_for(&number(9999)),
-        env.requests_for(&number(3)),
+        env.requests_for(&order_number(9999)),
+        env.requests_for(&order_number(3)),
     ];
     assert_eq!(before, after, "no retry storm");
     assert!(
@@ -165,10 +151,10 @@ async fn steady_state_resyncs_write_nothing() {
     const N: usize = 30;
     let env = env("steady", N, Faults::default()).await;
     let op = env.operator(&["--resync-interval", "1s"]);
-    support::create_orders(
+    crate::support::create_orders(
         &env.client,
         &env.ns,
-        (1..=N).map(|n| order(n, SalesStatus::Delivered)),
+        (1..=N).map(|n| SalesOrderStatus::test(n)),
     )
     .await;
     wait_all(&env.client, &env.ns, N, &["Updated", "InSync"], WAIT).await;
@@ -220,12 +206,12 @@ async fn steady_state_resyncs_write_nothing() {
 async fn annotation_triggers_an_immediate_reconcile_that_repairs_drift() {
     let env = env("trigger", 1, Faults::default()).await;
     let _op = env.operator(&[]);
-    support::create_orders(&env.client, &env.ns, [order(1, SalesStatus::Delivered)]).await;
+    crate::support::create_orders(&env.client, &env.ns, [SalesOrderStatus::test(1)]).await;
     wait_reason(&env, "so-2025-0001", "Updated").await;
     // Someone sets the order back in D365; the 10 min resync would find it later.
     env.emu.external_write(
         "usmf",
-        &number(1),
+        &order_number(1),
         json!({"SalesOrderStatus": "Backorder"})
             .as_object()
             .unwrap()
@@ -247,7 +233,7 @@ async fn annotation_triggers_an_immediate_reconcile_that_repairs_drift() {
     .await
     .expect("a second PATCH repairs the drift");
     assert_eq!(
-        env.emu.order("usmf", &number(1)).unwrap()["SalesOrderStatus"],
+        env.emu.order("usmf", &order_number(1)).unwrap()["SalesOrderStatus"],
         "Delivered"
     );
 }
@@ -256,20 +242,19 @@ async fn annotation_triggers_an_immediate_reconcile_that_repairs_drift() {
 async fn duplicate_orders_have_one_writer_until_the_owner_goes() {
     let env = env("duplicates", 1, Faults::default()).await;
     let _op = env.operator(&[]);
-    support::create_orders(
+    crate::support::create_orders(
         &env.client,
         &env.ns,
-        [with(order(1, SalesStatus::Delivered), |o| {
-            o.metadata.name = Some("first".into())
-        })],
+        [SalesOrderStatus::test(1).named("first")],
     )
     .await;
     wait_reason(&env, "first", "Updated").await;
-    let second = with(order(1, SalesStatus::Canceled), |o| {
-        o.metadata.name = Some("second".into());
-        o.spec.data_area_id = "usmf".into(); // same order, other case
-    });
-    support::create_orders(&env.client, &env.ns, [second]).await;
+    // The same order, its company in other case.
+    let second = SalesOrderStatus::test(1)
+        .wanting(SalesStatus::Canceled)
+        .named("second")
+        .for_order("usmf", &order_number(1));
+    crate::support::create_orders(&env.client, &env.ns, [second]).await;
     let dup = wait_reason(&env, "second", "DuplicateOrder").await;
     assert!(dup.ready_condition().unwrap().message.contains("first"));
     assert_eq!(env.client_writes().len(), 1, "the duplicate never writes");
@@ -279,7 +264,7 @@ async fn duplicate_orders_have_one_writer_until_the_owner_goes() {
         .unwrap();
     wait_reason(&env, "second", "Updated").await;
     assert_eq!(
-        env.emu.order("usmf", &number(1)).unwrap()["SalesOrderStatus"],
+        env.emu.order("usmf", &order_number(1)).unwrap()["SalesOrderStatus"],
         "Canceled"
     );
 }
@@ -288,12 +273,12 @@ async fn duplicate_orders_have_one_writer_until_the_owner_goes() {
 async fn kubectl_shows_columns_waits_for_ready_and_describes_events() {
     let env = env("kubectl", 2, Faults::default()).await;
     let mut op = env.operator(&[]);
-    support::create_orders(
+    crate::support::create_orders(
         &env.client,
         &env.ns,
         [
-            order(1, SalesStatus::Delivered),
-            order(2, SalesStatus::Invoiced),
+            SalesOrderStatus::test(1),
+            SalesOrderStatus::test(2).wanting(SalesStatus::Invoiced),
         ],
     )
     .await;
@@ -386,7 +371,7 @@ async fn a_conflict_that_never_moves_the_etag_is_called_out() {
     };
     let env = env("hidden-403", 1, faults).await;
     let _op = env.operator(&[]);
-    support::create_orders(&env.client, &env.ns, [order(1, SalesStatus::Delivered)]).await;
+    crate::support::create_orders(&env.client, &env.ns, [SalesOrderStatus::test(1)]).await;
     let o = testkit::wait_for(WAIT, || async {
         let o = env.orders().get("so-2025-0001").await.ok()?;
         o.ready_condition()?

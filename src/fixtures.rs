@@ -1,0 +1,140 @@
+//! Builders on the CRD types for tests: a test says only what differs from
+//! a typical order or connection, so a new spec field is one edit here, not
+//! one in every test. The defaults match the emulator's generated orders
+//! and credentials. Compiled only with the `fixtures` feature, which the
+//! test targets turn on (a dev-dependency of the crate on itself); the
+//! shipped binary never contains it.
+
+use d365_emulator::{DEFAULT_CLIENT_ID, DEFAULT_TENANT};
+
+use crate::api::{
+    BatchSpec, ClientSecretRef, ConnectionAuth, ConnectionRef, D365Connection, D365ConnectionSpec,
+    FieldMapping, Policy, SalesOrderStatus, SalesOrderStatusSpec, SalesStatus,
+};
+
+/// Name of the connection every fixture order uses.
+pub const CONNECTION: &str = "usmf";
+/// Secret (and its key) every fixture connection reads its client secret from.
+pub const SECRET: &str = "d365-credentials";
+pub const SECRET_KEY: &str = "client-secret";
+
+/// Number of the emulator's generated order `n`: `SO-2025-000n`.
+pub fn order_number(n: usize) -> String {
+    format!("SO-2025-{n:04}")
+}
+
+impl SalesOrderStatusSpec {
+    /// Order `number` of company USMF through [`CONNECTION`], wanted in
+    /// `status` with delivery date 2025-02-08, policy Enforce.
+    pub fn test(number: &str, status: SalesStatus) -> Self {
+        Self {
+            connection_ref: ConnectionRef {
+                name: CONNECTION.into(),
+            },
+            data_area_id: "USMF".into(),
+            sales_order_number: number.into(),
+            sales_status: status,
+            delivery_date: Some("2025-02-08".into()),
+            policy: Policy::Enforce,
+            suspend: false,
+        }
+    }
+}
+
+impl SalesOrderStatus {
+    /// The emulator's generated order `n`, named `so-2025-000n`, wanted
+    /// Delivered (see [`SalesOrderStatusSpec::test`]).
+    pub fn test(n: usize) -> Self {
+        let number = order_number(n);
+        Self::new(
+            &number.to_ascii_lowercase(),
+            SalesOrderStatusSpec::test(&number, SalesStatus::Delivered),
+        )
+    }
+
+    pub fn wanting(mut self, status: SalesStatus) -> Self {
+        self.spec.sales_status = status;
+        self
+    }
+
+    pub fn named(mut self, name: &str) -> Self {
+        self.metadata.name = Some(name.into());
+        self
+    }
+
+    pub fn in_namespace(mut self, namespace: &str) -> Self {
+        self.metadata.namespace = Some(namespace.into());
+        self
+    }
+
+    /// The D365 order it names: company and number.
+    pub fn for_order(mut self, data_area_id: &str, number: &str) -> Self {
+        self.spec.data_area_id = data_area_id.into();
+        self.spec.sales_order_number = number.into();
+        self
+    }
+
+    pub fn observing(mut self) -> Self {
+        self.spec.policy = Policy::Observe;
+        self
+    }
+
+    pub fn suspended(mut self) -> Self {
+        self.spec.suspend = true;
+        self
+    }
+
+    pub fn labelled(mut self, key: &str, value: &str) -> Self {
+        self.metadata
+            .labels
+            .get_or_insert_default()
+            .insert(key.into(), value.into());
+        self
+    }
+
+    /// As the API server stores it after `generation` spec changes.
+    pub fn at_generation(mut self, generation: i64) -> Self {
+        self.metadata.generation = Some(generation);
+        self
+    }
+}
+
+impl D365Connection {
+    /// Connection [`CONNECTION`] to an emulator at `url` (also its token
+    /// authority) with the emulator's tenant and client id, the client
+    /// secret in Secret [`SECRET`], and limits generous enough for tests.
+    pub fn test(url: &str) -> Self {
+        Self::new(
+            CONNECTION,
+            D365ConnectionSpec {
+                url: url.to_owned(),
+                entity_set: "SalesOrderHeadersV2".into(),
+                auth: ConnectionAuth {
+                    tenant_id: DEFAULT_TENANT.into(),
+                    client_id: DEFAULT_CLIENT_ID.into(),
+                    client_secret_ref: ClientSecretRef {
+                        name: SECRET.into(),
+                        key: SECRET_KEY.into(),
+                    },
+                    authority_url: Some(url.to_owned()),
+                    scope: None,
+                },
+                fields: FieldMapping::default(),
+                final_statuses: vec![SalesStatus::Invoiced, SalesStatus::Canceled],
+                max_requests_per_second: 500,
+                max_concurrent_requests: 32,
+                request_timeout_seconds: 5,
+                batch: None,
+            },
+        )
+    }
+
+    /// PATCHes coalesced into `$batch` calls.
+    pub fn batched(mut self, max_operations: u32, window_milliseconds: u32) -> Self {
+        self.spec.batch = Some(BatchSpec {
+            max_operations,
+            window_milliseconds,
+        });
+        self
+    }
+}

@@ -1,0 +1,18 @@
+//! End-to-end tests on a real kube-apiserver + etcd (one control plane for
+//! the whole binary, from `testkit`), with the operator binary as a
+//! subprocess and the D365 emulator on loopback; also the chart, rendered
+//! by the real helm and its RBAC applied to the real apiserver.
+
+mod helm;
+mod install;
+mod support;
+
+mod batch;
+mod behaviour;
+mod chart;
+mod chart_rbac;
+mod connection;
+mod control_plane;
+mod converge;
+mod crds;
+mod leader;

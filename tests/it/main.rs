@@ -1,0 +1,16 @@
+//! Integration tests that need no control plane: the D365 client against
+//! the emulator and loopback stubs, one reconcile attempt over HTTP, and the
+//! packaging artefacts (CRDs, Dockerfile, dashboards, Argo CD health).
+//! One binary, so the dependency graph is linked once.
+
+mod common;
+mod stub;
+
+mod argocd_health;
+mod crdgen;
+mod d365_batch;
+mod d365_client;
+mod d365_client_failures;
+mod dockerfile;
+mod grafana;
+mod sync_emulator;
