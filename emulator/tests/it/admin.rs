@@ -1,7 +1,6 @@
 //! Issue 4 item 8: the admin API and the library handle.
-mod common;
 
-use common::*;
+use crate::common::*;
 use d365_emulator::{Faults, WriteRecord};
 use serde_json::{Value, json};
 

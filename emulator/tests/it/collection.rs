@@ -1,7 +1,6 @@
 //! Issue 4 item 4: collection queries and server-driven paging.
-mod common;
 
-use common::*;
+use crate::common::*;
 use d365_emulator::Config;
 use serde_json::{Value, json};
 

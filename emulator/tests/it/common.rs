@@ -1,5 +1,4 @@
 //! Shared helpers: start an emulator on loopback and talk to it over HTTP.
-#![allow(dead_code)]
 
 use d365_emulator::{
     Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Emulator, Faults,
