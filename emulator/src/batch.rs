@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use rand::RngCore;
 use thiserror::Error;
 
-use crate::handlers::read_entity;
 use crate::keys::{Resource, parse_resource};
 use crate::multipart::{self, InnerRequest, MultipartError, Part, write_response_part};
 use crate::odata::{JSON_CONTENT_TYPE, ODataError, PROTOCOL_EXCEPTION};
 use crate::query;
+use crate::read::read_entity;
 use crate::state::State;
 use crate::write::{self, PatchOp, Patched};
 

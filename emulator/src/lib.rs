@@ -18,6 +18,7 @@ mod keys;
 mod multipart;
 mod odata;
 mod query;
+mod read;
 mod server;
 mod state;
 mod store;

@@ -163,7 +163,7 @@ fn decide(state: &State, faults: &Faults, current: Option<&Order>, op: &PatchOp<
     };
     let current = match current {
         Some(o) if state.visible(op.area, op.cross_company) => o,
-        _ => return Err((not_found(op), raw)),
+        _ => return Err((ODataError::entity_not_found(op.area, op.number), raw)),
     };
     let fields = match current.validate_patch(&raw) {
         Ok(f) => f,
@@ -237,13 +237,6 @@ fn decide(state: &State, faults: &Faults, current: Option<&Order>, op: &PatchOp<
     order.apply(&fields);
     order.etag = state.store.next_etag(order.rec_id);
     Ok((order, fields))
-}
-
-fn not_found(op: &PatchOp<'_>) -> ODataError {
-    ODataError::not_found(format!(
-        "No resources were found for {ENTITY_SET}(dataAreaId='{}',SalesOrderNumber='{}').",
-        op.area, op.number
-    ))
 }
 
 /// The `conflictRate` fault: another user changes an unmanaged field (so
