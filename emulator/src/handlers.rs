@@ -7,14 +7,14 @@ use axum::body::Body;
 use axum::extract::{Request, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::batch;
-use crate::entity::{ENTITY_SET, EntityView, FIELDS, Kind, Order};
+use crate::entity::{ENTITY_SET, FIELDS, Kind, Order};
 use crate::keys::{Resource, parse_resource};
 use crate::odata::{ODataError, bytes_response, empty_response, json_response};
 use crate::query::{self, Query, encode_skiptoken};
-use crate::read::{context, read_entity};
+use crate::read::{context, patched_body, read_entity};
 use crate::state::State;
 use crate::write::{self, PatchOp, Patched};
 
@@ -145,18 +145,13 @@ fn patch_entity(
 pub fn patched_response(state: &State, q: &Query, done: Patched, prefer_entity: bool) -> Response {
     let faults = state.faults();
     let mut r = if done.status == 200 || prefer_entity {
-        let mut m = Map::new();
-        m.insert(
-            "@odata.context".into(),
-            Value::String(context(&q.base, q.select.as_deref(), true)),
-        );
-        m.extend(done.entity);
-        json_response(200, &Value::Object(m))
+        let ctx = context(&q.base, q.select.as_deref(), true);
+        bytes_response(200, patched_body(&done.order, &ctx))
     } else {
         empty_response(204)
     };
     if faults.patch_etag_header {
-        set_etag(&mut r, &done.etag);
+        set_etag(&mut r, &done.order.etag);
     }
     r
 }
@@ -255,14 +250,10 @@ impl serde::Serialize for Page<'_> {
         if let Some(c) = self.count {
             m.serialize_entry("@odata.count", &c)?;
         }
-        let views: Vec<EntityView<'_>> = self
+        let views: Vec<_> = self
             .rows
             .iter()
-            .map(|o| EntityView {
-                order: o,
-                select: self.select,
-                context: None,
-            })
+            .map(|o| o.view(self.select, None))
             .collect();
         m.serialize_entry("value", &views)?;
         if let Some(l) = &self.next_link {

@@ -134,7 +134,7 @@ impl Emulator {
     pub fn order(&self, data_area_id: &str, sales_order_number: &str) -> Option<Value> {
         let t = self.state.store.read();
         t.get(&key(data_area_id, sales_order_number))
-            .map(|o| Value::Object(o.to_json(None)))
+            .map(|o| Value::Object(o.to_json()))
     }
 
     /// Another user edits the order; returns the new ETag (None if the

@@ -2,7 +2,7 @@
 //! GET by key, and the JSON answers that carry one entity. `handlers` and
 //! `batch` both answer from here, so neither needs the other for reads.
 
-use crate::entity::{ENTITY_SET, EntityView};
+use crate::entity::{ENTITY_SET, Order};
 use crate::odata::ODataError;
 use crate::query::Query;
 use crate::state::State;
@@ -35,18 +35,22 @@ pub fn read_entity(
     let order = table
         .get(&key(area, number))
         .ok_or_else(|| ODataError::entity_not_found(area, number))?;
-    let view = EntityView {
-        order,
-        select,
-        context: Some(&ctx),
-    };
-    let body = serde_json::to_vec(&view).unwrap_or_default();
+    let body = serde_json::to_vec(&order.view(select, Some(&ctx))).unwrap_or_default();
     Ok((body, order.etag.clone()))
+}
+
+/// Body of a PATCH answer that carries the entity [spec]. It goes through
+/// a `serde_json::Map`, so its keys come out sorted, as PATCH answers
+/// always have; GET answers stream in the type's field order.
+pub fn patched_body(order: &Order, context: &str) -> Vec<u8> {
+    let entity = serde_json::to_value(order.view(None, Some(context))).unwrap_or_default();
+    serde_json::to_vec(&entity).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn context_names_select_and_entity() {
@@ -62,5 +66,31 @@ mod tests {
             context("http://h", None, false),
             "http://h/data/$metadata#SalesOrderHeadersV2"
         );
+    }
+
+    /// Pins the bytes: PATCH answers have sorted keys, GETs the type's order.
+    #[test]
+    fn patched_body_keys_sorted_get_body_in_field_order() {
+        let seed = json!({"dataAreaId": "usmf", "SalesOrderNumber": "SO-1", "Zz": 1, "Aa": 2});
+        let mut o = Order::from_json(&seed).unwrap();
+        o.etag = "W/\"e\"".into();
+        let head = r#"{"@odata.context":"ctx","@odata.etag":"W/\"e\"","#;
+        let patched = String::from_utf8(patched_body(&o, "ctx")).unwrap();
+        assert!(
+            patched.starts_with(&format!(r#"{head}"Aa":2,"ConfirmedReceiptDate":"#)),
+            "{patched}"
+        );
+        assert!(
+            patched.ends_with(r#""Zz":1,"dataAreaId":"usmf"}"#),
+            "{patched}"
+        );
+        let get = serde_json::to_string(&o.view(None, Some("ctx"))).unwrap();
+        assert!(
+            get.starts_with(&format!(
+                r#"{head}"dataAreaId":"usmf","SalesOrderNumber":"SO-1","#
+            )),
+            "{get}"
+        );
+        assert!(get.ends_with(r#""FixedExchangeRate":0.0,"Aa":2,"Zz":1}"#));
     }
 }

@@ -33,10 +33,10 @@ pub struct PatchOp<'a> {
     pub cross_company: bool,
 }
 
-/// A successful PATCH: the new ETag and the entity after the write.
+/// A successful PATCH: the entity after the write (its ETag is the new
+/// one) and the status to answer with.
 pub struct Patched {
-    pub etag: String,
-    pub entity: Map<String, Value>,
+    pub order: Order,
     pub status: u16,
 }
 
@@ -115,8 +115,7 @@ pub fn changeset(state: &State, ops: &[PatchOp<'_>]) -> Result<Vec<Patched>, (us
 
 fn accepted(faults: &Faults, order: &Order) -> Patched {
     Patched {
-        etag: order.etag.clone(),
-        entity: order.to_json(None),
+        order: order.clone(),
         status: if faults.patch_returns_entity {
             200
         } else {
