@@ -3,6 +3,7 @@
 use d365_emulator::{
     Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Emulator, Faults,
 };
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 pub struct Env {
@@ -106,6 +107,17 @@ impl Env {
             req = req.header("If-Match", e);
         }
         req.send().await.unwrap()
+    }
+
+    /// URL of an admin resource (`/_emulator/{path}`, no auth).
+    pub fn admin(&self, path: &str) -> String {
+        format!("{}/_emulator/{path}", self.emu.url())
+    }
+
+    /// GET of an admin resource, decoded.
+    pub async fn admin_get<T: DeserializeOwned>(&self, path: &str) -> T {
+        let r = self.http.get(self.admin(path)).send().await.unwrap();
+        r.json().await.unwrap()
     }
 
     /// Current ETag of an order, read over HTTP.
