@@ -46,7 +46,7 @@ use store::{Store, key};
 #[derive(Debug, Error)]
 pub enum EmulatorError {
     #[error("cannot bind {0}: {1}")]
-    Bind(SocketAddr, std::io::Error),
+    Bind(SocketAddr, #[source] std::io::Error),
     #[error("invalid seed order: {0}")]
     Seed(#[from] entity::EntityError),
 }
