@@ -22,15 +22,11 @@ async fn admin_http_api() {
     );
     // External write via admin changes the ETag.
     let before = env.etag("usmf", "SO-NEW").await;
-    let r: Value = c
-        .post(env.admin("orders/usmf/SO-NEW/external-write"))
-        .json(&json!({"CustomerRequisitionNumber": "EXT"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r: Value = json_of(
+        c.post(env.admin("orders/usmf/SO-NEW/external-write"))
+            .json(&json!({"CustomerRequisitionNumber": "EXT"})),
+    )
+    .await;
     assert_ne!(r["etag"].as_str().unwrap(), before);
     // Faults round-trip.
     let r = c

@@ -116,8 +116,7 @@ impl Env {
 
     /// GET of an admin resource, decoded.
     pub async fn admin_get<T: DeserializeOwned>(&self, path: &str) -> T {
-        let r = self.http.get(self.admin(path)).send().await.unwrap();
-        r.json().await.unwrap()
+        json_of(self.http.get(self.admin(path))).await
     }
 
     /// Current ETag of an order, read over HTTP.
@@ -127,6 +126,11 @@ impl Env {
             .await;
         v["@odata.etag"].as_str().unwrap().to_string()
     }
+}
+
+/// Sends a request and decodes its JSON answer, whatever the status.
+pub async fn json_of<T: DeserializeOwned>(req: reqwest::RequestBuilder) -> T {
+    req.send().await.unwrap().json().await.unwrap()
 }
 
 /// The `innererror.message` of a D365 error body.
