@@ -89,7 +89,7 @@ struct PutParams {
 
 async fn list_orders(AxState(state): AxState<Arc<State>>) -> Json<Vec<Value>> {
     let t = state.store.read();
-    Json(t.values().map(|o| Value::Object(o.to_json(None))).collect())
+    Json(t.values().map(|o| Value::Object(o.to_json())).collect())
 }
 
 async fn put_orders_http(
@@ -112,7 +112,7 @@ async fn get_order(
 ) -> Response {
     let t = state.store.read();
     match t.get(&key(&area, &number)) {
-        Some(o) => Json(Value::Object(o.to_json(None))).into_response(),
+        Some(o) => Json(Value::Object(o.to_json())).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }

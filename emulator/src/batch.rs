@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use rand::RngCore;
 use thiserror::Error;
 
-use crate::handlers::read_entity;
 use crate::keys::{Resource, parse_resource};
 use crate::multipart::{self, InnerRequest, MultipartError, Part, write_response_part};
 use crate::odata::{JSON_CONTENT_TYPE, ODataError, PROTOCOL_EXCEPTION};
 use crate::query;
+use crate::read::{context, patched_body, read_entity};
 use crate::state::State;
 use crate::write::{self, PatchOp, Patched};
 
@@ -191,21 +191,13 @@ fn patched_answer(state: &State, op: &Op, done: Patched) -> Answer {
     let faults = state.faults();
     let mut headers = vec![("OData-Version", "4.0".to_string())];
     if faults.patch_etag_header {
-        headers.push(("ETag", done.etag.clone()));
+        headers.push(("ETag", done.order.etag.clone()));
     }
     if done.status == 200 {
-        let mut m = serde_json::Map::new();
-        m.insert(
-            "@odata.context".into(),
-            format!(
-                "{}/data/$metadata#SalesOrderHeadersV2/$entity",
-                op.query.base
-            )
-            .into(),
-        );
-        m.extend(done.entity);
+        // A batch part's context has never named the part's `$select`.
+        let ctx = context(&op.query.base, None, true);
         headers.push(("Content-Type", JSON_CONTENT_TYPE.to_string()));
-        (200, headers, serde_json::to_vec(&m).unwrap_or_default())
+        (200, headers, patched_body(&done.order, &ctx))
     } else {
         (204, headers, Vec::new())
     }

@@ -264,41 +264,38 @@ impl Order {
         }
     }
 
-    /// JSON of the entity with its `@odata.etag` first; `select` limits
-    /// the properties [doc].
-    pub fn to_json(&self, select: Option<&[String]>) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("@odata.etag".into(), Value::String(self.etag.clone()));
-        match select {
-            Some(names) => {
-                for n in names {
-                    if let Some(v) = self.get(n) {
-                        m.insert(n.clone(), v.clone());
-                    }
-                }
-            }
-            None => {
-                for (i, field) in FIELDS.iter().enumerate() {
-                    m.insert(field.name.to_string(), self.values[i].clone());
-                }
-                if let Some(extra) = &self.extra {
-                    for (k, v) in extra.iter() {
-                        m.insert(k.clone(), v.clone());
-                    }
-                }
-            }
+    /// The entity as a JSON object (`@odata.etag` and every property),
+    /// for the admin API and the library handle; rendered by [`EntityView`].
+    pub fn to_json(&self) -> Map<String, Value> {
+        match serde_json::to_value(self.view(None, None)) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
         }
-        m
+    }
+
+    /// This entity as an answer: `select` limits the properties [doc],
+    /// `context` is the `@odata.context` of a single-entity answer.
+    pub fn view<'a>(
+        &'a self,
+        select: Option<&'a [String]>,
+        context: Option<&'a str>,
+    ) -> EntityView<'a> {
+        EntityView {
+            order: self,
+            select,
+            context,
+        }
     }
 }
 
-/// Serializes an order straight to JSON without building a map: the hot
-/// path of single GETs and pages. Field order is the type's order.
+/// The one JSON rendering of an entity: `@odata.context` (single-entity
+/// answers), `@odata.etag`, then the properties in the type's order or
+/// the `$select` list. Serializes straight from the row without building
+/// a map, the hot path of single GETs and pages.
 pub struct EntityView<'a> {
-    pub order: &'a Order,
-    pub select: Option<&'a [String]>,
-    /// `@odata.context`, for a single-entity answer.
-    pub context: Option<&'a str>,
+    order: &'a Order,
+    select: Option<&'a [String]>,
+    context: Option<&'a str>,
 }
 
 impl serde::Serialize for EntityView<'_> {

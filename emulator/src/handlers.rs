@@ -7,15 +7,15 @@ use axum::body::Body;
 use axum::extract::{Request, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::batch;
-use crate::entity::{ENTITY_SET, EntityView, FIELDS, Kind, Order};
+use crate::entity::{ENTITY_SET, FIELDS, Kind, Order};
 use crate::keys::{Resource, parse_resource};
 use crate::odata::{ODataError, bytes_response, empty_response, json_response};
 use crate::query::{self, Query, encode_skiptoken};
+use crate::read::{context, patched_body, read_entity};
 use crate::state::State;
-use crate::store::key;
 use crate::write::{self, PatchOp, Patched};
 
 /// Largest request body accepted (a `$batch` of 5,000 operations fits) [doc].
@@ -108,44 +108,6 @@ pub fn get_entity(state: &State, area: &str, number: &str, q: &Query) -> Respons
     }
 }
 
-/// Serialized entity and its ETag, or 404 when absent or in another
-/// company without `cross-company=true` [doc].
-pub fn read_entity(
-    state: &State,
-    area: &str,
-    number: &str,
-    q: &Query,
-) -> Result<(Vec<u8>, String), ODataError> {
-    let not_found = || {
-        ODataError::not_found(format!(
-            "No resources were found for {ENTITY_SET}(dataAreaId='{area}',SalesOrderNumber='{number}')."
-        ))
-    };
-    if !state.visible(area, q.cross_company) {
-        return Err(not_found());
-    }
-    let ctx = context(q, true);
-    let table = state.store.read();
-    let order = table.get(&key(area, number)).ok_or_else(not_found)?;
-    let view = EntityView {
-        order,
-        select: q.select.as_deref(),
-        context: Some(&ctx),
-    };
-    let body = serde_json::to_vec(&view).unwrap_or_default();
-    Ok((body, order.etag.clone()))
-}
-
-fn context(q: &Query, entity: bool) -> String {
-    let sel = q
-        .select
-        .as_ref()
-        .map(|s| format!("({})", s.join(",")))
-        .unwrap_or_default();
-    let suffix = if entity { "/$entity" } else { "" };
-    format!("{}/data/$metadata#{ENTITY_SET}{sel}{suffix}", q.base)
-}
-
 pub fn set_etag(r: &mut Response, etag: &str) {
     if let Ok(v) = HeaderValue::from_str(etag) {
         r.headers_mut().insert(header::ETAG, v);
@@ -183,15 +145,13 @@ fn patch_entity(
 pub fn patched_response(state: &State, q: &Query, done: Patched, prefer_entity: bool) -> Response {
     let faults = state.faults();
     let mut r = if done.status == 200 || prefer_entity {
-        let mut m = Map::new();
-        m.insert("@odata.context".into(), Value::String(context(q, true)));
-        m.extend(done.entity);
-        json_response(200, &Value::Object(m))
+        let ctx = context(&q.base, q.select.as_deref(), true);
+        bytes_response(200, patched_body(&done.order, &ctx))
     } else {
         empty_response(204)
     };
     if faults.patch_etag_header {
-        set_etag(&mut r, &done.etag);
+        set_etag(&mut r, &done.order.etag);
     }
     r
 }
@@ -262,7 +222,7 @@ fn collection(state: &State, q: &Query, headers: &HeaderMap) -> Response {
         format!("{}/data/{ENTITY_SET}?{}", q.base, params.join("&"))
     });
     let page = Page {
-        context: context(q, false),
+        context: context(&q.base, q.select.as_deref(), false),
         count: q.count.then_some(total),
         rows: &rows[start..end],
         select: q.select.as_deref(),
@@ -290,14 +250,10 @@ impl serde::Serialize for Page<'_> {
         if let Some(c) = self.count {
             m.serialize_entry("@odata.count", &c)?;
         }
-        let views: Vec<EntityView<'_>> = self
+        let views: Vec<_> = self
             .rows
             .iter()
-            .map(|o| EntityView {
-                order: o,
-                select: self.select,
-                context: None,
-            })
+            .map(|o| o.view(self.select, None))
             .collect();
         m.serialize_entry("value", &views)?;
         if let Some(l) = &self.next_link {

@@ -18,6 +18,7 @@ mod keys;
 mod multipart;
 mod odata;
 mod query;
+mod read;
 mod server;
 mod state;
 mod store;
@@ -45,7 +46,7 @@ use store::{Store, key};
 #[derive(Debug, Error)]
 pub enum EmulatorError {
     #[error("cannot bind {0}: {1}")]
-    Bind(SocketAddr, std::io::Error),
+    Bind(SocketAddr, #[source] std::io::Error),
     #[error("invalid seed order: {0}")]
     Seed(#[from] entity::EntityError),
 }
@@ -133,7 +134,7 @@ impl Emulator {
     pub fn order(&self, data_area_id: &str, sales_order_number: &str) -> Option<Value> {
         let t = self.state.store.read();
         t.get(&key(data_area_id, sales_order_number))
-            .map(|o| Value::Object(o.to_json(None)))
+            .map(|o| Value::Object(o.to_json()))
     }
 
     /// Another user edits the order; returns the new ETag (None if the

@@ -6,6 +6,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use thiserror::Error;
 
+use crate::entity::ENTITY_SET;
+
 /// Answer content type [doc].
 pub const JSON_CONTENT_TYPE: &str = "application/json; odata.metadata=minimal";
 
@@ -48,6 +50,13 @@ impl ODataError {
 
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(404, message, NOT_FOUND_EXCEPTION)
+    }
+
+    /// 404 for a key that names no record the caller may see [obs].
+    pub fn entity_not_found(area: &str, number: &str) -> Self {
+        Self::not_found(format!(
+            "No resources were found for {ENTITY_SET}(dataAreaId='{area}',SalesOrderNumber='{number}')."
+        ))
     }
 
     /// The JSON body.

@@ -33,10 +33,10 @@ pub struct PatchOp<'a> {
     pub cross_company: bool,
 }
 
-/// A successful PATCH: the new ETag and the entity after the write.
+/// A successful PATCH: the entity after the write (its ETag is the new
+/// one) and the status to answer with.
 pub struct Patched {
-    pub etag: String,
-    pub entity: Map<String, Value>,
+    pub order: Order,
     pub status: u16,
 }
 
@@ -115,8 +115,7 @@ pub fn changeset(state: &State, ops: &[PatchOp<'_>]) -> Result<Vec<Patched>, (us
 
 fn accepted(faults: &Faults, order: &Order) -> Patched {
     Patched {
-        etag: order.etag.clone(),
-        entity: order.to_json(None),
+        order: order.clone(),
         status: if faults.patch_returns_entity {
             200
         } else {
@@ -163,7 +162,7 @@ fn decide(state: &State, faults: &Faults, current: Option<&Order>, op: &PatchOp<
     };
     let current = match current {
         Some(o) if state.visible(op.area, op.cross_company) => o,
-        _ => return Err((not_found(op), raw)),
+        _ => return Err((ODataError::entity_not_found(op.area, op.number), raw)),
     };
     let fields = match current.validate_patch(&raw) {
         Ok(f) => f,
@@ -237,13 +236,6 @@ fn decide(state: &State, faults: &Faults, current: Option<&Order>, op: &PatchOp<
     order.apply(&fields);
     order.etag = state.store.next_etag(order.rec_id);
     Ok((order, fields))
-}
-
-fn not_found(op: &PatchOp<'_>) -> ODataError {
-    ODataError::not_found(format!(
-        "No resources were found for {ENTITY_SET}(dataAreaId='{}',SalesOrderNumber='{}').",
-        op.area, op.number
-    ))
 }
 
 /// The `conflictRate` fault: another user changes an unmanaged field (so

@@ -1,9 +1,8 @@
 //! Issue 4 item 1: token endpoint and bearer checks on /data.
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use d365_emulator::{Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT};
 use serde_json::Value;
 

@@ -1,35 +1,19 @@
 //! Issue 4 item 8: the admin API and the library handle.
-mod common;
 
-use common::*;
+use crate::common::*;
 use d365_emulator::{Faults, WriteRecord};
 use serde_json::{Value, json};
 
 #[tokio::test]
 async fn admin_http_api() {
     let env = start().await;
-    let admin = |p: &str| format!("{}/_emulator/{p}", env.emu.url());
     let c = &env.http;
     // Orders: list, upsert, single.
-    let list: Vec<Value> = c
-        .get(admin("orders"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Vec<Value> = env.admin_get("orders").await;
     assert_eq!(list.len(), 8);
-    let r = c.put(admin("orders")).json(&json!([{"dataAreaId": "USMF", "SalesOrderNumber": "SO-NEW", "SalesOrderStatus": "Delivered"}])).send().await.unwrap();
+    let r = c.put(env.admin("orders")).json(&json!([{"dataAreaId": "USMF", "SalesOrderNumber": "SO-NEW", "SalesOrderStatus": "Delivered"}])).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let one: Value = c
-        .get(admin("orders/usmf/SO-NEW"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one: Value = env.admin_get("orders/usmf/SO-NEW").await;
     assert_eq!(one["SalesOrderStatus"], "Delivered");
     assert!(one["@odata.etag"].is_string());
     assert_eq!(
@@ -38,32 +22,21 @@ async fn admin_http_api() {
     );
     // External write via admin changes the ETag.
     let before = env.etag("usmf", "SO-NEW").await;
-    let r: Value = c
-        .post(admin("orders/usmf/SO-NEW/external-write"))
-        .json(&json!({"CustomerRequisitionNumber": "EXT"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r: Value = json_of(
+        c.post(env.admin("orders/usmf/SO-NEW/external-write"))
+            .json(&json!({"CustomerRequisitionNumber": "EXT"})),
+    )
+    .await;
     assert_ne!(r["etag"].as_str().unwrap(), before);
     // Faults round-trip.
     let r = c
-        .put(admin("faults"))
+        .put(env.admin("faults"))
         .json(&json!({"conflictStatus": 409, "maxRps": 1000}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let f: Faults = c
-        .get(admin("faults"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let f: Faults = env.admin_get("faults").await;
     assert_eq!(f.conflict_status, 409);
     assert_eq!(f.max_rps, Some(1000));
     assert_eq!(
@@ -81,46 +54,18 @@ async fn admin_http_api() {
         )
         .await;
     assert_eq!(r.status(), 409);
-    let counters: Value = c
-        .get(admin("counters"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let counters: Value = env.admin_get("counters").await;
     assert_eq!(counters["PATCH 409"], 1);
     assert_eq!(counters["POST 200"], 1, "the token request");
-    let tokens: Value = c
-        .get(admin("token-requests"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens: Value = env.admin_get("token-requests").await;
     assert_eq!(tokens["tokenRequests"], 1);
-    let reqs: Vec<Value> = c
-        .get(admin("requests"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reqs: Vec<Value> = env.admin_get("requests").await;
     let last = reqs.last().unwrap();
     assert_eq!(last["method"], "PATCH");
     assert_eq!(last["status"], 409);
     assert_eq!(last["salesOrderNumber"], "SO-NEW");
     assert_eq!(last["ifMatch"], before.as_str());
-    let hist: Vec<WriteRecord> = c
-        .get(admin("history"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let hist: Vec<WriteRecord> = env.admin_get("history").await;
     let sources: Vec<String> = hist
         .iter()
         .map(|w| {
@@ -135,7 +80,7 @@ async fn admin_http_api() {
     assert!(!hist[2].accepted);
     // Revoke tokens.
     assert_eq!(
-        c.post(admin("revoke-tokens"))
+        c.post(env.admin("revoke-tokens"))
             .send()
             .await
             .unwrap()
@@ -144,24 +89,20 @@ async fn admin_http_api() {
     );
     assert_eq!(env.get(&key_path("usmf", "SO-NEW")).await.status(), 401);
     // Reset: initial orders back, journal cleared.
-    assert_eq!(c.post(admin("reset")).send().await.unwrap().status(), 204);
+    assert_eq!(
+        c.post(env.admin("reset")).send().await.unwrap().status(),
+        204
+    );
     assert!(env.emu.order("usmf", "SO-NEW").is_none());
     assert!(env.emu.history().is_empty());
     assert!(env.emu.requests().is_empty());
     // ?replace=true replaces the whole set.
-    c.put(admin("orders?replace=true"))
+    c.put(env.admin("orders?replace=true"))
         .json(&json!([{"dataAreaId": "usmf", "SalesOrderNumber": "ONLY"}]))
         .send()
         .await
         .unwrap();
-    let list: Vec<Value> = c
-        .get(admin("orders"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Vec<Value> = env.admin_get("orders").await;
     assert_eq!(list.len(), 1);
 }
 

@@ -1,9 +1,9 @@
 //! Shared helpers: start an emulator on loopback and talk to it over HTTP.
-#![allow(dead_code)]
 
 use d365_emulator::{
     Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Emulator, Faults,
 };
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 pub struct Env {
@@ -109,6 +109,16 @@ impl Env {
         req.send().await.unwrap()
     }
 
+    /// URL of an admin resource (`/_emulator/{path}`, no auth).
+    pub fn admin(&self, path: &str) -> String {
+        format!("{}/_emulator/{path}", self.emu.url())
+    }
+
+    /// GET of an admin resource, decoded.
+    pub async fn admin_get<T: DeserializeOwned>(&self, path: &str) -> T {
+        json_of(self.http.get(self.admin(path))).await
+    }
+
     /// Current ETag of an order, read over HTTP.
     pub async fn etag(&self, area: &str, number: &str) -> String {
         let v = self
@@ -116,6 +126,11 @@ impl Env {
             .await;
         v["@odata.etag"].as_str().unwrap().to_string()
     }
+}
+
+/// Sends a request and decodes its JSON answer, whatever the status.
+pub async fn json_of<T: DeserializeOwned>(req: reqwest::RequestBuilder) -> T {
+    req.send().await.unwrap().json().await.unwrap()
 }
 
 /// The `innererror.message` of a D365 error body.

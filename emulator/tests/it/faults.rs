@@ -1,9 +1,8 @@
 //! Issue 4 items 6 and 7: service protection and injected faults.
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use d365_emulator::{Config, Faults, WriteSource};
 use serde_json::json;
 

@@ -1,7 +1,6 @@
 //! Issue 4 item 5: $batch with atomic changesets.
-mod common;
 
-use common::*;
+use crate::common::*;
 use d365_emulator::WriteSource;
 
 fn patch_part(id: u32, area: &str, number: &str, etag: &str, body: &str) -> String {

@@ -1,9 +1,8 @@
 //! Issue 4 item 4: collection queries and server-driven paging.
-mod common;
 
-use common::*;
+use crate::common::*;
 use d365_emulator::Config;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 fn numbers(v: &Value) -> Vec<String> {
     v["value"]
@@ -125,29 +124,15 @@ async fn server_driven_paging() {
     let v = env.get_json("SalesOrderHeadersV2?$top=12").await;
     assert_eq!(numbers(&v).len(), 10);
     let next = v["@odata.nextLink"].as_str().unwrap();
-    let r: Value = env
-        .http
-        .get(next)
-        .bearer_auth(&env.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r: Value = json_of(env.http.get(next).bearer_auth(&env.token)).await;
     assert_eq!(numbers(&r), vec!["SO-2025-0011", "SO-2025-0012"]);
     assert!(r.get("@odata.nextLink").is_none());
-    let r: Value = env
-        .http
-        .get(env.data("SalesOrderHeadersV2"))
-        .bearer_auth(&env.token)
-        .header("Prefer", "odata.maxpagesize=4")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r: Value = json_of(
+        env.http
+            .get(env.data("SalesOrderHeadersV2"))
+            .bearer_auth(&env.token)
+            .header("Prefer", "odata.maxpagesize=4"),
+    )
+    .await;
     assert_eq!(numbers(&r).len(), 4);
-    let _ = json!(null);
 }

@@ -1,7 +1,6 @@
 //! Issue 4 items 2 and 3: entity by key, ETags, PATCH semantics.
-mod common;
 
-use common::*;
+use crate::common::*;
 use d365_emulator::{Faults, UNSET_DATE, WriteSource};
 use serde_json::{Value, json};
 

@@ -1,0 +1,12 @@
+//! The emulator's integration tests in one binary: one link of the whole
+//! dependency graph instead of one per file. Each module drives a running
+//! emulator over HTTP (`cli` runs the built binary).
+
+mod admin;
+mod auth;
+mod batch;
+mod cli;
+mod collection;
+mod common;
+mod entity;
+mod faults;
