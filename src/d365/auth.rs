@@ -260,13 +260,8 @@ impl TokenCache {
     fn parse_token(&self, body: &[u8], requested_at: Instant) -> Result<Cached, D365Error> {
         let invalid =
             |why: &str| D365Error::invalid(format!("token endpoint {}: {why}", self.endpoint));
-        let parsed: TokenResponse = serde_json::from_slice(body).map_err(|e| {
-            let why = format!(
-                "token endpoint {}: answer is not a token response",
-                self.endpoint
-            );
-            D365Error::invalid(why).caused_by(e)
-        })?;
+        let parsed: TokenResponse = serde_json::from_slice(body)
+            .map_err(|e| invalid("answer is not a token response").caused_by(e))?;
         if parsed
             .token_type
             .as_deref()
