@@ -12,16 +12,18 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
+use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio::time::Instant;
 use url::Url;
 
 use super::error::{parse_retry_after, truncate};
-use super::{D365Error, RequestEvent, RequestKind, RequestObserver};
+use super::http::{Label, Reply, Transport};
+use super::{D365Error, DEFAULT_RETRY_AFTER, RequestKind};
 
 /// Refresh no earlier than this before expiry.
 const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(300);
@@ -53,13 +55,11 @@ struct Cached {
 }
 
 pub(crate) struct TokenCache {
-    http: reqwest::Client,
+    transport: Transport,
     endpoint: Url,
     client_id: String,
     client_secret: SecretString,
     scope: String,
-    timeout: Duration,
-    observer: Arc<dyn RequestObserver>,
     current: RwLock<Option<Cached>>,
     /// Held while refreshing; holds the last refresh failure for the tasks
     /// that queued behind it.
@@ -99,22 +99,18 @@ struct TokenError {
 
 impl TokenCache {
     pub(crate) fn new(
-        http: reqwest::Client,
+        transport: Transport,
         endpoint: Url,
         client_id: String,
         client_secret: SecretString,
         scope: String,
-        timeout: Duration,
-        observer: Arc<dyn RequestObserver>,
     ) -> Self {
         Self {
-            http,
+            transport,
             endpoint,
             client_id,
             client_secret,
             scope,
-            timeout,
-            observer,
             current: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(None),
             attempts: AtomicU64::new(0),
@@ -182,13 +178,15 @@ impl TokenCache {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Option<Cached>> {
-        self.current.read().unwrap_or_else(|e| e.into_inner())
+        self.current.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Option<Cached>> {
-        self.current.write().unwrap_or_else(|e| e.into_inner())
+        self.current.write().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// One token request through the shared transport (observed and
+    /// logged like any request, but not paced by D365's limiter).
     async fn fetch(&self) -> Result<Cached, D365Error> {
         let form = [
             ("grant_type", "client_credentials"),
@@ -196,56 +194,39 @@ impl TokenCache {
             ("client_secret", self.client_secret.expose_secret()),
             ("scope", self.scope.as_str()),
         ];
-        let started = Instant::now();
-        let sent = self
-            .http
-            .post(self.endpoint.clone())
+        let request = self
+            .transport
+            .request(Method::POST, self.endpoint.clone())
             .header(reqwest::header::ACCEPT, "application/json")
-            .form(&form)
-            .timeout(self.timeout)
-            .send()
-            .await;
-        let result = match sent {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let headers = response.headers().clone();
-                match response.bytes().await {
-                    Ok(body) => Ok((status, headers, body)),
-                    Err(e) => Err((Some(status), e)),
-                }
-            }
-            Err(e) => Err((None, e)),
-        };
-        let duration = started.elapsed();
-        let status = match &result {
-            Ok((status, ..)) => Some(*status),
-            Err((status, _)) => *status,
-        };
-        self.observer.observe(&RequestEvent {
+            .form(&form);
+        let label = Label {
             method: "POST",
             kind: RequestKind::Token,
-            status,
-            duration,
-        });
-        tracing::debug!(
-            endpoint = %self.endpoint,
-            status,
-            duration_ms = duration.as_millis() as u64,
-            "token request"
-        );
-        let (status, headers, body) = result.map_err(|(status, e)| D365Error::Unavailable {
-            status,
-            message: self.redact(format!(
-                "token endpoint {}: {}",
-                self.endpoint,
-                super::error::describe_transport_error(&e, self.timeout)
-            )),
-        })?;
-        if (200..300).contains(&status) {
-            return self.parse_token(&body, started);
+            target: self.endpoint.as_str(),
+            etag_sent: "",
+            attempt: 1,
+        };
+        let requested_at = Instant::now();
+        // The secret travels in the form body, which no transport error
+        // quotes: the source can be kept as it is.
+        let reply = self
+            .transport
+            .send_once(request, &label, None)
+            .await
+            .map_err(|f| {
+                f.into_error(|why| self.redact(format!("token endpoint {}: {why}", self.endpoint)))
+            })?;
+        if reply.is_success() {
+            return self.parse_token(&reply.body, requested_at);
         }
-        let refusal = serde_json::from_slice::<TokenError>(&body).ok();
-        let detail = refusal
+        Err(self.refusal(&reply))
+    }
+
+    /// The error for a non-2xx token answer, with Entra's own reason.
+    fn refusal(&self, reply: &Reply) -> D365Error {
+        let status = reply.status;
+        let detail = serde_json::from_slice::<TokenError>(&reply.body)
+            .ok()
             .map(|r| {
                 let description = r.error_description.unwrap_or_default();
                 let first_line = description.lines().next().unwrap_or_default();
@@ -266,26 +247,21 @@ impl TokenCache {
             "token endpoint {} answered {status} for client {}: {detail}",
             self.endpoint, self.client_id
         ));
-        Err(match status {
+        match status {
             429 => D365Error::Throttled {
-                retry_after: parse_retry_after(&headers)
-                    .unwrap_or(super::error::DEFAULT_RETRY_AFTER),
+                retry_after: parse_retry_after(&reply.headers).unwrap_or(DEFAULT_RETRY_AFTER),
                 message,
             },
             400..=499 => D365Error::Unauthorized { message },
-            _ => D365Error::Unavailable {
-                status: Some(status),
-                message,
-            },
-        })
+            _ => D365Error::unavailable(Some(status), message),
+        }
     }
 
     fn parse_token(&self, body: &[u8], requested_at: Instant) -> Result<Cached, D365Error> {
-        let invalid = |why: &str| D365Error::InvalidResponse {
-            message: format!("token endpoint {}: {why}", self.endpoint),
-        };
-        let parsed: TokenResponse =
-            serde_json::from_slice(body).map_err(|_| invalid("answer is not a token response"))?;
+        let invalid =
+            |why: &str| D365Error::invalid(format!("token endpoint {}: {why}", self.endpoint));
+        let parsed: TokenResponse = serde_json::from_slice(body)
+            .map_err(|e| invalid("answer is not a token response").caused_by(e))?;
         if parsed
             .token_type
             .as_deref()
@@ -359,14 +335,17 @@ mod tests {
 
     /// A cache whose client secret is "the-secret"; never contacted.
     fn test_cache(url: &str) -> TokenCache {
-        TokenCache::new(
+        let transport = Transport::new(
             reqwest::Client::new(),
+            std::sync::Arc::new(super::super::NoopObserver),
+            Duration::from_secs(1),
+        );
+        TokenCache::new(
+            transport,
             Url::parse(url).unwrap(),
             "client".into(),
             SecretString::from("the-secret"),
             "scope".into(),
-            Duration::from_secs(1),
-            Arc::new(super::super::NoopObserver),
         )
     }
 

@@ -6,13 +6,12 @@
 //! writes of unrelated orders. Hand-written because no crate fits the nested
 //! shape (a changeset is a multipart inside a part, each leaf an
 //! `application/http` message). JSON batch is [unverified], so not used.
+//!
+//! Pure wire format: what a part's status means is the coalescer's
+//! business, so this knows nothing of the client or of `D365Error`.
 
 use rand::RngCore;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use serde_json::Value;
-
-use super::client::{PatchOutcome, entity_from};
-use super::{D365Error, ETag, OrderKey, ResponseContext};
 
 /// One PATCH to put in a batch.
 pub(crate) struct BatchRequest<'a> {
@@ -22,6 +21,17 @@ pub(crate) struct BatchRequest<'a> {
     pub url: &'a str,
     pub if_match: &'a str,
     pub body: &'a [u8],
+}
+
+/// Why a body is not a batch answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ParseError {
+    #[error("content type {0:?} is not multipart/mixed")]
+    NotMultipart(String),
+    #[error("multipart without closing --{0}--")]
+    Unterminated(String),
+    #[error("bad status line {0:?} in a batch answer")]
+    BadStatusLine(String),
 }
 
 /// One `application/http` answer out of a batch response.
@@ -84,11 +94,10 @@ pub(crate) fn boundary(content_type: &str) -> Option<String> {
 }
 
 /// Reads a batch answer into its leaf responses, in order: the parts of
-/// successful changesets and the single error part of failed ones. `Err`
-/// says why the body is not a batch answer.
-pub(crate) fn parse(content_type: &str, body: &[u8]) -> Result<Vec<BatchResponse>, String> {
-    let b = boundary(content_type)
-        .ok_or_else(|| format!("content type {content_type:?} is not multipart/mixed"))?;
+/// successful changesets and the single error part of failed ones.
+pub(crate) fn parse(content_type: &str, body: &[u8]) -> Result<Vec<BatchResponse>, ParseError> {
+    let b =
+        boundary(content_type).ok_or_else(|| ParseError::NotMultipart(content_type.to_owned()))?;
     let mut out = Vec::new();
     for part in split(body, &b)? {
         match header(&part.headers, "Content-Type").and_then(boundary) {
@@ -101,42 +110,6 @@ pub(crate) fn parse(content_type: &str, body: &[u8]) -> Result<Vec<BatchResponse
         }
     }
     Ok(out)
-}
-
-impl BatchResponse {
-    /// What this answer means for the PATCH of `key`: the same mapping as
-    /// a single request's (`D365Error::from_odata_response`), so a 412 part
-    /// is a `Conflict` and a 500 `AxODataWriteException` part `Rejected`.
-    pub(crate) fn outcome(
-        &self,
-        key: &OrderKey,
-        if_match: &ETag,
-    ) -> Result<PatchOutcome, D365Error> {
-        if (200..300).contains(&self.status) {
-            let etag = ETag::from_headers(&self.headers);
-            let json = serde_json::from_slice::<Value>(&self.body).ok();
-            return Ok(match json {
-                Some(Value::Object(body)) if self.status == 200 => {
-                    match entity_from(body, &self.headers) {
-                        Some(entity) => PatchOutcome::Entity(entity),
-                        None => PatchOutcome::NoContent { etag },
-                    }
-                }
-                _ => PatchOutcome::NoContent { etag },
-            });
-        }
-        let ctx = ResponseContext {
-            method: "PATCH",
-            key: Some(key),
-            if_match: Some(if_match),
-        };
-        Err(D365Error::from_odata_response(
-            &ctx,
-            self.status,
-            &self.headers,
-            &self.body,
-        ))
-    }
 }
 
 struct Part {
@@ -162,7 +135,7 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 }
 
 /// Splits a multipart body at `--boundary` lines (CRLF or bare LF).
-fn split(body: &[u8], boundary: &str) -> Result<Vec<Part>, String> {
+fn split(body: &[u8], boundary: &str) -> Result<Vec<Part>, ParseError> {
     let delim = format!("--{boundary}").into_bytes();
     let mut starts = Vec::new();
     let mut from = 0;
@@ -180,7 +153,7 @@ fn split(body: &[u8], boundary: &str) -> Result<Vec<Part>, String> {
         }
         let next = *starts
             .get(n + 1)
-            .ok_or_else(|| format!("multipart without closing --{boundary}--"))?;
+            .ok_or_else(|| ParseError::Unterminated(boundary.to_owned()))?;
         let content = find(body, b"\n", after).map_or(next, |i| i + 1).min(next);
         let mut seg = &body[content..next];
         seg = seg.strip_suffix(b"\n").unwrap_or(seg);
@@ -191,7 +164,7 @@ fn split(body: &[u8], boundary: &str) -> Result<Vec<Part>, String> {
             body: rest.to_vec(),
         });
     }
-    Err(format!("multipart without closing --{boundary}--"))
+    Err(ParseError::Unterminated(boundary.to_owned()))
 }
 
 /// Header lines up to the first blank line, and what follows.
@@ -213,7 +186,7 @@ fn split_head(seg: &[u8]) -> (Vec<(String, String)>, &[u8]) {
 }
 
 /// One `application/http` part: `HTTP/1.1 <code> <reason>`, headers, body.
-fn response(part: &Part) -> Result<BatchResponse, String> {
+fn response(part: &Part) -> Result<BatchResponse, ParseError> {
     let raw = &part.body;
     let line_end = find(raw, b"\n", 0).unwrap_or(raw.len());
     let line = String::from_utf8_lossy(&raw[..line_end]);
@@ -222,7 +195,7 @@ fn response(part: &Part) -> Result<BatchResponse, String> {
         .nth(1)
         .and_then(|s| s.parse::<u16>().ok())
         .filter(|_| line.starts_with("HTTP/"))
-        .ok_or_else(|| format!("bad status line {:?} in a batch answer", line.trim()))?;
+        .ok_or_else(|| ParseError::BadStatusLine(line.trim().to_owned()))?;
     let rest = raw.get(line_end + 1..).unwrap_or_default();
     let (lines, body) = if rest.starts_with(b"\r\n") || rest.starts_with(b"\n") {
         (Vec::new(), rest)
@@ -247,146 +220,5 @@ fn response(part: &Part) -> Result<BatchResponse, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn builds_one_changeset_per_request() {
-        let reqs = [
-            BatchRequest {
-                content_id: "1".into(),
-                url: "http://x/data/S(dataAreaId='usmf',SalesOrderNumber='A')?cross-company=true",
-                if_match: "W/\"e1\"",
-                body: br#"{"SalesOrderStatus":"Delivered"}"#,
-            },
-            BatchRequest {
-                content_id: "2".into(),
-                url: "http://x/data/S(dataAreaId='usmf',SalesOrderNumber='B')?cross-company=true",
-                if_match: "W/\"e2\"",
-                body: b"{}",
-            },
-        ];
-        let (ct, body) = build(&reqs);
-        let b = boundary(&ct).unwrap();
-        assert!(b.starts_with("batch_"), "{ct}");
-        let text = String::from_utf8(body.clone()).unwrap();
-        assert!(text.ends_with(&format!("--{b}--\r\n")), "{text}");
-        let parts = split(&body, &b).unwrap();
-        assert_eq!(parts.len(), 2, "one changeset per order");
-        for (part, req) in parts.iter().zip(&reqs) {
-            let cs = boundary(header(&part.headers, "Content-Type").unwrap()).unwrap();
-            assert!(cs.starts_with("changeset_"));
-            let leaves = split(&part.body, &cs).unwrap();
-            assert_eq!(leaves.len(), 1);
-            let leaf = &leaves[0];
-            assert_eq!(
-                header(&leaf.headers, "Content-Type"),
-                Some("application/http")
-            );
-            assert_eq!(
-                header(&leaf.headers, "Content-Transfer-Encoding"),
-                Some("binary")
-            );
-            assert_eq!(
-                header(&leaf.headers, "Content-ID"),
-                Some(req.content_id.as_str())
-            );
-            let msg = String::from_utf8(leaf.body.clone()).unwrap();
-            let mut lines = msg.split("\r\n");
-            assert_eq!(lines.next().unwrap(), format!("PATCH {} HTTP/1.1", req.url));
-            assert!(msg.contains("Content-Type: application/json\r\n"));
-            assert!(msg.contains(&format!("If-Match: {}\r\n", req.if_match)));
-            assert!(msg.contains("OData-Version: 4.0\r\n"));
-            let body = String::from_utf8_lossy(req.body);
-            assert!(msg.ends_with(&format!("\r\n\r\n{body}")), "{msg}");
-        }
-    }
-
-    #[test]
-    fn parses_successes_and_failures() {
-        let body = concat!(
-            "--batchresponse_1\r\n",
-            "Content-Type: multipart/mixed; boundary=changesetresponse_a\r\n\r\n",
-            "--changesetresponse_a\r\n",
-            "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n",
-            "Content-ID: 1\r\n\r\n",
-            "HTTP/1.1 204 No Content\r\nETag: W/\"new\"\r\nOData-Version: 4.0\r\n\r\n\r\n",
-            "--changesetresponse_a--\r\n",
-            "--batchresponse_1\r\n",
-            "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n",
-            "Content-ID: 2\r\n\r\n",
-            "HTTP/1.1 412 Precondition Failed\r\nContent-Type: application/json\r\n\r\n",
-            r#"{"error":{"code":"","message":"The record has been changed."}}"#,
-            "\r\n",
-            "--batchresponse_1\r\n",
-            "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n",
-            "Content-ID: 3\r\n\r\n",
-            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n\r\n",
-            r#"{"error":{"code":"","message":"An error has occurred.","innererror":{"message":"Write failed for table row of type 'SalesTable'.","type":"Microsoft.Dynamics.Platform.Integration.Services.OData.AxODataWriteException"}}}"#,
-            "\r\n",
-            "--batchresponse_1--\r\n"
-        );
-        let parts = parse("multipart/mixed; boundary=batchresponse_1", body.as_bytes()).unwrap();
-        assert_eq!(parts.len(), 3);
-        assert_eq!(parts[0].content_id.as_deref(), Some("1"));
-        assert_eq!(parts[0].status, 204);
-        assert_eq!(parts[0].headers.get("etag").unwrap(), "W/\"new\"");
-        assert!(parts[0].body.is_empty());
-        assert_eq!(
-            (parts[1].content_id.as_deref(), parts[1].status),
-            (Some("2"), 412)
-        );
-        assert!(parts[1].body.starts_with(b"{\"error\""));
-        assert!(parts[1].body.ends_with(b"}}"));
-        assert_eq!(
-            (parts[2].content_id.as_deref(), parts[2].status),
-            (Some("3"), 500)
-        );
-        assert!(String::from_utf8_lossy(&parts[2].body).contains("AxODataWriteException"));
-
-        let key = OrderKey::new("usmf", "SO-1");
-        let sent = ETag::parse("W/\"old\"").unwrap();
-        let ok = parts[0].outcome(&key, &sent).unwrap();
-        assert_eq!(ok.etag().map(ETag::as_str), Some("W/\"new\""));
-        match parts[1].outcome(&key, &sent) {
-            Err(D365Error::Conflict {
-                status: 412,
-                sent_etag,
-                message,
-            }) => {
-                assert_eq!(sent_etag, "W/\"old\"");
-                assert!(message.contains("The record has been changed"), "{message}");
-            }
-            other => panic!("{other:?}"),
-        }
-        match parts[2].outcome(&key, &sent) {
-            Err(D365Error::Rejected {
-                status: 500,
-                message,
-            }) => {
-                assert!(message.contains("Write failed"), "{message}")
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn refuses_what_is_not_a_batch_answer() {
-        assert!(parse("application/json", b"{}").is_err());
-        assert!(
-            parse(
-                "multipart/mixed; boundary=b",
-                b"--b\r\n\r\nHTTP/1.1 204\r\n"
-            )
-            .is_err()
-        );
-        assert!(
-            parse(
-                "multipart/mixed; boundary=b",
-                b"--b\r\n\r\nnot http\r\n--b--"
-            )
-            .is_err()
-        );
-        assert!(boundary("multipart/mixed; boundary=\"q\"").as_deref() == Some("q"));
-    }
-}
+#[path = "batch_tests.rs"]
+pub(super) mod tests;

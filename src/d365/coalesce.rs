@@ -12,25 +12,40 @@
 //! cancelled reconcile) cannot tear down a batch that others wait on. A
 //! batch of one is still sent as `$batch`: one code path, so what reaches
 //! D365 does not depend on timing.
+//!
+//! The coalescer is given the connection's [`Sender`] when built and sends
+//! through it; it never reaches back into the client.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use reqwest::Method;
 use reqwest::header::CONTENT_TYPE;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+use url::Url;
 
-use super::batch::{self, BatchRequest};
-use super::client::PatchOutcome;
+use super::batch::{self, BatchRequest, BatchResponse};
+use super::entity::{PatchOutcome, json_object};
+use super::error::ResponseContext;
+use super::sender::{ODataRequest, Sender};
 use super::settings::BatchSettings;
-use super::{D365Client, D365Error, ETag, OrderKey};
+use super::{D365Error, ETag, OrderKey};
 
 type Reply = Result<PatchOutcome, D365Error>;
 
-/// The queue of one connection's PATCHes waiting for their batch.
+/// The queue of one connection's PATCHes waiting for their batch. Cheap
+/// to clone: the timer and send tasks hold clones.
+#[derive(Clone)]
 pub(crate) struct Coalescer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     settings: BatchSettings,
+    /// `<root>/$batch`.
+    url: Url,
+    sender: Arc<Sender>,
     queue: Mutex<Queue>,
 }
 
@@ -50,13 +65,20 @@ struct Pending {
 }
 
 impl Coalescer {
-    pub(crate) fn new(settings: BatchSettings) -> Self {
+    /// `url` is the connection's `$batch` endpoint; batches go out through
+    /// `sender` (limiter, token, one retry on 401, pause on 429).
+    pub(crate) fn new(settings: BatchSettings, url: Url, sender: Arc<Sender>) -> Self {
+        let settings = BatchSettings {
+            max_operations: settings.max_operations.max(1),
+            ..settings
+        };
         Self {
-            settings: BatchSettings {
-                max_operations: settings.max_operations.max(1),
-                ..settings
-            },
-            queue: Mutex::new(Queue::default()),
+            shared: Arc::new(Shared {
+                settings,
+                url,
+                sender,
+                queue: Mutex::new(Queue::default()),
+            }),
         }
     }
 
@@ -64,7 +86,6 @@ impl Coalescer {
     /// own answer out of the batch.
     pub(crate) async fn patch(
         &self,
-        client: &D365Client,
         key: &OrderKey,
         if_match: &ETag,
         url: String,
@@ -72,7 +93,7 @@ impl Coalescer {
     ) -> Reply {
         let (reply, answer) = oneshot::channel();
         let full = {
-            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let mut queue = self.lock();
             queue.pending.push(Pending {
                 key: key.clone(),
                 if_match: if_match.clone(),
@@ -80,55 +101,89 @@ impl Coalescer {
                 body,
                 reply,
             });
-            if queue.pending.len() >= self.settings.max_operations {
+            if queue.pending.len() >= self.shared.settings.max_operations {
                 Some(std::mem::take(&mut queue.pending))
             } else {
                 if !queue.timer {
                     queue.timer = true;
-                    tokio::spawn(flush_after(client.clone(), self.settings));
+                    tokio::spawn(self.clone().flush_after());
                 }
                 None
             }
         };
         if let Some(ops) = full {
-            tokio::spawn(send(client.clone(), ops));
+            tokio::spawn(self.clone().send(ops));
         }
         answer.await.unwrap_or_else(|_| {
-            Err(D365Error::Unavailable {
-                status: None,
-                message: format!("PATCH {key}: the batch ended without an answer"),
-            })
+            Err(D365Error::unavailable(
+                None,
+                format!("PATCH {key}: the batch ended without an answer"),
+            ))
         })
     }
 
-    fn take(&self) -> Vec<Pending> {
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        queue.timer = false;
-        std::mem::take(&mut queue.pending)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
-}
 
-/// Waits out the window, then sends whatever is queued, in batches of at
-/// most `max_operations`.
-async fn flush_after(client: D365Client, settings: BatchSettings) {
-    tokio::time::sleep(settings.window).await;
-    let Some(coalescer) = client.batcher() else {
-        return;
-    };
-    let mut ops = coalescer.take();
-    while !ops.is_empty() {
-        let rest = ops.split_off(ops.len().min(settings.max_operations));
-        tokio::spawn(send(client.clone(), ops));
-        ops = rest;
+    /// Waits out the window, then sends whatever is queued, in batches of
+    /// at most `max_operations`.
+    async fn flush_after(self) {
+        let settings = self.shared.settings;
+        tokio::time::sleep(settings.window).await;
+        let mut ops = {
+            let mut queue = self.lock();
+            queue.timer = false;
+            std::mem::take(&mut queue.pending)
+        };
+        while !ops.is_empty() {
+            let rest = ops.split_off(ops.len().min(settings.max_operations));
+            tokio::spawn(self.clone().send(ops));
+            ops = rest;
+        }
     }
-}
 
-/// Sends one `$batch` through the client's usual path (limiter, token,
-/// one retry on 401, pause on 429) and answers every caller. A failure of
-/// the batch call itself is every operation's failure.
-async fn send(client: D365Client, ops: Vec<Pending>) {
-    let n = ops.len();
-    let (content_type, body) = {
+    /// Sends one `$batch` and answers every caller. A failure of the batch
+    /// call itself is every operation's failure.
+    async fn send(self, ops: Vec<Pending>) {
+        let n = ops.len();
+        let started = Instant::now();
+        let mut parts = match self.exchange(&ops, started).await {
+            Ok(parts) => parts,
+            Err(e) => {
+                let duration_ms = started.elapsed().as_millis() as u64;
+                let status = e.status_code();
+                tracing::warn!(operations = n, status, duration_ms, error = %e, "D365 batch failed");
+                // A 429 on the batch call has paused the connection already.
+                for op in ops {
+                    self.answer(op, Err(e.clone()), false);
+                }
+                return;
+            }
+        };
+        for (i, op) in ops.into_iter().enumerate() {
+            let id = (i + 1).to_string();
+            let result = match parts.remove(&id) {
+                Some(part) => outcome(&part, &op.key, &op.if_match),
+                None => Err(D365Error::invalid(format!(
+                    "$batch: no answer for PATCH {} (Content-ID {id})",
+                    op.key
+                ))),
+            };
+            self.answer(op, result, true);
+        }
+    }
+
+    /// The batch call (begun at `started`, for the log): its parts by
+    /// Content-ID (a part without one takes its position).
+    async fn exchange(
+        &self,
+        ops: &[Pending],
+        started: Instant,
+    ) -> Result<HashMap<String, BatchResponse>, D365Error> {
         let requests: Vec<_> = ops
             .iter()
             .enumerate()
@@ -139,88 +194,110 @@ async fn send(client: D365Client, ops: Vec<Pending>) {
                 body: &op.body,
             })
             .collect();
-        batch::build(&requests)
-    };
-    let started = Instant::now();
-    let answer = match client.batch_url() {
-        Ok(url) => {
-            client
-                .execute(Method::POST, url, None, None, Some((content_type, body)))
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    let duration_ms = started.elapsed().as_millis() as u64;
-    let parts = answer.and_then(|answer| {
-        tracing::info!(
-            operations = n,
-            status = answer.status,
-            duration_ms,
-            "D365 batch"
-        );
+        let request = ODataRequest {
+            method: Method::POST,
+            url: self.shared.url.clone(),
+            key: None,
+            if_match: None,
+            body: Some(batch::build(&requests)),
+        };
+        let answer = self.shared.sender.execute(&request).await?;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let (operations, status) = (ops.len(), answer.status);
+        tracing::info!(operations, status, duration_ms, "D365 batch");
         let content_type = answer
             .headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        batch::parse(content_type, &answer.raw).map_err(|why| D365Error::InvalidResponse {
-            message: format!("$batch of {n} PATCHes: {why}"),
-        })
-    });
-    let mut parts = match parts {
-        Ok(parts) => parts
-            .into_iter()
-            .enumerate()
-            .map(|(i, part)| {
-                let id = part.content_id.clone().unwrap_or((i + 1).to_string());
-                (id, part)
-            })
-            .collect::<HashMap<_, _>>(),
-        Err(e) => {
-            let status = e.status_code();
-            tracing::warn!(operations = n, status, duration_ms, error = %e, "D365 batch failed");
-            // A 429 on the batch call has paused the connection already.
-            for op in ops {
-                answer_op(&client, op, Err(e.clone()), false);
+        let parts = batch::parse(content_type, &answer.body).map_err(|e| {
+            D365Error::invalid(format!("$batch of {} PATCHes: {e}", ops.len())).caused_by(e)
+        })?;
+        let parts = parts.into_iter().enumerate().map(|(i, part)| {
+            let id = part.content_id.clone().unwrap_or((i + 1).to_string());
+            (id, part)
+        });
+        Ok(parts.collect())
+    }
+
+    /// Logs one operation's result like a single request's, and hands it
+    /// over; a 429 answered to one operation pauses the connection when
+    /// `pause`.
+    fn answer(&self, op: Pending, result: Reply, pause: bool) {
+        let etag_sent = op.if_match.as_str();
+        match &result {
+            Ok(outcome) => {
+                let etag_received = outcome.etag().map(ETag::as_str).unwrap_or("");
+                let status: u16 = match outcome {
+                    PatchOutcome::Entity(_) => 200,
+                    PatchOutcome::NoContent { .. } => 204,
+                };
+                tracing::info!(method = "PATCH", key = %op.key, status, etag_sent, etag_received, batch = true, "D365 request");
             }
-            return;
+            Err(e) => {
+                if let Some(delay) = e.retry_after().filter(|_| pause) {
+                    self.shared.sender.pause(delay);
+                }
+                tracing::info!(method = "PATCH", key = %op.key, status = e.status_code(), etag_sent, batch = true, error = %e, "D365 request refused");
+            }
         }
-    };
-    for (i, op) in ops.into_iter().enumerate() {
-        let result = match parts.remove(&(i + 1).to_string()) {
-            Some(part) => part.outcome(&op.key, &op.if_match),
-            None => Err(D365Error::InvalidResponse {
-                message: format!(
-                    "$batch: no answer for PATCH {} (Content-ID {})",
-                    op.key,
-                    i + 1
-                ),
-            }),
-        };
-        answer_op(&client, op, result, true);
+        // The caller may have gone (a cancelled reconcile); the write stands.
+        let _ = op.reply.send(result);
     }
 }
 
-/// Logs one operation's result like a single request's, and hands it over;
-/// a 429 answered to one operation pauses the connection when `pause`.
-fn answer_op(client: &D365Client, op: Pending, result: Reply, pause: bool) {
-    let etag_sent = op.if_match.as_str();
-    match &result {
-        Ok(outcome) => {
-            let etag_received = outcome.etag().map(ETag::as_str).unwrap_or("");
-            let status: u16 = match outcome {
-                PatchOutcome::Entity(_) => 200,
-                PatchOutcome::NoContent { .. } => 204,
-            };
-            tracing::info!(method = "PATCH", key = %op.key, status, etag_sent, etag_received, batch = true, "D365 request");
-        }
-        Err(e) => {
-            if let Some(delay) = e.retry_after().filter(|_| pause) {
-                client.pause(delay);
+/// What one part means for the PATCH of `key`: the same mapping as a
+/// single request's (`D365Error::from_odata_response`), so a 412 part is a
+/// `Conflict` and a 500 `AxODataWriteException` part `Rejected`.
+fn outcome(part: &BatchResponse, key: &OrderKey, if_match: &ETag) -> Reply {
+    if (200..300).contains(&part.status) {
+        let json = json_object(&part.body);
+        return Ok(PatchOutcome::from_answer(part.status, &part.headers, json));
+    }
+    let ctx = ResponseContext {
+        method: "PATCH",
+        key: Some(key),
+        if_match: Some(if_match),
+    };
+    Err(D365Error::from_odata_response(
+        &ctx,
+        part.status,
+        &part.headers,
+        &part.body,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::d365::batch::tests::{ANSWER, ANSWER_TYPE};
+
+    #[test]
+    fn parts_mean_what_single_answers_mean() {
+        let parts = batch::parse(ANSWER_TYPE, ANSWER.as_bytes()).unwrap();
+        let key = OrderKey::new("usmf", "SO-1");
+        let sent = ETag::parse("W/\"old\"").unwrap();
+        let ok = outcome(&parts[0], &key, &sent).unwrap();
+        assert_eq!(ok.etag().map(ETag::as_str), Some("W/\"new\""));
+        match outcome(&parts[1], &key, &sent) {
+            Err(D365Error::Conflict {
+                status: 412,
+                sent_etag,
+                message,
+            }) => {
+                assert_eq!(sent_etag, "W/\"old\"");
+                assert!(message.contains("The record has been changed"), "{message}");
             }
-            tracing::info!(method = "PATCH", key = %op.key, status = e.status_code(), etag_sent, batch = true, error = %e, "D365 request refused");
+            other => panic!("{other:?}"),
+        }
+        match outcome(&parts[2], &key, &sent) {
+            Err(D365Error::Rejected {
+                status: 500,
+                message,
+            }) => {
+                assert!(message.contains("Write failed"), "{message}")
+            }
+            other => panic!("{other:?}"),
         }
     }
-    // The caller may have gone (a cancelled reconcile); the write stands.
-    let _ = op.reply.send(result);
 }

@@ -1,5 +1,6 @@
 //! The module's one error type, and the mapping from D365 answers to it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -23,7 +24,9 @@ const MAX_MESSAGE_CHARS: usize = 1024;
 /// Everything a D365 call can fail with, sorted by what the caller should
 /// do next. Messages carry D365's own text (from `innererror.message` when
 /// present, else `error.message`) plus the order key and ETags, never a
-/// token or secret.
+/// token or secret. A transport, parse or setup failure behind an error is
+/// kept as its [`source`](std::error::Error::source), behind an `Arc` so
+/// the error stays `Clone` (one token failure is shared by every waiter).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum D365Error {
     /// 409 or 412: the `If-Match` ETag is stale (D365's exact code is
@@ -70,13 +73,27 @@ pub enum D365Error {
     Unavailable {
         status: Option<u16>,
         message: String,
+        /// The transport failure, when no complete answer arrived.
+        #[source]
+        source: Option<Arc<reqwest::Error>>,
     },
     /// A 2xx answer we cannot use: unparsable body, no ETag.
     #[error("invalid response: {message}")]
-    InvalidResponse { message: String },
+    InvalidResponse {
+        message: String,
+        /// Why the body could not be read (JSON, multipart), if that is
+        /// the reason.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
     /// Bad settings or arguments, found before anything was sent.
     #[error("invalid configuration: {message}")]
-    Config { message: String },
+    Config {
+        message: String,
+        /// The parse or build failure behind it, if any.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 impl D365Error {
@@ -119,6 +136,38 @@ impl D365Error {
     pub(crate) fn config(message: impl Into<String>) -> Self {
         Self::Config {
             message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::InvalidResponse {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Keeps `cause` as the source of a `Config` or `InvalidResponse`
+    /// error (the variants whose cause can be any error).
+    pub(crate) fn caused_by(
+        mut self,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        match &mut self {
+            Self::Config { source, .. } | Self::InvalidResponse { source, .. } => {
+                *source = Some(Arc::new(cause));
+            }
+            _ => debug_assert!(false, "no source slot for {self:?}"),
+        }
+        self
+    }
+
+    /// A 5xx (or 408) answer, or a failure without a transport error.
+    pub(crate) fn unavailable(status: Option<u16>, message: impl Into<String>) -> Self {
+        Self::Unavailable {
+            status,
+            message: message.into(),
+            source: None,
         }
     }
 
@@ -155,10 +204,7 @@ impl D365Error {
             401 => Self::Unauthorized { message },
             403 => Self::Forbidden { message },
             404 | 410 => Self::NotFound { message },
-            408 => Self::Unavailable {
-                status: Some(status),
-                message,
-            },
+            408 => Self::unavailable(Some(status), message),
             500 if details
                 .as_ref()
                 .is_some_and(ODataErrorDetails::is_write_failure) =>
@@ -166,10 +212,7 @@ impl D365Error {
                 Self::Rejected { status, message }
             }
             400..=499 => Self::Rejected { status, message },
-            _ => Self::Unavailable {
-                status: Some(status),
-                message,
-            },
+            _ => Self::unavailable(Some(status), message),
         }
     }
 }
@@ -307,22 +350,6 @@ pub(crate) fn truncate(text: &str, max_chars: usize) -> &str {
         Some((idx, _)) => &text[..idx],
         None => text,
     }
-}
-
-/// A transport failure in words: a timeout says how long we waited, other
-/// errors list their cause chain (which names the URL, never a header).
-pub(crate) fn describe_transport_error(err: &reqwest::Error, timeout: Duration) -> String {
-    if err.is_timeout() {
-        return format!("no answer within {timeout:?} (timed out)");
-    }
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

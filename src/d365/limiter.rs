@@ -6,7 +6,7 @@
 //! (tokio semaphore), and a GCRA rate limit (governor).
 
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -60,7 +60,10 @@ impl Limiter {
     /// pause already in force.
     pub(crate) fn pause(&self, delay: Duration) {
         let until = Instant::now() + delay;
-        let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        let mut paused = self
+            .paused_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if paused.is_none_or(|current| current < until) {
             *paused = Some(until);
         }
@@ -68,7 +71,10 @@ impl Limiter {
 
     /// Time left in the current pause, if any.
     pub(crate) fn paused_for(&self) -> Option<Duration> {
-        let paused = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        let paused = *self
+            .paused_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         paused
             .map(|until| until.saturating_duration_since(Instant::now()))
             .filter(|left| !left.is_zero())

@@ -14,14 +14,18 @@ mod auth;
 mod batch;
 mod client;
 mod coalesce;
+mod entity;
 mod error;
 mod etag;
+mod http;
 mod key;
 mod limiter;
 mod observe;
+mod sender;
 mod settings;
 
-pub use client::{D365Client, Entity, PatchOutcome};
+pub use client::D365Client;
+pub use entity::{Entity, PatchOutcome};
 pub use error::{
     D365Error, DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER, ODataErrorDetails, ResponseContext,
 };

@@ -106,7 +106,9 @@ impl ConnectionSettings {
             "{}{tenant}/oauth2/v2.0/token",
             with_path_suffix(&self.authority_url, "")
         ))
-        .map_err(|e| D365Error::config(format!("token endpoint from authority URL: {e}")))
+        .map_err(|e| {
+            D365Error::config(format!("token endpoint from authority URL: {e}")).caused_by(e)
+        })
     }
 
     /// Refuses settings that could only fail later, with a message naming

@@ -239,9 +239,10 @@ async fn hang_past_the_timeout_is_unavailable() {
         started.elapsed()
     );
     assert!(
-        matches!(&err, D365Error::Unavailable { status: None, message } if message.contains("timed out")),
+        matches!(&err, D365Error::Unavailable { status: None, message, .. } if message.contains("timed out")),
         "{err:?}"
     );
+    assert!(std::error::Error::source(&err).is_some(), "{err:?}");
     let last = recorder.events().pop().unwrap();
     assert_eq!((last.kind, last.status), (RequestKind::Entity, None));
 }

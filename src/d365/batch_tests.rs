@@ -1,0 +1,127 @@
+use super::*;
+
+#[test]
+fn builds_one_changeset_per_request() {
+    let reqs = [
+        BatchRequest {
+            content_id: "1".into(),
+            url: "http://x/data/S(dataAreaId='usmf',SalesOrderNumber='A')?cross-company=true",
+            if_match: "W/\"e1\"",
+            body: br#"{"SalesOrderStatus":"Delivered"}"#,
+        },
+        BatchRequest {
+            content_id: "2".into(),
+            url: "http://x/data/S(dataAreaId='usmf',SalesOrderNumber='B')?cross-company=true",
+            if_match: "W/\"e2\"",
+            body: b"{}",
+        },
+    ];
+    let (ct, body) = build(&reqs);
+    let b = boundary(&ct).unwrap();
+    assert!(b.starts_with("batch_"), "{ct}");
+    let text = String::from_utf8(body.clone()).unwrap();
+    assert!(text.ends_with(&format!("--{b}--\r\n")), "{text}");
+    let parts = split(&body, &b).unwrap();
+    assert_eq!(parts.len(), 2, "one changeset per order");
+    for (part, req) in parts.iter().zip(&reqs) {
+        let cs = boundary(header(&part.headers, "Content-Type").unwrap()).unwrap();
+        assert!(cs.starts_with("changeset_"));
+        let leaves = split(&part.body, &cs).unwrap();
+        assert_eq!(leaves.len(), 1);
+        let leaf = &leaves[0];
+        assert_eq!(
+            header(&leaf.headers, "Content-Type"),
+            Some("application/http")
+        );
+        assert_eq!(
+            header(&leaf.headers, "Content-Transfer-Encoding"),
+            Some("binary")
+        );
+        assert_eq!(
+            header(&leaf.headers, "Content-ID"),
+            Some(req.content_id.as_str())
+        );
+        let msg = String::from_utf8(leaf.body.clone()).unwrap();
+        let mut lines = msg.split("\r\n");
+        assert_eq!(lines.next().unwrap(), format!("PATCH {} HTTP/1.1", req.url));
+        assert!(msg.contains("Content-Type: application/json\r\n"));
+        assert!(msg.contains(&format!("If-Match: {}\r\n", req.if_match)));
+        assert!(msg.contains("OData-Version: 4.0\r\n"));
+        let body = String::from_utf8_lossy(req.body);
+        assert!(msg.ends_with(&format!("\r\n\r\n{body}")), "{msg}");
+    }
+}
+
+/// A batch answer as D365 shapes it: a succeeded changeset (204), then the
+/// lone error parts of two failed ones (412, and a 500 write failure).
+pub(crate) const ANSWER: &str = concat!(
+    "--batchresponse_1\r\n",
+    "Content-Type: multipart/mixed; boundary=changesetresponse_a\r\n\r\n",
+    "--changesetresponse_a\r\n",
+    "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n",
+    "Content-ID: 1\r\n\r\n",
+    "HTTP/1.1 204 No Content\r\nETag: W/\"new\"\r\nOData-Version: 4.0\r\n\r\n\r\n",
+    "--changesetresponse_a--\r\n",
+    "--batchresponse_1\r\n",
+    "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n",
+    "Content-ID: 2\r\n\r\n",
+    "HTTP/1.1 412 Precondition Failed\r\nContent-Type: application/json\r\n\r\n",
+    r#"{"error":{"code":"","message":"The record has been changed."}}"#,
+    "\r\n",
+    "--batchresponse_1\r\n",
+    "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n",
+    "Content-ID: 3\r\n\r\n",
+    "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n\r\n",
+    r#"{"error":{"code":"","message":"An error has occurred.","innererror":{"message":"Write failed for table row of type 'SalesTable'.","type":"Microsoft.Dynamics.Platform.Integration.Services.OData.AxODataWriteException"}}}"#,
+    "\r\n",
+    "--batchresponse_1--\r\n"
+);
+
+/// [`ANSWER`]'s content type.
+pub(crate) const ANSWER_TYPE: &str = "multipart/mixed; boundary=batchresponse_1";
+
+#[test]
+fn parses_successes_and_failures() {
+    let parts = parse(ANSWER_TYPE, ANSWER.as_bytes()).unwrap();
+    assert_eq!(parts.len(), 3);
+    assert_eq!(parts[0].content_id.as_deref(), Some("1"));
+    assert_eq!(parts[0].status, 204);
+    assert_eq!(parts[0].headers.get("etag").unwrap(), "W/\"new\"");
+    assert!(parts[0].body.is_empty());
+    assert_eq!(
+        (parts[1].content_id.as_deref(), parts[1].status),
+        (Some("2"), 412)
+    );
+    assert!(parts[1].body.starts_with(b"{\"error\""));
+    assert!(parts[1].body.ends_with(b"}}"));
+    assert_eq!(
+        (parts[2].content_id.as_deref(), parts[2].status),
+        (Some("3"), 500)
+    );
+    assert!(String::from_utf8_lossy(&parts[2].body).contains("AxODataWriteException"));
+}
+
+#[test]
+fn refuses_what_is_not_a_batch_answer() {
+    assert_eq!(
+        parse("application/json", b"{}").unwrap_err(),
+        ParseError::NotMultipart("application/json".into())
+    );
+    let unterminated = parse(
+        "multipart/mixed; boundary=b",
+        b"--b\r\n\r\nHTTP/1.1 204\r\n",
+    );
+    assert_eq!(
+        unterminated.unwrap_err().to_string(),
+        "multipart without closing --b--"
+    );
+    let not_http = parse(
+        "multipart/mixed; boundary=b",
+        b"--b\r\n\r\nnot http\r\n--b--",
+    );
+    assert!(
+        matches!(not_http, Err(ParseError::BadStatusLine(_))),
+        "{not_http:?}"
+    );
+    assert!(boundary("multipart/mixed; boundary=\"q\"").as_deref() == Some("q"));
+}

@@ -1,0 +1,215 @@
+//! The lowest layer: one HTTP exchange, observed and logged.
+//!
+//! Token requests and OData requests both go through
+//! [`Transport::send_once`], so every attempt (including the resend after a
+//! 401) is exactly one [`RequestEvent`] and one log line, whoever sent it.
+//! Retries, tokens and status classification live in the layers above.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+use url::Url;
+
+use super::entity::json_object;
+use super::limiter::Limiter;
+use super::{D365Error, ETag, RequestEvent, RequestKind, RequestObserver};
+
+/// The HTTP client, the per-request timeout and the metrics hook of one
+/// connection. Cheap to clone: the token cache holds a clone.
+#[derive(Clone)]
+pub(crate) struct Transport {
+    http: reqwest::Client,
+    observer: Arc<dyn RequestObserver>,
+    timeout: Duration,
+}
+
+/// What an exchange is about, for its event and its log line. `target` is
+/// the order key, `$batch` or the token endpoint: never a token or secret.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Label<'a> {
+    pub method: &'static str,
+    pub kind: RequestKind,
+    pub target: &'a str,
+    /// The `If-Match` sent, or `""`.
+    pub etag_sent: &'a str,
+    /// 1, or 2 for the resend after a 401.
+    pub attempt: u32,
+}
+
+/// A complete answer, whatever its status.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    /// The body parsed, for a 2xx whose body is a JSON object; error
+    /// bodies are classified from `body`.
+    pub json: Option<Map<String, Value>>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub(crate) fn is_success(&self) -> bool {
+        StatusCode::from_u16(self.status).is_ok_and(|s| s.is_success())
+    }
+
+    /// The version the answer names: body first, then the `ETag` header.
+    fn etag_received(&self) -> Option<ETag> {
+        ETag::from_response(self.json.as_ref(), &self.headers)
+    }
+}
+
+/// No complete answer arrived: the status if the head did, and why.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub status: Option<u16>,
+    /// The error in words (see [`describe`]), for messages and logs.
+    pub why: String,
+    pub error: reqwest::Error,
+}
+
+impl Failure {
+    /// `Unavailable` with the message `describe` makes of the failure in
+    /// words, keeping the transport error as its source.
+    pub(crate) fn into_error(self, describe: impl FnOnce(&str) -> String) -> D365Error {
+        D365Error::Unavailable {
+            status: self.status,
+            message: describe(&self.why),
+            source: Some(Arc::new(self.error)),
+        }
+    }
+}
+
+impl Transport {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        observer: Arc<dyn RequestObserver>,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            http,
+            observer,
+            timeout,
+        }
+    }
+
+    /// A request with the connection's timeout; the caller adds headers.
+    pub(crate) fn request(&self, method: Method, url: Url) -> RequestBuilder {
+        self.http.request(method, url).timeout(self.timeout)
+    }
+
+    /// Sends `request` once and reads the whole answer. With a `limiter`,
+    /// waits for a permit first and holds it until the body is read (the
+    /// token endpoint is Entra's, not D365's, so it passes none). Reports
+    /// the exchange to the observer and logs it; the limiter wait is not
+    /// part of the measured duration.
+    pub(crate) async fn send_once(
+        &self,
+        request: RequestBuilder,
+        label: &Label<'_>,
+        limiter: Option<&Limiter>,
+    ) -> Result<Reply, Failure> {
+        let permit = match limiter {
+            Some(limiter) => Some(limiter.acquire().await),
+            None => None,
+        };
+        let started = Instant::now();
+        let result = receive(request, self.timeout).await;
+        drop(permit);
+        let duration = started.elapsed();
+        let status = match &result {
+            Ok(reply) => Some(reply.status),
+            Err(failure) => failure.status,
+        };
+        self.observer.observe(&RequestEvent {
+            method: label.method,
+            kind: label.kind,
+            status,
+            duration,
+        });
+        log(label, status, &result, duration);
+        result
+    }
+}
+
+async fn receive(request: RequestBuilder, timeout: Duration) -> Result<Reply, Failure> {
+    let failure = |status, error| Failure {
+        status,
+        why: describe(&error, timeout),
+        error,
+    };
+    let response = request.send().await.map_err(|e| failure(None, e))?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body: Vec<u8> = response
+        .bytes()
+        .await
+        .map_err(|e| failure(Some(status), e))?
+        .into();
+    let json = StatusCode::from_u16(status)
+        .is_ok_and(|s| s.is_success())
+        .then(|| json_object(&body))
+        .flatten();
+    Ok(Reply {
+        status,
+        headers,
+        json,
+        body,
+    })
+}
+
+/// One line per exchange. ETags and order keys are logged; the request's
+/// headers (the bearer token) never are.
+fn log(
+    label: &Label<'_>,
+    status: Option<u16>,
+    result: &Result<Reply, Failure>,
+    duration: Duration,
+) {
+    let duration_ms = duration.as_millis() as u64;
+    let Label {
+        method,
+        target,
+        etag_sent,
+        attempt,
+        ..
+    } = *label;
+    if label.kind == RequestKind::Token {
+        tracing::debug!(endpoint = %target, status, duration_ms, "token request");
+        return;
+    }
+    let reply = match result {
+        Ok(reply) => reply,
+        Err(f) => {
+            tracing::warn!(method, key = %target, etag_sent, attempt, duration_ms, error = %f.why, "D365 request failed");
+            return;
+        }
+    };
+    let status = reply.status;
+    let etag_received = reply.etag_received();
+    let etag_received = etag_received.as_ref().map(ETag::as_str).unwrap_or("");
+    if reply.is_success() {
+        tracing::info!(method, key = %target, status, etag_sent, etag_received, attempt, duration_ms, "D365 request");
+    } else {
+        tracing::info!(method, key = %target, status, etag_sent, etag_received, attempt, duration_ms, "D365 request refused");
+    }
+}
+
+/// A transport failure in words: a timeout says how long we waited, other
+/// errors list their cause chain (which names the URL, never a header).
+fn describe(err: &reqwest::Error, timeout: Duration) -> String {
+    if err.is_timeout() {
+        return format!("no answer within {timeout:?} (timed out)");
+    }
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

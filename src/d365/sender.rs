@@ -1,0 +1,187 @@
+//! The OData request path above one exchange, in two layers:
+//!
+//! - auth: each attempt carries a fresh bearer token; a 401 invalidates
+//!   that token's generation and the request is resent exactly once;
+//! - classification: a 2xx is an answer, anything else becomes a
+//!   [`D365Error`], and a 429 pauses the whole connection.
+//!
+//! Held by the client and by the `$batch` coalescer, so a batch is paced,
+//! authorised and classified like any single request without the coalescer
+//! knowing the client.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue, IF_MATCH};
+use reqwest::{Method, RequestBuilder};
+use secrecy::ExposeSecret;
+use url::Url;
+
+use super::auth::{AccessToken, TokenCache};
+use super::error::ResponseContext;
+use super::http::{Label, Reply, Transport};
+use super::limiter::Limiter;
+use super::observe::method_name;
+use super::{D365Error, ETag, OrderKey, RequestKind};
+
+const ODATA_VERSION: HeaderName = HeaderName::from_static("odata-version");
+const ODATA_MAX_VERSION: HeaderName = HeaderName::from_static("odata-maxversion");
+
+/// One OData request under `/data`.
+pub(crate) struct ODataRequest<'a> {
+    pub method: Method,
+    pub url: Url,
+    /// The order it is about; `None` for a `$batch`.
+    pub key: Option<&'a OrderKey>,
+    pub if_match: Option<&'a ETag>,
+    /// Content type and bytes.
+    pub body: Option<(String, Vec<u8>)>,
+}
+
+impl ODataRequest<'_> {
+    /// What logs and messages name: the order, or the batch.
+    fn target(&self) -> String {
+        self.key
+            .map_or_else(|| "$batch".to_owned(), ToString::to_string)
+    }
+
+    /// `Accept` matching the body: a multipart `$batch` is answered in kind.
+    fn accept(&self) -> &'static str {
+        match &self.body {
+            Some((content_type, _)) if content_type.starts_with("multipart/") => "multipart/mixed",
+            _ => "application/json",
+        }
+    }
+}
+
+/// The connection's way to D365: transport, tokens and limiter.
+pub(crate) struct Sender {
+    transport: Transport,
+    tokens: TokenCache,
+    limiter: Limiter,
+}
+
+impl fmt::Debug for Sender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sender {
+    pub(crate) fn new(transport: Transport, tokens: TokenCache, limiter: Limiter) -> Self {
+        Self {
+            transport,
+            tokens,
+            limiter,
+        }
+    }
+
+    /// Obtains a token without calling D365.
+    pub(crate) async fn authenticate(&self) -> Result<(), D365Error> {
+        self.tokens.token().await.map(drop)
+    }
+
+    /// Pauses the connection, as a 429 does.
+    pub(crate) fn pause(&self, delay: Duration) {
+        self.limiter.pause(delay);
+    }
+
+    pub(crate) fn paused_for(&self) -> Option<Duration> {
+        self.limiter.paused_for()
+    }
+
+    /// The classification layer: a 2xx answer, or the error it means. A
+    /// 429 pauses the connection for its `Retry-After`.
+    pub(crate) async fn execute(&self, request: &ODataRequest<'_>) -> Result<Reply, D365Error> {
+        let reply = self.send_authorized(request).await?;
+        if reply.is_success() {
+            return Ok(reply);
+        }
+        let ctx = ResponseContext {
+            method: method_name(&request.method),
+            key: request.key,
+            if_match: request.if_match,
+        };
+        let mut err =
+            D365Error::from_odata_response(&ctx, reply.status, &reply.headers, &reply.body);
+        match &mut err {
+            D365Error::Throttled { retry_after, .. } => {
+                self.limiter.pause(*retry_after);
+                tracing::warn!(key = %request.target(), retry_after_ms = retry_after.as_millis() as u64, "D365 throttled: pausing the connection");
+            }
+            // The auth layer has refreshed the token once already.
+            D365Error::Unauthorized { message } => {
+                message.push_str(" (still 401 after a token refresh)");
+            }
+            _ => {}
+        }
+        Err(err)
+    }
+
+    /// The auth layer: sends with the current token; after a 401 forgets
+    /// that token and resends once with a new one. Any complete answer
+    /// (the second 401 too) goes up to classification.
+    async fn send_authorized(&self, request: &ODataRequest<'_>) -> Result<Reply, D365Error> {
+        let token = self.tokens.token().await?;
+        let reply = self.send_once(request, &token, 1).await?;
+        if reply.status != 401 {
+            return Ok(reply);
+        }
+        self.tokens.invalidate(token.generation);
+        let token = self.tokens.token().await?;
+        self.send_once(request, &token, 2).await
+    }
+
+    /// One attempt through the limiter; a transport failure is
+    /// `Unavailable`, keeping the transport error as its source.
+    async fn send_once(
+        &self,
+        request: &ODataRequest<'_>,
+        token: &AccessToken,
+        attempt: u32,
+    ) -> Result<Reply, D365Error> {
+        let method = method_name(&request.method);
+        let target = request.target();
+        let label = Label {
+            method,
+            kind: RequestKind::Entity,
+            target: &target,
+            etag_sent: request.if_match.map(ETag::as_str).unwrap_or(""),
+            attempt,
+        };
+        let http = self.build(request, token)?;
+        self.transport
+            .send_once(http, &label, Some(&self.limiter))
+            .await
+            .map_err(|f| f.into_error(|why| format!("{method} {target}: {why}")))
+    }
+
+    /// The request with OData headers and the bearer token.
+    fn build(
+        &self,
+        request: &ODataRequest<'_>,
+        token: &AccessToken,
+    ) -> Result<RequestBuilder, D365Error> {
+        let mut http = self
+            .transport
+            .request(request.method.clone(), request.url.clone())
+            .bearer_auth(token.secret.expose_secret())
+            .header(ODATA_VERSION, "4.0")
+            .header(ODATA_MAX_VERSION, "4.0")
+            .header(ACCEPT, request.accept());
+        if let Some(etag) = request.if_match {
+            let value = HeaderValue::from_str(etag.as_str()).map_err(|e| {
+                D365Error::config(format!("ETag {etag} is not a header value")).caused_by(e)
+            })?;
+            http = http.header(IF_MATCH, value);
+        }
+        if let Some((content_type, body)) = &request.body {
+            http = http
+                .header(CONTENT_TYPE, content_type.as_str())
+                .body(body.clone());
+        }
+        Ok(http)
+    }
+}
