@@ -15,13 +15,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::channel::mpsc;
-use futures::{StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, predicates};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -77,55 +77,27 @@ pub async fn run(
         synced_rx,
     );
     let (wake_tx, wake_rx) = mpsc::unbounded::<ObjectRef<SalesOrderStatus>>();
-
-    let mut order_config = watcher::Config::default();
-    if let Some(sel) = &options.label_selector {
-        order_config = order_config.labels(sel);
-    }
-    let order_changes = watch_all(api(&client, ns), order_config)
-        .reflect(order_writer)
-        .inspect_ok({
-            let ctx = ctx.clone();
-            move |event| {
-                if matches!(event, Event::InitDone) {
-                    listed_tx.send_replace(true);
-                }
-                on_order_event(&ctx, &wake_tx, event)
-            }
-        })
-        .touched_objects()
-        .predicate_filter(trigger_hash, Default::default());
-    let connection_changes = watch_all(api(&client, ns), watcher::Config::default())
-        .reflect(connection_writer)
-        .try_filter_map({
-            let ctx = ctx.clone();
-            move |event| done(Ok(connection_status::on_event(&ctx, &event)))
-        });
-    // Metadata only: the operator reads a Secret's data just when it builds
-    // a client.
-    let secret_changes = watch_all(api(&client, ns), watcher::Config::default())
-        .reflect(secret_writer)
-        .inspect_ok({
-            let ctx = ctx.clone();
-            move |event| on_secret_event(&ctx, event)
-        })
-        .touched_objects();
+    let order_changes = order_changes(
+        api(&client, ns),
+        options.label_selector.as_deref(),
+        order_writer,
+        (ctx.clone(), wake_tx, listed_tx),
+    );
+    let connection_changes = connection_changes(api(&client, ns), connection_writer, ctx.clone());
+    let secret_changes = secret_changes(api(&client, ns), secret_writer, ctx.clone());
 
     let gate = tokio::spawn(open_when_listed(ctx.clone(), synced_tx, listed_rx, ready));
     let config = ControllerConfig::default().concurrency(options.max_concurrent_reconciles);
     Controller::for_stream(order_changes, orders.clone())
         .with_config(config)
         .watches_stream(connection_changes, {
-            let orders = orders.clone();
-            move |conn| orders_using(&orders, &conn)
+            let ctx = ctx.clone();
+            move |conn| requeue_once_synced(&ctx, &[Arc::new(conn)])
         })
         .watches_stream(secret_changes, {
             let ctx = ctx.clone();
             move |secret| {
-                users_of_secret(&ctx.d365.connections, &secret)
-                    .iter()
-                    .flat_map(|conn| orders_using(&orders, conn))
-                    .collect::<Vec<_>>()
+                requeue_once_synced(&ctx, &users_of_secret(&ctx.d365.connections, &secret))
             }
         })
         .reconcile_on(wake_rx)
@@ -173,6 +145,61 @@ fn context(
     Arc::new(ctx)
 }
 
+/// Orders whose spec or reconcile-requested-at annotation changed. On the
+/// way: InitDone says the orders are listed, and a deleted order forgets
+/// its failures and metrics and wakes its duplicates.
+fn order_changes(
+    api: Api<SalesOrderStatus>,
+    label_selector: Option<&str>,
+    writer: Writer<SalesOrderStatus>,
+    (ctx, wake, listed): (
+        Arc<Context>,
+        mpsc::UnboundedSender<ObjectRef<SalesOrderStatus>>,
+        watch::Sender<bool>,
+    ),
+) -> impl Stream<Item = Result<SalesOrderStatus, watcher::Error>> + Send + 'static {
+    let mut config = watcher::Config::default();
+    if let Some(selector) = label_selector {
+        config = config.labels(selector);
+    }
+    watch_all(api, config)
+        .reflect(writer)
+        .inspect_ok(move |event| {
+            if matches!(event, Event::InitDone) {
+                listed.send_replace(true);
+            }
+            on_order_event(&ctx, &wake, event)
+        })
+        .touched_objects()
+        .predicate_filter(trigger_hash, Default::default())
+}
+
+/// Connections with a new generation (checked on the way) or deleted (their
+/// client forgotten); status-only updates pass nothing.
+fn connection_changes(
+    api: Api<D365Connection>,
+    writer: Writer<D365Connection>,
+    ctx: Arc<Context>,
+) -> impl Stream<Item = Result<D365Connection, watcher::Error>> + Send + 'static {
+    watch_all(api, watcher::Config::default())
+        .reflect(writer)
+        .try_filter_map(move |event| done(Ok(connection_status::on_event(&ctx, &event))))
+}
+
+/// Changed or deleted Secrets, metadata only (the operator reads a Secret's
+/// data just when it builds a client); the connections using one are
+/// re-checked on the way.
+fn secret_changes(
+    api: Api<PartialObjectMeta<Secret>>,
+    writer: Writer<PartialObjectMeta<Secret>>,
+    ctx: Arc<Context>,
+) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static {
+    watch_all(api, watcher::Config::default())
+        .reflect(writer)
+        .inspect_ok(move |event| on_secret_event(&ctx, event))
+        .touched_objects()
+}
+
 /// Lets reconciles and connection checks start once connections and Secrets
 /// are listed (so a restart reports no Secret missing that is merely not
 /// listed yet), checks every connection, and flags readiness once orders
@@ -217,7 +244,7 @@ where
 fn watch_all<K>(
     api: Api<K>,
     config: watcher::Config,
-) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send
+) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
@@ -243,6 +270,23 @@ fn users_of_secret(
         .state()
         .into_iter()
         .filter(|c| c.namespace() == ns && c.spec.auth.client_secret_ref.name == name)
+        .collect()
+}
+
+/// The orders of `changed` connections, to requeue. None until connections
+/// and Secrets are synced: every order's first reconcile waits for that, so
+/// it sees the change anyway, and a second one right after could read the
+/// order before its own status write and undo it.
+fn requeue_once_synced(
+    ctx: &Context,
+    changed: &[Arc<D365Connection>],
+) -> Vec<ObjectRef<SalesOrderStatus>> {
+    if !ctx.caches_synced() {
+        return Vec::new();
+    }
+    changed
+        .iter()
+        .flat_map(|conn| orders_using(&ctx.orders, conn))
         .collect()
 }
 
