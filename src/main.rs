@@ -82,7 +82,12 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    telemetry::init(args.log_format, "info,kube_runtime=warn,hyper=warn");
+    // kube_runtime::controller at info keeps its "reconciling object" span,
+    // which names the object in every reconcile log line.
+    telemetry::init(
+        args.log_format,
+        "info,kube_runtime=warn,kube_runtime::controller=info,hyper=warn",
+    );
     let client = kube::Client::try_default()
         .await
         .context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;

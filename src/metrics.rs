@@ -1,8 +1,8 @@
 //! Prometheus metrics, controller-runtime names where they exist.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::{EncodeLabelSet, text::encode};
 use prometheus_client::metrics::{
@@ -147,6 +147,16 @@ impl Metrics {
         out
     }
 
+    /// Starts timing one reconcile; see [`ReconcileTimer`].
+    pub fn reconcile_timer(&self) -> ReconcileTimer<'_> {
+        ReconcileTimer {
+            metrics: self,
+            started: Instant::now(),
+            result: "error",
+        }
+    }
+
+    /// Counts one reconcile with its result and duration.
     pub fn reconciled(&self, result: &'static str, took: Duration) {
         self.reconciles
             .get_or_create(&ControllerLabels {
@@ -175,17 +185,19 @@ impl Metrics {
                 reason: reason.as_str(),
             })
             .inc();
-        let previous = self
-            .by_object
-            .lock()
-            .unwrap()
-            .insert(object.to_owned(), reason);
+        let previous = self.by_object().insert(object.to_owned(), reason);
         self.move_object(previous, Some(reason));
     }
 
     pub fn forget_object(&self, object: &str) {
-        let previous = self.by_object.lock().unwrap().remove(object);
+        let previous = self.by_object().remove(object);
         self.move_object(previous, None);
+    }
+
+    fn by_object(&self) -> MutexGuard<'_, HashMap<String, Reason>> {
+        self.by_object
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn move_object(&self, from: Option<Reason>, to: Option<Reason>) {
@@ -210,6 +222,27 @@ impl Metrics {
 
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
+    }
+}
+
+/// Records one reconcile when dropped, so every way out of a reconcile
+/// (early return, `?`, unwinding) is counted exactly once; the result is
+/// "error" unless [`ReconcileTimer::succeeded`] was called.
+pub struct ReconcileTimer<'a> {
+    metrics: &'a Metrics,
+    started: Instant,
+    result: &'static str,
+}
+
+impl ReconcileTimer<'_> {
+    pub fn succeeded(&mut self) {
+        self.result = "success";
+    }
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics.reconciled(self.result, self.started.elapsed());
     }
 }
 
@@ -285,5 +318,22 @@ mod tests {
             m.render()
                 .contains(r#"sales_order_objects{reason="Updated"} 1"#)
         );
+    }
+
+    #[test]
+    fn a_reconcile_timer_counts_once_on_drop_and_is_an_error_unless_it_succeeded() {
+        let m = Metrics::default();
+        drop(m.reconcile_timer());
+        m.reconcile_timer().succeeded();
+        let text = m.render();
+        let samples = [
+            r#"controller_runtime_reconcile_total{controller="salesorderstatus",result="error"} 1"#,
+            r#"controller_runtime_reconcile_total{controller="salesorderstatus",result="success"} 1"#,
+            r#"controller_runtime_reconcile_errors_total{controller="salesorderstatus"} 1"#,
+            r#"controller_runtime_reconcile_time_seconds_count{controller="salesorderstatus"} 2"#,
+        ];
+        for sample in samples {
+            assert!(text.contains(sample), "{sample} missing from:\n{text}");
+        }
     }
 }

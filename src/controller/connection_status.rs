@@ -3,88 +3,98 @@
 //! the connection's Ready condition, so `kubectl get d365c` answers "do my
 //! credentials work?" before any order depends on them.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Patch, PatchParams};
-use kube::runtime::reflector::ObjectRef;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::Patch;
 use kube::runtime::watcher::Event;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::MANAGER;
-use super::connections::Connections;
-use super::context::Context;
+use super::context::{Context, merge_patch_params};
 use crate::api::{ConditionType, D365Connection, D365ConnectionStatus, Reason};
 use crate::d365::D365Error;
+use crate::reconcile::set_condition;
+
+/// (namespace, name) of a connection.
+type Key = (String, String);
+/// A connection's (generation, Secret resourceVersion) when last checked.
+type CheckedAs = (Option<i64>, Option<String>);
+
+/// What was checked in which form, so each form is checked once.
+#[derive(Default)]
+pub struct Checks {
+    /// Connection generations last seen, so status-only updates of a
+    /// connection neither re-check it nor requeue its orders.
+    seen: Mutex<HashMap<Key, Option<i64>>>,
+    /// (generation, Secret resourceVersion) of each connection's last check.
+    checked: Mutex<HashMap<Key, CheckedAs>>,
+    /// With a label selector, only connections of selected orders are
+    /// checked: another operator instance may own the rest.
+    pub only_used: bool,
+}
+
+impl Checks {
+    fn seen(&self) -> MutexGuard<'_, HashMap<Key, Option<i64>>> {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn checked(&self) -> MutexGuard<'_, HashMap<Key, CheckedAs>> {
+        self.checked.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// Handles one watch event of a connection; returns the connection whose
 /// orders must be requeued: on a new generation (spec change) or deletion.
 /// The connection's own status writes are neither, so they requeue nothing.
-pub fn on_event<'a>(
-    ctx: &Arc<Context>,
-    event: &'a Event<D365Connection>,
-) -> Option<&'a D365Connection> {
+pub fn on_event(ctx: &Arc<Context>, event: &Event<D365Connection>) -> Option<D365Connection> {
     let (conn, deleted) = match event {
         Event::Apply(c) | Event::InitApply(c) => (c, false),
         Event::Delete(c) => (c, true),
         Event::Init | Event::InitDone => return None,
     };
     let key = (conn.namespace().unwrap_or_default(), conn.name_any());
-    let mut seen = ctx.checked_connections.lock().unwrap();
     if deleted {
-        seen.remove(&key);
+        ctx.checks.seen().remove(&key);
         ctx.d365.forget(&key.0, &key.1);
-        return Some(conn);
+        return Some(conn.clone());
     }
-    if seen.insert(key, conn.metadata.generation) == Some(conn.metadata.generation) {
+    if ctx.checks.seen().insert(key, conn.metadata.generation) == Some(conn.metadata.generation) {
         return None;
     }
-    drop(seen);
     spawn_check(ctx, conn);
-    Some(conn)
+    Some(conn.clone())
 }
 
 /// Starts a check of `conn` once the caches have synced, when its
-/// generation or Secret changed since the last check. With a label selector
-/// only connections that a selected order uses are checked: another
-/// operator instance may own the rest.
+/// generation or Secret changed since the last check.
 pub fn spawn_check(ctx: &Arc<Context>, conn: &D365Connection) {
-    if !ctx.caches_ready.load(std::sync::atomic::Ordering::SeqCst) {
+    if !ctx.caches_synced() {
         return;
     }
     let (ns, name) = (conn.namespace().unwrap_or_default(), conn.name_any());
-    let secret = &conn.spec.auth.client_secret_ref.name;
     let secret_version = ctx
-        .secrets
-        .get(&ObjectRef::new(secret).within(&ns))
-        .and_then(|s| s.resource_version());
+        .d365
+        .secret_version(&ns, &conn.spec.auth.client_secret_ref.name);
     let fingerprint = (conn.metadata.generation, secret_version);
     let key = (ns.clone(), name.clone());
-    if ctx.checked.lock().unwrap().get(&key) == Some(&fingerprint) {
+    if ctx.checks.checked().get(&key) == Some(&fingerprint) {
         return;
     }
-    let used = || {
-        ctx.orders.state().iter().any(|o| {
-            o.namespace().as_deref() == Some(ns.as_str()) && o.spec.connection_ref.name == name
-        })
-    };
-    if ctx.only_used_connections && !used() {
+    if ctx.checks.only_used && super::orders_using(&ctx.orders, conn).is_empty() {
         return;
     }
-    ctx.checked.lock().unwrap().insert(key, fingerprint);
+    ctx.checks.checked().insert(key, fingerprint);
     tokio::spawn(check(ctx.clone(), ns, name));
 }
 
 /// Checks the connection an order uses, if it was never checked in its
 /// current form (e.g. skipped before the order existed).
 pub fn spawn_check_for_order(ctx: &Arc<Context>, namespace: &str, connection: &str) {
-    if let Some(conn) = ctx
-        .connections
-        .get(&ObjectRef::new(connection).within(namespace))
-    {
+    if let Some(conn) = ctx.d365.get(namespace, connection) {
         spawn_check(ctx, &conn);
     }
 }
@@ -92,7 +102,39 @@ pub fn spawn_check_for_order(ctx: &Arc<Context>, namespace: &str, connection: &s
 /// Checks one connection and patches its status when the Ready condition
 /// changed. Best effort: failures are logged, orders report their own.
 pub async fn check(ctx: Arc<Context>, namespace: String, name: String) {
-    let (ready, reason, message) = match Connections::resolve(&ctx, &namespace, &name).await {
+    let (ready, reason, message) = authenticate(&ctx, &namespace, &name).await;
+    if reason == Reason::Unavailable {
+        // Transient: let the next order reconcile or event check again.
+        ctx.checks
+            .checked()
+            .remove(&(namespace.clone(), name.clone()));
+    }
+    let Some(conn) = ctx.d365.get(&namespace, &name) else {
+        return; // deleted meanwhile
+    };
+    let current = conn.status.clone().unwrap_or_default();
+    let next = ready_status(&current, ready, reason, &message, conn.metadata.generation);
+    if next == current {
+        return;
+    }
+    let api: Api<D365Connection> = Api::namespaced(ctx.client.clone(), &namespace);
+    let patch = json!({ "status": next });
+    match api
+        .patch_status(&name, &merge_patch_params(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {
+            info!(%namespace, connection = %name, ready, reason = reason.as_str(), "connection status")
+        }
+        Err(e) => {
+            warn!(%namespace, connection = %name, error = %e, "writing connection status failed")
+        }
+    }
+}
+
+/// Resolves the connection and obtains a token: (ready, reason, message).
+async fn authenticate(ctx: &Context, namespace: &str, name: &str) -> (bool, Reason, String) {
+    match ctx.d365.resolve(namespace, name).await {
         Err(e) => (false, e.reason(), e.to_string()),
         Ok(resolved) => match resolved.client.authenticate().await {
             Ok(()) => (
@@ -106,41 +148,6 @@ pub async fn check(ctx: Arc<Context>, namespace: String, name: String) {
             Err(e @ D365Error::Unavailable { .. }) => (false, Reason::Unavailable, e.to_string()),
             Err(e) => (false, Reason::Unauthorized, e.to_string()),
         },
-    };
-    if reason == Reason::Unavailable {
-        // Transient: let the next order reconcile or event check again.
-        ctx.checked
-            .lock()
-            .unwrap()
-            .remove(&(namespace.clone(), name.clone()));
-    }
-    let Some(conn) = ctx
-        .connections
-        .get(&ObjectRef::new(&name).within(&namespace))
-    else {
-        return; // deleted meanwhile
-    };
-    let current = conn.status.clone().unwrap_or_default();
-    let next = ready_status(&current, ready, reason, &message, conn.metadata.generation);
-    if next == current {
-        return;
-    }
-    let api: Api<D365Connection> = Api::namespaced(ctx.client.clone(), &namespace);
-    let patch = json!({ "status": next });
-    match api
-        .patch_status(
-            &conn.name_any(),
-            &PatchParams::apply(MANAGER),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(_) => {
-            info!(%namespace, connection = %name, ready, reason = reason.as_str(), "connection status")
-        }
-        Err(e) => {
-            warn!(%namespace, connection = %name, error = %e, "writing connection status failed")
-        }
     }
 }
 
@@ -153,29 +160,17 @@ pub fn ready_status(
     message: &str,
     generation: Option<i64>,
 ) -> D365ConnectionStatus {
-    let status = if ready { "True" } else { "False" };
-    let kind = ConditionType::Ready.as_str();
-    let previous = current.conditions.iter().find(|c| c.type_ == kind);
-    let since = match previous {
-        Some(p) if p.status == status => p.last_transition_time.clone(),
-        _ => Time(Timestamp::now()),
-    };
-    let ready_condition = Condition {
-        type_: kind.into(),
-        status: status.into(),
-        reason: reason.as_str().into(),
-        message: message.into(),
-        observed_generation: generation,
-        last_transition_time: since,
-    };
-    let mut conditions: Vec<Condition> = current
-        .conditions
-        .iter()
-        .filter(|c| c.type_ != kind)
-        .cloned()
-        .collect();
-    conditions.insert(0, ready_condition);
-    D365ConnectionStatus { conditions }
+    let mut next = current.clone();
+    set_condition(
+        &mut next.conditions,
+        ConditionType::Ready,
+        ready,
+        reason,
+        message,
+        generation,
+        &Time(Timestamp::now()),
+    );
+    next
 }
 
 #[cfg(test)]

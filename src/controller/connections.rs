@@ -3,16 +3,18 @@
 //! spec or its Secret changes.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Secret;
-use kube::runtime::reflector::ObjectRef;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 use secrecy::SecretString;
 
-use super::context::Context;
 use super::sync::OrderRules;
+use super::sync::Resolved;
 use crate::api::{D365Connection, Reason};
 use crate::d365::{BatchSettings, ConnectionSettings, D365Client, RequestObserver};
 
@@ -58,17 +60,37 @@ impl ResolveError {
     }
 }
 
-/// A ready-to-use connection.
-#[derive(Clone)]
-pub struct Resolved {
-    pub client: D365Client,
-    pub rules: Arc<OrderRules>,
+/// Where a Secret's data comes from: the API server in the operator (one GET
+/// per client build), a map in tests.
+pub trait SecretSource: Send + Sync {
+    fn secret<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Secret>, kube::Error>>;
 }
 
+impl SecretSource for kube::Client {
+    fn secret<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Secret>, kube::Error>> {
+        let api: Api<Secret> = Api::namespaced(self.clone(), namespace);
+        Box::pin(async move { api.get_opt(name).await })
+    }
+}
+
+/// What a cached client was built from: the connection (uid, generation)
+/// and its Secret's resourceVersion.
 type Fingerprint = (String, Option<i64>, Option<String>);
 
-/// Cache of clients by connection.
+/// The connection and Secret caches and the clients built from them.
 pub struct Connections {
+    pub connections: Store<D365Connection>,
+    /// Metadata only: a Secret's data is read when a client is built.
+    pub secrets: Store<PartialObjectMeta<Secret>>,
+    source: Arc<dyn SecretSource>,
     observer: Arc<dyn RequestObserver>,
     cache: Mutex<HashMap<(String, String), (Fingerprint, Resolved)>>,
     /// Serialises cache misses, so a burst of orders on a cold connection
@@ -77,91 +99,114 @@ pub struct Connections {
 }
 
 impl Connections {
-    pub fn new(observer: Arc<dyn RequestObserver>) -> Self {
+    pub fn new(
+        connections: Store<D365Connection>,
+        secrets: Store<PartialObjectMeta<Secret>>,
+        source: Arc<dyn SecretSource>,
+        observer: Arc<dyn RequestObserver>,
+    ) -> Self {
         Self {
+            connections,
+            secrets,
+            source,
             observer,
             cache: Mutex::new(HashMap::new()),
             build: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// The client for connection `name` in `namespace`, from the stores;
-    /// the Secret's data is read (one GET) only when the connection's
-    /// generation or the Secret's resourceVersion changed.
-    pub async fn resolve(
-        ctx: &Context,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Resolved, ResolveError> {
-        let conn = ctx
-            .connections
+    /// The connection `name` in `namespace`, from the cache.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<D365Connection>> {
+        self.connections
             .get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// The resourceVersion of Secret `name` in `namespace`, from the cache.
+    pub fn secret_version(&self, namespace: &str, name: &str) -> Option<String> {
+        self.secrets
+            .get(&ObjectRef::new(name).within(namespace))
+            .and_then(|s| s.resource_version())
+    }
+
+    /// The client for connection `name` in `namespace`, from the stores;
+    /// the Secret's data is read (one GET) only when the connection or the
+    /// Secret's resourceVersion changed since the client was built.
+    pub async fn resolve(&self, namespace: &str, name: &str) -> Result<Resolved, ResolveError> {
+        let conn = self
+            .get(namespace, name)
             .ok_or_else(|| ResolveError::ConnectionNotFound {
                 namespace: namespace.into(),
                 name: name.into(),
             })?;
-        let secret_ref = &conn.spec.auth.client_secret_ref;
-        let connection = format!("{namespace}/{name}");
-        let not_found = || ResolveError::SecretNotFound {
-            namespace: namespace.into(),
-            name: secret_ref.name.clone(),
-            connection: connection.clone(),
+        let at = Located {
+            namespace,
+            secret: &conn.spec.auth.client_secret_ref.name,
+            connection: format!("{namespace}/{name}"),
         };
-        let secret_meta = ctx
+        let secret_meta = self
             .secrets
-            .get(&ObjectRef::new(&secret_ref.name).within(namespace))
-            .ok_or_else(not_found)?;
+            .get(&ObjectRef::new(at.secret).within(namespace))
+            .ok_or_else(|| at.secret_not_found())?;
         let fingerprint = (
             conn.uid().unwrap_or_default(),
             conn.metadata.generation,
             secret_meta.resource_version(),
         );
         let key = (namespace.to_owned(), name.to_owned());
-        let cached = || {
-            let cache = ctx.d365.cache.lock().unwrap();
-            cache
-                .get(&key)
-                .filter(|(fp, _)| *fp == fingerprint)
-                .map(|(_, r)| r.clone())
-        };
-        if let Some(resolved) = cached() {
+        if let Some(resolved) = self.cached(&key, &fingerprint) {
             return Ok(resolved);
         }
-        let _building = ctx.d365.build.lock().await;
-        if let Some(resolved) = cached() {
+        let _building = self.build.lock().await;
+        if let Some(resolved) = self.cached(&key, &fingerprint) {
             return Ok(resolved);
         }
-        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-        let secret = secrets
-            .get_opt(&secret_ref.name)
-            .await
-            .map_err(|source| ResolveError::Kube {
-                namespace: namespace.into(),
-                name: secret_ref.name.clone(),
-                source,
-            })?
-            .ok_or_else(not_found)?;
-        let value = secret_value(&secret, &secret_ref.key).ok_or_else(|| {
-            ResolveError::SecretKeyMissing {
-                namespace: namespace.into(),
-                name: secret_ref.name.clone(),
-                key: secret_ref.key.clone(),
-                connection: connection.clone(),
-            }
-        })?;
-        let resolved =
-            ctx.d365
-                .build(&conn, value)
-                .map_err(|message| ResolveError::InvalidConnection {
-                    connection: connection.clone(),
-                    message,
-                })?;
-        ctx.d365
-            .cache
-            .lock()
-            .unwrap()
+        let resolved = self.build_from_secret(&conn, &at).await?;
+        self.lock_cache()
             .insert(key, (fingerprint, resolved.clone()));
         Ok(resolved)
+    }
+
+    fn lock_cache(&self) -> MutexGuard<'_, HashMap<(String, String), (Fingerprint, Resolved)>> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn cached(&self, key: &(String, String), fingerprint: &Fingerprint) -> Option<Resolved> {
+        self.lock_cache()
+            .get(key)
+            .filter(|(fp, _)| fp == fingerprint)
+            .map(|(_, r)| r.clone())
+    }
+
+    /// Reads the Secret's data and builds a client.
+    async fn build_from_secret(
+        &self,
+        conn: &D365Connection,
+        at: &Located<'_>,
+    ) -> Result<Resolved, ResolveError> {
+        let secret_ref = &conn.spec.auth.client_secret_ref;
+        let secret = self
+            .source
+            .secret(at.namespace, at.secret)
+            .await
+            .map_err(|source| ResolveError::Kube {
+                namespace: at.namespace.into(),
+                name: at.secret.into(),
+                source,
+            })?
+            .ok_or_else(|| at.secret_not_found())?;
+        let value = secret_value(&secret, &secret_ref.key).ok_or_else(|| {
+            ResolveError::SecretKeyMissing {
+                namespace: at.namespace.into(),
+                name: at.secret.into(),
+                key: secret_ref.key.clone(),
+                connection: at.connection.clone(),
+            }
+        })?;
+        self.build(conn, value)
+            .map_err(|message| ResolveError::InvalidConnection {
+                connection: at.connection.clone(),
+                message,
+            })
     }
 
     fn build(&self, conn: &D365Connection, secret: SecretString) -> Result<Resolved, String> {
@@ -206,10 +251,25 @@ impl Connections {
 
     /// Drops the client of a deleted connection.
     pub fn forget(&self, namespace: &str, name: &str) {
-        self.cache
-            .lock()
-            .unwrap()
+        self.lock_cache()
             .remove(&(namespace.to_owned(), name.to_owned()));
+    }
+}
+
+/// Where a connection's Secret is, for error messages.
+struct Located<'a> {
+    namespace: &'a str,
+    secret: &'a str,
+    connection: String,
+}
+
+impl Located<'_> {
+    fn secret_not_found(&self) -> ResolveError {
+        ResolveError::SecretNotFound {
+            namespace: self.namespace.into(),
+            name: self.secret.into(),
+            connection: self.connection.clone(),
+        }
     }
 }
 
@@ -223,3 +283,7 @@ fn secret_value(secret: &Secret, key: &str) -> Option<SecretString> {
     let text = secret.string_data.as_ref()?.get(key)?;
     Some(SecretString::from(text.trim().to_owned()))
 }
+
+#[cfg(test)]
+#[path = "connections_tests.rs"]
+mod tests;

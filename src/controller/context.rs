@@ -1,18 +1,20 @@
-//! State shared by every reconcile: clients, stores, per-object failure
-//! counts (kube-runtime has no per-object backoff of its own) and metrics.
+//! State shared by every reconcile: clients, the order cache, per-object
+//! failure counts (kube-runtime has no per-object backoff of its own) and
+//! metrics.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::core::PartialObjectMeta;
+use kube::api::PatchParams;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
+use tokio::sync::watch;
 
+use super::MANAGER;
+use super::connection_status::Checks;
 use super::connections::Connections;
-use crate::api::{D365Connection, SalesOrderStatus};
+use crate::api::SalesOrderStatus;
 use crate::metrics::Metrics;
 use crate::reconcile::BackoffPolicy;
 
@@ -36,75 +38,74 @@ impl Default for Settings {
     }
 }
 
-/// A connection's (generation, Secret resourceVersion) when last checked.
-pub type CheckedAs = (Option<i64>, Option<String>);
-
 /// Shared by every reconcile of every order.
 pub struct Context {
+    /// Writes statuses (orders and connections).
     pub client: kube::Client,
     pub settings: Settings,
+    /// Every watched order: duplicates are found here.
     pub orders: Store<SalesOrderStatus>,
-    pub connections: Store<D365Connection>,
-    pub secrets: Store<PartialObjectMeta<Secret>>,
+    /// D365 clients by connection, with the connection and Secret caches.
     pub d365: Connections,
+    pub checks: Checks,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     failures: Mutex<HashMap<ObjectRef<SalesOrderStatus>, u32>>,
-    /// Set once the connection and secret caches have listed everything:
-    /// connection checks before that would report missing Secrets falsely.
-    pub caches_ready: AtomicBool,
-    /// Connection generations last seen, so status-only updates of a
-    /// connection neither re-check it nor requeue its orders.
-    pub checked_connections: Mutex<HashMap<(String, String), Option<i64>>>,
-    /// (generation, Secret resourceVersion) of each connection's last check.
-    pub checked: Mutex<HashMap<(String, String), CheckedAs>>,
-    /// With a label selector, only connections of selected orders are checked.
-    pub only_used_connections: bool,
+    /// Turns true once the connection and Secret caches have listed
+    /// everything: before that a missing connection or Secret may only be
+    /// not listed yet, and reporting it would be false.
+    synced: watch::Receiver<bool>,
 }
 
 impl Context {
     pub fn new(
         client: kube::Client,
         settings: Settings,
-        stores: (
-            Store<SalesOrderStatus>,
-            Store<D365Connection>,
-            Store<PartialObjectMeta<Secret>>,
-        ),
+        orders: Store<SalesOrderStatus>,
+        d365: Connections,
         recorder: Recorder,
         metrics: Arc<Metrics>,
+        synced: watch::Receiver<bool>,
     ) -> Self {
-        let (orders, connections, secrets) = stores;
         Self {
-            d365: Connections::new(metrics.clone()),
             client,
             settings,
             orders,
-            connections,
-            secrets,
+            d365,
+            checks: Checks::default(),
             recorder,
             metrics,
             failures: Mutex::new(HashMap::new()),
-            caches_ready: AtomicBool::new(false),
-            checked_connections: Mutex::new(HashMap::new()),
-            checked: Mutex::new(HashMap::new()),
-            only_used_connections: false,
+            synced,
         }
+    }
+
+    /// True once connections and Secrets are cached.
+    pub fn caches_synced(&self) -> bool {
+        *self.synced.borrow()
+    }
+
+    /// Waits until connections and Secrets are cached. Many reconciles may
+    /// wait here at once: a watch channel wakes them all, unlike a store's
+    /// readiness signal (see `controller::run`).
+    pub async fn wait_for_caches(&self) {
+        let mut synced = self.synced.clone();
+        // An error means the sender is gone: the controller is stopping.
+        let _ = synced.wait_for(|ready| *ready).await;
+    }
+
+    fn lock_failures(&self) -> MutexGuard<'_, HashMap<ObjectRef<SalesOrderStatus>, u32>> {
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Failures since the last success.
     pub fn failures(&self, order: &ObjectRef<SalesOrderStatus>) -> u32 {
-        self.failures
-            .lock()
-            .unwrap()
-            .get(order)
-            .copied()
-            .unwrap_or(0)
+        self.lock_failures().get(order).copied().unwrap_or(0)
     }
 
     /// Counts one more failure; returns the new count.
     pub fn record_failure(&self, order: &ObjectRef<SalesOrderStatus>) -> u32 {
-        let mut map = self.failures.lock().unwrap();
+        let mut map = self.lock_failures();
         let n = map.entry(order.clone()).or_insert(0);
         *n = n.saturating_add(1);
         *n
@@ -112,11 +113,20 @@ impl Context {
 
     /// Success (or deletion) resets the backoff.
     pub fn forget_failures(&self, order: &ObjectRef<SalesOrderStatus>) {
-        self.failures.lock().unwrap().remove(order);
+        self.lock_failures().remove(order);
     }
 
     /// Delay before the next attempt after `failures` failures.
     pub fn backoff(&self, failures: u32) -> Duration {
         self.settings.backoff.delay(failures, rand::random::<f64>())
+    }
+}
+
+/// Parameters of every status patch: a JSON merge patch under the
+/// operator's field manager (not server-side apply, which `apply` implies).
+pub fn merge_patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..PatchParams::default()
     }
 }

@@ -9,22 +9,24 @@ mod reconciler;
 pub mod sync;
 
 use std::collections::hash_map::DefaultHasher;
-use std::future::Future;
+use std::future::{Future, ready as done};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::channel::mpsc;
-use futures::{StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::{WatchStreamExt, predicates, reflector::store::Writer};
+use kube::runtime::{WatchStreamExt, predicates};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use tokio::sync::watch;
 use tracing::{debug, info};
 
 pub use context::{Context, Settings};
@@ -32,6 +34,7 @@ pub use reconciler::{Error, MANAGER, error_policy, reconcile};
 
 use crate::api::{D365Connection, RECONCILE_REQUESTED_AT, SalesOrderStatus};
 use crate::metrics::Metrics;
+use connections::Connections;
 
 /// What to watch and how hard to work.
 #[derive(Clone, Debug, Default)]
@@ -45,7 +48,13 @@ pub struct Options {
 }
 
 /// Runs the controller until `shutdown` resolves; `ready` turns true once
-/// every watch has listed its objects.
+/// every watch has listed its objects. What triggers a reconcile:
+/// - an order's spec or reconcile-requested-at annotation changes;
+/// - a connection's spec changes or it is deleted: its orders;
+/// - a Secret changes or is deleted: the orders of connections using it;
+/// - an order is deleted: the duplicates that may now own its D365 order.
+///
+/// The Controller polls every stream below, so the stores fill as it runs.
 pub async fn run(
     client: Client,
     options: Options,
@@ -53,200 +62,244 @@ pub async fn run(
     ready: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api = |c: &Client| -> (
-        Api<SalesOrderStatus>,
-        Api<D365Connection>,
-        Api<PartialObjectMeta<Secret>>,
-    ) {
-        match &options.namespace {
-            Some(ns) => (
-                Api::namespaced(c.clone(), ns),
-                Api::namespaced(c.clone(), ns),
-                Api::namespaced(c.clone(), ns),
-            ),
-            None => (
-                Api::all(c.clone()),
-                Api::all(c.clone()),
-                Api::all(c.clone()),
-            ),
-        }
-    };
-    let (order_api, connection_api, secret_api) = api(&client);
+    let ns = options.namespace.as_deref();
     let (orders, order_writer) = reflector::store();
     let (connections, connection_writer) = reflector::store();
     let (secrets, secret_writer) = reflector::store();
-    let reporter = Reporter {
-        controller: MANAGER.into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
-    let mut ctx = Context::new(
-        client.clone(),
-        options.settings.clone(),
-        (orders.clone(), connections.clone(), secrets.clone()),
-        Recorder::new(client.clone(), reporter),
+    let (synced_tx, synced_rx) = watch::channel(false);
+    let (listed_tx, listed_rx) = watch::channel(false);
+    let ctx = context(
+        &client,
+        &options,
         metrics,
+        &orders,
+        (connections, secrets),
+        synced_rx,
     );
-    ctx.only_used_connections = options.label_selector.is_some();
-    let ctx = Arc::new(ctx);
-    let (trigger_tx, trigger_rx) = mpsc::unbounded::<ObjectRef<SalesOrderStatus>>();
-
-    // Connections and Secrets (metadata only: the operator reads a Secret's
-    // data just when it builds a client) requeue the orders that use them.
-    let conn_events =
-        watcher(connection_api, watcher::Config::default()).reflect(connection_writer);
-    let conn_task = tokio::spawn({
-        let (orders, ctx, tx) = (orders.clone(), ctx.clone(), trigger_tx.clone());
-        async move {
-            let mut events = std::pin::pin!(conn_events);
-            while let Some(event) = events.next().await {
-                match event {
-                    Ok(event) => {
-                        for r in connection_status::on_event(&ctx, &event)
-                            .map(|c| {
-                                orders_using(
-                                    &orders,
-                                    &c.namespace().unwrap_or_default(),
-                                    &c.name_any(),
-                                )
-                            })
-                            .unwrap_or_default()
-                        {
-                            let _ = tx.unbounded_send(r);
-                        }
-                    }
-                    Err(e) => debug!(error = %e, "connection watch error (retried with backoff)"),
-                }
-            }
-        }
-    });
-    let secret_stream = reflect(
-        secret_writer,
-        watcher(secret_api, watcher::Config::default()),
+    let (wake_tx, wake_rx) = mpsc::unbounded::<ObjectRef<SalesOrderStatus>>();
+    let order_changes = order_changes(
+        api(&client, ns),
+        options.label_selector.as_deref(),
+        order_writer,
+        (ctx.clone(), wake_tx, listed_tx),
     );
-    let secret_task = tokio::spawn(forward(secret_stream, trigger_tx.clone(), {
-        let (orders, connections, ctx) = (orders.clone(), connections.clone(), ctx.clone());
-        move |secret: &PartialObjectMeta<Secret>| {
-            let ns = secret.namespace().unwrap_or_default();
-            let users: Vec<_> = connections
-                .state()
-                .into_iter()
-                .filter(|c| {
-                    c.namespace().as_deref() == Some(&ns)
-                        && c.spec.auth.client_secret_ref.name == secret.name_any()
-                })
-                .collect();
-            users
-                .iter()
-                .for_each(|c| connection_status::spawn_check(&ctx, c));
-            users
-                .iter()
-                .flat_map(|c| orders_using(&orders, &ns, &c.name_any()))
-                .collect()
-        }
-    }));
+    let connection_changes = connection_changes(api(&client, ns), connection_writer, ctx.clone());
+    let secret_changes = secret_changes(api(&client, ns), secret_writer, ctx.clone());
 
-    let mut order_wc = watcher::Config::default();
-    if let Some(sel) = &options.label_selector {
-        order_wc = order_wc.labels(sel);
-    }
-    let order_stream = watcher(order_api, order_wc)
-        .default_backoff()
-        .reflect(order_writer)
-        .inspect_ok({
-            let (ctx, trigger_tx) = (ctx.clone(), trigger_tx.clone());
-            move |event| {
-                if matches!(event, Event::InitDone) && !ready.swap(true, Ordering::SeqCst) {
-                    info!("watches synced; operator ready");
-                }
-                on_order_event(&ctx, &trigger_tx, event)
+    let gate = tokio::spawn(open_when_listed(ctx.clone(), synced_tx, listed_rx, ready));
+    let config = ControllerConfig::default().concurrency(options.max_concurrent_reconciles);
+    Controller::for_stream(order_changes, orders.clone())
+        .with_config(config)
+        .watches_stream(connection_changes, {
+            let ctx = ctx.clone();
+            move |conn| requeue_once_synced(&ctx, &[Arc::new(conn)])
+        })
+        .watches_stream(secret_changes, {
+            let ctx = ctx.clone();
+            move |secret| {
+                requeue_once_synced(&ctx, &users_of_secret(&ctx.d365.connections, &secret))
             }
         })
-        .touched_objects()
-        .predicate_filter(trigger_hash, Default::default());
-
-    // Orders reconcile only once connections and secrets are known, so a
-    // restart never reports a spurious ConnectionNotReady. Each store gets
-    // exactly one waiter: kube-runtime's readiness signal wakes only the
-    // last task that polled it (the Controller itself waits on `orders`;
-    // readiness is flagged from the order stream's InitDone instead).
-    debug!("waiting for connections");
-    let _ = connections.wait_until_ready().await;
-    debug!("waiting for secrets");
-    let _ = secrets.wait_until_ready().await;
-    ctx.caches_ready.store(true, Ordering::SeqCst);
-    for conn in connections.state() {
-        connection_status::spawn_check(&ctx, &conn);
-    }
-    debug!("caches ready");
-    let config = ControllerConfig::default().concurrency(options.max_concurrent_reconciles);
-    Controller::for_stream(order_stream, orders)
-        .with_config(config)
-        .reconcile_on(trigger_rx)
+        .reconcile_on(wake_rx)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
             match res {
                 Ok((obj, _)) => debug!(object = %obj, "reconciled"),
-                Err(e) => debug!(error = %e, "reconcile failed"),
+                Err(e) => debug!(error = %e, "reconcile failed or watch error (retried)"),
             }
         })
         .await;
-    conn_task.abort();
-    secret_task.abort();
+    gate.abort();
     info!("controller stopped");
 }
 
-fn watcher<K>(
+fn context(
+    client: &Client,
+    options: &Options,
+    metrics: Arc<Metrics>,
+    orders: &Store<SalesOrderStatus>,
+    (connections, secrets): (Store<D365Connection>, Store<PartialObjectMeta<Secret>>),
+    synced: watch::Receiver<bool>,
+) -> Arc<Context> {
+    let reporter = Reporter {
+        controller: MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let d365 = Connections::new(
+        connections,
+        secrets,
+        Arc::new(client.clone()),
+        metrics.clone(),
+    );
+    let mut ctx = Context::new(
+        client.clone(),
+        options.settings.clone(),
+        orders.clone(),
+        d365,
+        Recorder::new(client.clone(), reporter),
+        metrics,
+        synced,
+    );
+    ctx.checks.only_used = options.label_selector.is_some();
+    Arc::new(ctx)
+}
+
+/// Orders whose spec or reconcile-requested-at annotation changed. On the
+/// way: InitDone says the orders are listed, and a deleted order forgets
+/// its failures and metrics and wakes its duplicates.
+fn order_changes(
+    api: Api<SalesOrderStatus>,
+    label_selector: Option<&str>,
+    writer: Writer<SalesOrderStatus>,
+    (ctx, wake, listed): (
+        Arc<Context>,
+        mpsc::UnboundedSender<ObjectRef<SalesOrderStatus>>,
+        watch::Sender<bool>,
+    ),
+) -> impl Stream<Item = Result<SalesOrderStatus, watcher::Error>> + Send + 'static {
+    let mut config = watcher::Config::default();
+    if let Some(selector) = label_selector {
+        config = config.labels(selector);
+    }
+    watch_all(api, config)
+        .reflect(writer)
+        .inspect_ok(move |event| {
+            if matches!(event, Event::InitDone) {
+                listed.send_replace(true);
+            }
+            on_order_event(&ctx, &wake, event)
+        })
+        .touched_objects()
+        .predicate_filter(trigger_hash, Default::default())
+}
+
+/// Connections with a new generation (checked on the way) or deleted (their
+/// client forgotten); status-only updates pass nothing.
+fn connection_changes(
+    api: Api<D365Connection>,
+    writer: Writer<D365Connection>,
+    ctx: Arc<Context>,
+) -> impl Stream<Item = Result<D365Connection, watcher::Error>> + Send + 'static {
+    watch_all(api, watcher::Config::default())
+        .reflect(writer)
+        .try_filter_map(move |event| done(Ok(connection_status::on_event(&ctx, &event))))
+}
+
+/// Changed or deleted Secrets, metadata only (the operator reads a Secret's
+/// data just when it builds a client); the connections using one are
+/// re-checked on the way.
+fn secret_changes(
+    api: Api<PartialObjectMeta<Secret>>,
+    writer: Writer<PartialObjectMeta<Secret>>,
+    ctx: Arc<Context>,
+) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static {
+    watch_all(api, watcher::Config::default())
+        .reflect(writer)
+        .inspect_ok(move |event| on_secret_event(&ctx, event))
+        .touched_objects()
+}
+
+/// Lets reconciles and connection checks start once connections and Secrets
+/// are listed (so a restart reports no Secret missing that is merely not
+/// listed yet), checks every connection, and flags readiness once orders
+/// are listed too.
+///
+/// This task is the only waiter on the connection and Secret stores, as the
+/// Controller is on the order store: kube-runtime's store readiness signal
+/// wakes only the last task that waited on it, and a second waiter on one
+/// store hung startup. Everyone else waits on watch channels, which wake all.
+async fn open_when_listed(
+    ctx: Arc<Context>,
+    synced: watch::Sender<bool>,
+    mut orders_listed: watch::Receiver<bool>,
+    ready: Arc<AtomicBool>,
+) {
+    let _ = ctx.d365.connections.wait_until_ready().await;
+    let _ = ctx.d365.secrets.wait_until_ready().await;
+    synced.send_replace(true);
+    debug!("connections and secrets listed");
+    for conn in ctx.d365.connections.state() {
+        connection_status::spawn_check(&ctx, &conn);
+    }
+    let _ = orders_listed.wait_for(|listed| *listed).await;
+    if !ready.swap(true, Ordering::SeqCst) {
+        info!("watches synced; operator ready");
+    }
+}
+
+/// Namespaced or cluster-wide, as the options say.
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A watch that retries with backoff instead of ending on errors.
+fn watch_all<K>(
     api: Api<K>,
-    wc: watcher::Config,
-) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send
+    config: watcher::Config,
+) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
-    kube::runtime::watcher(api, wc).default_backoff()
+    kube::runtime::watcher(api, config).default_backoff()
 }
 
-fn reflect<K>(
-    writer: Writer<K>,
-    stream: impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
-) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
-where
-    K: Resource + Clone + Send + Sync + 'static,
-    K::DynamicType: Eq + Hash + Clone + Default,
-{
-    stream.reflect(writer).touched_objects()
-}
-
-/// Drives a reflector stream and turns each touched object into triggers.
-async fn forward<K>(
-    stream: impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-    tx: mpsc::UnboundedSender<ObjectRef<SalesOrderStatus>>,
-    map: impl Fn(&K) -> Vec<ObjectRef<SalesOrderStatus>> + Send + 'static,
-) {
-    let mut stream = std::pin::pin!(stream);
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(obj) => {
-                for r in map(&obj) {
-                    let _ = tx.unbounded_send(r);
-                }
-            }
-            Err(e) => debug!(error = %e, "watch error (retried with backoff)"),
+/// A changed or deleted Secret re-checks the connections that use it.
+fn on_secret_event(ctx: &Arc<Context>, event: &Event<PartialObjectMeta<Secret>>) {
+    if let Event::Apply(secret) | Event::InitApply(secret) | Event::Delete(secret) = event {
+        for conn in users_of_secret(&ctx.d365.connections, secret) {
+            connection_status::spawn_check(ctx, &conn);
         }
     }
 }
 
+/// The connections whose client secret is `secret`.
+fn users_of_secret(
+    connections: &Store<D365Connection>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<Arc<D365Connection>> {
+    let (ns, name) = (secret.namespace(), secret.name_any());
+    connections
+        .state()
+        .into_iter()
+        .filter(|c| c.namespace() == ns && c.spec.auth.client_secret_ref.name == name)
+        .collect()
+}
+
+/// The orders of `changed` connections, to requeue. None until connections
+/// and Secrets are synced: every order's first reconcile waits for that, so
+/// it sees the change anyway, and a second one right after could read the
+/// order before its own status write and undo it.
+fn requeue_once_synced(
+    ctx: &Context,
+    changed: &[Arc<D365Connection>],
+) -> Vec<ObjectRef<SalesOrderStatus>> {
+    if !ctx.caches_synced() {
+        return Vec::new();
+    }
+    changed
+        .iter()
+        .flat_map(|conn| orders_using(&ctx.orders, conn))
+        .collect()
+}
+
+/// The orders that use `connection`.
 fn orders_using(
     orders: &Store<SalesOrderStatus>,
-    namespace: &str,
-    connection: &str,
+    connection: &D365Connection,
 ) -> Vec<ObjectRef<SalesOrderStatus>> {
+    let (ns, name) = (connection.namespace(), connection.name_any());
     orders
         .state()
         .iter()
-        .filter(|o| {
-            o.namespace().as_deref() == Some(namespace) && o.spec.connection_ref.name == connection
-        })
+        .filter(|o| o.namespace() == ns && o.spec.connection_ref.name == name)
         .map(|o| ObjectRef::from_obj(o.as_ref()))
         .collect()
 }

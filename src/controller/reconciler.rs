@@ -3,22 +3,21 @@
 //! follows from it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
+use kube::api::Patch;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
-use super::connections::Connections;
-use super::context::Context;
+use super::context::{Context, merge_patch_params};
 use super::duplicates::owner_other_than;
-use super::sync::{SyncResult, sync_order};
+use super::sync::{SyncResult, sync_resolving};
 use crate::api::{Reason, SalesOrderStatus};
 use crate::reconcile::{
     CONFLICT_WITHOUT_WRITER_HINT, FAST_RETRIES, Outcome, conflict_without_writer, next_status,
@@ -46,9 +45,13 @@ pub enum Error {
     },
 }
 
-/// One attempt for one order.
+/// One attempt for one order. Runs inside kube-runtime's "reconciling
+/// object" span, which names the object, so log lines here do not repeat it.
 pub async fn reconcile(order: Arc<SalesOrderStatus>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
+    // Held only at startup, until connections and Secrets are listed, so a
+    // restart never reports a spurious ConnectionNotReady.
+    ctx.wait_for_caches().await;
+    let mut timer = ctx.metrics.reconcile_timer();
     let oref = ObjectRef::from_obj(order.as_ref());
     let attempts = ctx.failures(&oref) + 1;
     let SyncResult {
@@ -70,34 +73,28 @@ pub async fn reconcile(order: Arc<SalesOrderStatus>, ctx: Arc<Context>) -> Resul
         &order.spec.connection_ref.name,
     );
 
-    let result = write_status(&order, &ctx, &outcome).await.and_then(|()| {
-        publish_event(&order, &ctx, &outcome, attempts);
-        ctx.metrics.outcome(&oref.to_string(), reason);
-        if reason.is_transient() {
-            let message = match &outcome {
-                Outcome::Failed { message, .. } => message.clone(),
-                _ => String::new(),
-            };
-            return Err(Error::Transient {
-                order: oref.to_string(),
-                reason,
-                message,
-                retry_after,
-            });
-        }
-        ctx.forget_failures(&oref);
-        Ok(match outcome {
-            Outcome::Suspended => Action::await_change(),
-            _ if reason.is_stalled() => Action::requeue(ctx.settings.stalled_recheck),
-            _ => Action::requeue(ctx.settings.resync_interval),
-        })
-    });
-    let label = match &result {
-        Ok(_) => "success",
-        Err(_) => "error",
-    };
-    ctx.metrics.reconciled(label, started.elapsed());
-    result
+    write_status(&order, &ctx, &outcome).await?;
+    publish_event(&order, &ctx, &outcome, attempts);
+    ctx.metrics.outcome(&oref.to_string(), reason);
+    if reason.is_transient() {
+        let message = match &outcome {
+            Outcome::Failed { message, .. } => message.clone(),
+            _ => String::new(),
+        };
+        return Err(Error::Transient {
+            order: oref.to_string(),
+            reason,
+            message,
+            retry_after,
+        });
+    }
+    ctx.forget_failures(&oref);
+    timer.succeeded();
+    Ok(match outcome {
+        Outcome::Suspended => Action::await_change(),
+        _ if reason.is_stalled() => Action::requeue(ctx.settings.stalled_recheck),
+        _ => Action::requeue(ctx.settings.resync_interval),
+    })
 }
 
 /// Per-object backoff: 1 s, 2 s, 4 s, then doubling with jitter to the cap;
@@ -112,38 +109,38 @@ pub fn error_policy(order: Arc<SalesOrderStatus>, error: &Error, ctx: Arc<Contex
     {
         delay = delay.max(*floor);
     }
-    warn!(order = %order.name_any(), namespace = order.namespace().as_deref().unwrap_or(""), failures, delay_ms = delay.as_millis() as u64, error = %error, "requeue with backoff");
+    warn!(failures, delay_ms = delay.as_millis() as u64, error = %error, "requeue with backoff");
     Action::requeue(delay)
 }
 
+/// Duplicates first (a duplicate never touches D365), then the attempt;
+/// the connection is resolved only if the order is not suspended.
 async fn decide(order: &SalesOrderStatus, ctx: &Context, attempts: u32) -> SyncResult {
-    let failed = |reason, message: String| {
-        SyncResult::from(Outcome::Failed {
-            reason,
-            message,
-            observed: None,
-        })
-    };
     let all = ctx.orders.state();
     if let Some(owner) = owner_other_than(order, all.iter().map(AsRef::as_ref)) {
-        return failed(
-            Reason::DuplicateOrder,
-            format!(
+        return SyncResult::from(Outcome::Failed {
+            reason: Reason::DuplicateOrder,
+            message: format!(
                 "order {}/{} is already managed by SalesOrderStatus {owner} (the older object keeps it)",
                 order.spec.data_area_id, order.spec.sales_order_number
             ),
-        );
-    }
-    if order.spec.suspend {
-        return Outcome::Suspended.into();
+            observed: None,
+        });
     }
     let namespace = order.namespace().unwrap_or_default();
-    let resolved =
-        match Connections::resolve(ctx, &namespace, &order.spec.connection_ref.name).await {
-            Ok(r) => r,
-            Err(e) => return failed(e.reason(), e.to_string()),
-        };
-    sync_order(&resolved.client, &resolved.rules, &order.spec, attempts).await
+    let connection = async {
+        ctx.d365
+            .resolve(&namespace, &order.spec.connection_ref.name)
+            .await
+            .map_err(|e| {
+                SyncResult::from(Outcome::Failed {
+                    reason: e.reason(),
+                    message: e.to_string(),
+                    observed: None,
+                })
+            })
+    };
+    sync_resolving(&order.spec, attempts, connection).await
 }
 
 /// Patches the status subresource only when it changed, so a fleet of
@@ -167,7 +164,7 @@ async fn write_status(
     let patch = json!({ "status": next });
     api.patch_status(
         &order.name_any(),
-        &PatchParams::apply(MANAGER),
+        &merge_patch_params(),
         &Patch::Merge(&patch),
     )
     .await
@@ -215,32 +212,36 @@ fn publish_event(order: &SalesOrderStatus, ctx: &Context, outcome: &Outcome, att
     };
     let recorder = ctx.recorder.clone();
     let reference = order.object_ref(&());
-    // Events are best effort: never hold the reconcile on them.
-    tokio::spawn(async move {
-        if let Err(e) = recorder.publish(&event, &reference).await {
-            warn!(error = %e, "publishing event failed");
+    // Events are best effort: never hold the reconcile on them. The task
+    // keeps the reconcile span, so its warning names the object.
+    tokio::spawn(
+        async move {
+            if let Err(e) = recorder.publish(&event, &reference).await {
+                warn!(error = %e, "publishing event failed");
+            }
         }
-    });
+        .in_current_span(),
+    );
 }
 
+/// Logs the outcome under the D365 order's key; the object is named by the
+/// enclosing reconcile span.
 fn log_outcome(order: &SalesOrderStatus, outcome: &Outcome, attempts: u32) {
-    let name = order.name_any();
-    let ns = order.namespace().unwrap_or_default();
     let key = format!(
         "{}/{}",
         order.spec.data_area_id, order.spec.sales_order_number
     );
     match outcome {
         Outcome::Updated { update, .. } => {
-            info!(%ns, %name, order = %key, from_etag = %update.from_etag, to_etag = update.to_etag.as_deref().unwrap_or(""), attempts, "order updated")
+            info!(order = %key, from_etag = %update.from_etag, to_etag = update.to_etag.as_deref().unwrap_or(""), attempts, "order updated")
         }
         Outcome::Failed {
             reason, message, ..
         } => {
-            warn!(%ns, %name, order = %key, reason = reason.as_str(), attempts, %message, "order not in sync")
+            warn!(order = %key, reason = reason.as_str(), attempts, %message, "order not in sync")
         }
         other => {
-            info!(%ns, %name, order = %key, reason = other.reason().as_str(), "order reconciled")
+            info!(order = %key, reason = other.reason().as_str(), "order reconciled")
         }
     }
 }

@@ -2,13 +2,14 @@
 //! D365 client and the pure planner; knows nothing of Kubernetes, so the
 //! tests drive it against the emulator over HTTP.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::api::{LastUpdate, ObservedOrder, Reason, SalesOrderStatusSpec, SalesStatus};
-use crate::d365::{D365Client, D365Error, Entity, OrderKey, PatchOutcome};
+use crate::d365::{D365Client, D365Error, ETag, Entity, OrderKey, PatchOutcome};
 use crate::reconcile::{Action, Desired, FieldNames, Observed, Outcome, UNSET_DATE, plan};
 
 /// Connection-level settings the planner needs.
@@ -45,6 +46,13 @@ impl From<Outcome> for SyncResult {
     }
 }
 
+/// A connection ready to use: its client and the rules its orders follow.
+#[derive(Clone)]
+pub struct Resolved {
+    pub client: D365Client,
+    pub rules: Arc<OrderRules>,
+}
+
 /// One GET and at most one PATCH. `attempts` counts this attempt (1 + the
 /// failures since the last success) for `lastUpdate.attempts`.
 pub async fn sync_order(
@@ -53,9 +61,38 @@ pub async fn sync_order(
     spec: &SalesOrderStatusSpec,
     attempts: u32,
 ) -> SyncResult {
+    let resolved = Resolved {
+        client: client.clone(),
+        rules: Arc::new(rules.clone()),
+    };
+    sync_resolving(spec, attempts, async { Ok(resolved) }).await
+}
+
+/// [`sync_order`] with the connection resolved only when D365 is to be
+/// asked: the one suspend check, before any connection lookup, so a
+/// suspended order reports Suspended even when its connection is broken.
+pub async fn sync_resolving(
+    spec: &SalesOrderStatusSpec,
+    attempts: u32,
+    connection: impl Future<Output = Result<Resolved, SyncResult>>,
+) -> SyncResult {
     if spec.suspend {
         return Outcome::Suspended.into();
     }
+    let resolved = match connection.await {
+        Ok(r) => r,
+        Err(not_ready) => return not_ready,
+    };
+    sync_active(&resolved.client, &resolved.rules, spec, attempts).await
+}
+
+/// GET, plan, maybe PATCH for an order that is not suspended.
+async fn sync_active(
+    client: &D365Client,
+    rules: &OrderRules,
+    spec: &SalesOrderStatusSpec,
+    attempts: u32,
+) -> SyncResult {
     let desired = match Desired::new(
         spec.sales_status,
         spec.delivery_date.as_deref(),
@@ -106,33 +143,50 @@ pub async fn sync_order(
             Some(observed_view),
         ),
         Action::Patch { changes } => {
-            let fields: Vec<String> = changes.keys().cloned().collect();
-            match client.patch_order(&key, &entity.etag, &changes).await {
-                Ok(done) => {
-                    let to_etag = match &done {
-                        PatchOutcome::NoContent { etag } => {
-                            etag.as_ref().map(|e| e.as_str().to_owned())
-                        }
-                        PatchOutcome::Entity(e) => Some(e.etag.as_str().to_owned()),
-                    };
-                    let observed = ObservedOrder {
-                        sales_status: Some(spec.sales_status.as_str().into()),
-                        delivery_date: spec.delivery_date.clone().or(observed_view.delivery_date),
-                        etag: to_etag.clone(),
-                    };
-                    let update = LastUpdate {
-                        time: Timestamp::now().to_string(),
-                        from_etag: entity.etag.as_str().to_owned(),
-                        to_etag,
-                        attempts,
-                        fields,
-                    };
-                    Outcome::Updated { observed, update }.into()
-                }
-                Err(e) => from_error(&e, Some(observed_view)),
-            }
+            patch(
+                client,
+                (&key, &entity.etag),
+                &changes,
+                spec,
+                observed_view,
+                attempts,
+            )
+            .await
         }
     }
+}
+
+/// The PATCH of a planned change, `If-Match` the ETag just read.
+async fn patch(
+    client: &D365Client,
+    (key, etag): (&OrderKey, &ETag),
+    changes: &Map<String, Value>,
+    spec: &SalesOrderStatusSpec,
+    observed_view: ObservedOrder,
+    attempts: u32,
+) -> SyncResult {
+    let fields: Vec<String> = changes.keys().cloned().collect();
+    let done = match client.patch_order(key, etag, changes).await {
+        Ok(done) => done,
+        Err(e) => return from_error(&e, Some(observed_view)),
+    };
+    let to_etag = match &done {
+        PatchOutcome::NoContent { etag } => etag.as_ref().map(|e| e.as_str().to_owned()),
+        PatchOutcome::Entity(e) => Some(e.etag.as_str().to_owned()),
+    };
+    let observed = ObservedOrder {
+        sales_status: Some(spec.sales_status.as_str().into()),
+        delivery_date: spec.delivery_date.clone().or(observed_view.delivery_date),
+        etag: to_etag.clone(),
+    };
+    let update = LastUpdate {
+        time: Timestamp::now().to_string(),
+        from_etag: etag.as_str().to_owned(),
+        to_etag,
+        attempts,
+        fields,
+    };
+    Outcome::Updated { observed, update }.into()
 }
 
 fn failed(reason: Reason, message: String, observed: Option<ObservedOrder>) -> SyncResult {

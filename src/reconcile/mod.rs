@@ -10,4 +10,6 @@ pub use backoff::{BackoffPolicy, FAST_RETRIES};
 pub use plan::{
     Action, Desired, FieldNames, Observed, PlanError, UNSET_DATE, date_to_entity, plan,
 };
-pub use status::{CONFLICT_WITHOUT_WRITER_HINT, Outcome, conflict_without_writer, next_status};
+pub use status::{
+    CONFLICT_WITHOUT_WRITER_HINT, Outcome, conflict_without_writer, next_status, set_condition,
+};

@@ -161,7 +161,10 @@ fn is_true(conditions: &[Condition], kind: ConditionType) -> bool {
         .any(|c| c.type_ == kind.as_str() && c.status == "True")
 }
 
-fn set_condition(
+/// Sets the condition of type `kind`, keeping its `lastTransitionTime`
+/// unless its status flips: the one way every status of the operator (orders
+/// and connections) updates a condition.
+pub fn set_condition(
     conditions: &mut Vec<Condition>,
     kind: ConditionType,
     status: bool,

@@ -1,0 +1,172 @@
+//! `Connections` against in-memory stores and a fake Secret source: when a
+//! client is reused, when it is rebuilt, and what a broken Secret reports.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use k8s_openapi::ByteString;
+use kube::api::ObjectMeta;
+use kube::core::PartialObjectMetaExt;
+use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::watcher::Event;
+use serde_json::json;
+
+use super::*;
+use crate::d365::NoopObserver;
+
+/// Secrets by (namespace, name); counts the reads.
+#[derive(Default)]
+struct FakeSecrets {
+    data: Mutex<HashMap<(String, String), BTreeMap<String, String>>>,
+    reads: AtomicUsize,
+}
+
+impl FakeSecrets {
+    fn put(&self, name: &str, pairs: &[(&str, &str)]) {
+        let map = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.data
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(("orders".into(), name.into()), map);
+    }
+}
+
+impl SecretSource for FakeSecrets {
+    fn secret<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Secret>, kube::Error>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        let found = self
+            .data
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .map(|pairs| Secret {
+                data: Some(
+                    pairs
+                        .iter()
+                        .map(|(k, v)| (k.clone(), ByteString(v.clone().into_bytes())))
+                        .collect(),
+                ),
+                ..Secret::default()
+            });
+        Box::pin(async move { Ok(found) })
+    }
+}
+
+struct Fixture {
+    connections: Connections,
+    secrets: Arc<FakeSecrets>,
+    secret_writer: Writer<PartialObjectMeta<Secret>>,
+}
+
+impl Fixture {
+    /// Connection `orders/usmf` whose client secret is `creds`/`client-secret`.
+    fn new() -> Self {
+        let (conn_store, mut conn_writer) = reflector::store();
+        let conn: D365Connection = serde_json::from_value(json!({
+            "apiVersion": "d365.salesops.io/v1alpha1",
+            "kind": "D365Connection",
+            "metadata": {"name": "usmf", "namespace": "orders", "uid": "u1", "generation": 1},
+            "spec": {
+                "url": "https://contoso.example",
+                "auth": {
+                    "tenantId": "t",
+                    "clientId": "c",
+                    "clientSecretRef": {"name": "creds", "key": "client-secret"},
+                },
+            },
+        }))
+        .expect("a valid D365Connection");
+        conn_writer.apply_watcher_event(&Event::Apply(conn));
+        let (secret_store, secret_writer) = reflector::store();
+        let secrets = Arc::new(FakeSecrets::default());
+        let connections = Connections::new(
+            conn_store,
+            secret_store,
+            secrets.clone(),
+            Arc::new(NoopObserver),
+        );
+        Self {
+            connections,
+            secrets,
+            secret_writer,
+        }
+    }
+
+    /// Puts the Secret's metadata in the cache at `resource_version`.
+    fn secret_seen(&mut self, resource_version: &str) {
+        let meta = ObjectMeta {
+            name: Some("creds".into()),
+            namespace: Some("orders".into()),
+            resource_version: Some(resource_version.into()),
+            ..ObjectMeta::default()
+        };
+        self.secret_writer
+            .apply_watcher_event(&Event::Apply(meta.into_response_partial()));
+    }
+
+    fn reads(&self) -> usize {
+        self.secrets.reads.load(Ordering::SeqCst)
+    }
+
+    async fn resolve(&self) -> Result<Resolved, ResolveError> {
+        self.connections.resolve("orders", "usmf").await
+    }
+}
+
+#[tokio::test]
+async fn unchanged_fingerprint_reuses_the_client_and_a_new_secret_version_rebuilds_it() {
+    let mut f = Fixture::new();
+    f.secrets.put("creds", &[("client-secret", "s3cret\n")]);
+    f.secret_seen("1");
+    let first = f.resolve().await.expect("resolves");
+    f.resolve().await.expect("resolves again");
+    assert_eq!(f.reads(), 1, "a cache hit reads no Secret");
+    assert_eq!(first.rules.status_field, "SalesOrderStatus");
+
+    f.secret_seen("2");
+    f.resolve()
+        .await
+        .expect("resolves after the Secret changed");
+    assert_eq!(f.reads(), 2, "a new resourceVersion rebuilds the client");
+    f.resolve().await.expect("cached again");
+    assert_eq!(f.reads(), 2);
+
+    f.connections.forget("orders", "usmf");
+    f.resolve().await.expect("rebuilt after forget");
+    assert_eq!(f.reads(), 3, "a forgotten connection is rebuilt");
+}
+
+#[tokio::test]
+async fn a_missing_secret_or_key_is_reported_as_such() {
+    let mut f = Fixture::new();
+    let err = f.resolve().await.err().expect("no Secret in the cache");
+    assert!(
+        matches!(&err, ResolveError::SecretNotFound { name, .. } if name == "creds"),
+        "{err}"
+    );
+    assert_eq!(f.reads(), 0, "not cached: not read");
+    assert_eq!(err.reason(), Reason::SecretNotFound);
+
+    f.secret_seen("1");
+    let err = f.resolve().await.err().expect("cached but gone on read");
+    assert!(matches!(err, ResolveError::SecretNotFound { .. }), "{err}");
+
+    f.secrets.put("creds", &[("other-key", "x")]);
+    f.secret_seen("2");
+    let err = f.resolve().await.err().expect("key missing");
+    assert!(
+        matches!(&err, ResolveError::SecretKeyMissing { key, .. } if key == "client-secret"),
+        "{err}"
+    );
+    assert_eq!(err.reason(), Reason::SecretNotFound);
+
+    let err = f.connections.resolve("orders", "nope").await.err();
+    assert!(matches!(err, Some(ResolveError::ConnectionNotFound { .. })));
+}
