@@ -14,7 +14,7 @@
 # image), and the same binary also runs on scratch. The work is I/O-bound
 # (HTTP to D365 and the API server), so musl's slower allocator is not a
 # concern here.
-# tests/dockerfile.rs checks the invariants of this file.
+# tests/it/dockerfile.rs checks the invariants of this file.
 
 ARG RUST_VERSION=1.95
 

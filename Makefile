@@ -29,7 +29,7 @@ tools: ## Build (once) the tools the tests use besides envtest (helm).
 # all is warm this costs nothing. Then the tests run with KUBEBUILDER_ASSETS
 # pointing at the binaries, so the harness builds nothing itself.
 # `cargo fetch` first: it downloads every platform's crates, which
-# `cargo metadata --offline` (tests/dockerfile.rs) needs and a build alone
+# `cargo metadata --offline` (tests/it/dockerfile.rs) needs and a build alone
 # does not fetch.
 test: ## Run every test on a real control plane, building what is missing.
 	@$(CARGO) fetch --quiet

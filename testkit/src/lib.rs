@@ -33,6 +33,9 @@ mod child;
 mod kubeconfig;
 mod pki;
 mod plane;
+// The one module that talks to the kernel directly (PDEATHSIG, atexit,
+// signals): the workspace denies unsafe code everywhere else.
+#[allow(unsafe_code)]
 mod process;
 mod wait;
 
@@ -40,6 +43,7 @@ use std::sync::OnceLock;
 
 pub use child::{Guarded, spawn_guarded};
 pub use plane::ControlPlane;
+pub use process::terminate;
 pub use wait::{TimedOut, wait_for};
 
 static PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();

@@ -165,3 +165,13 @@ pub(crate) fn has_exited(child: &Child) -> bool {
         rc == 0 && info.si_pid() != 0
     }
 }
+
+/// Sends SIGTERM to `child`, as a kubelet stopping a pod does; tests of a
+/// graceful shutdown need it and `std::process::Child` only offers SIGKILL.
+pub fn terminate(child: &Child) {
+    let Ok(pid) = libc::pid_t::try_from(child.id()) else {
+        return;
+    };
+    // SAFETY: a signal to our own unreaped child, whose pid cannot be reused.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+}

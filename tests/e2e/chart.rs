@@ -1,7 +1,7 @@
 //! The Helm chart rendered by a real helm (built from its Go module by
 //! hack/tools/helm.sh): lint and template in both RBAC modes, the values
 //! that reach the container, the pod's hardening, and CRDs that are the
-//! repository's own file. tests/chart_rbac.rs applies the RBAC to a real
+//! repository's own file. tests/e2e/chart_rbac.rs applies the RBAC to a real
 //! API server.
 
 use std::path::Path;
@@ -183,7 +183,7 @@ fn operator_rules_are_the_least_the_code_needs() {
     want.sort();
     assert_eq!(
         got, want,
-        "the operator's rules changed: update docs/operations.md#rbac and tests/chart_rbac.rs"
+        "the operator's rules changed: update docs/operations.md#rbac and tests/e2e/chart_rbac.rs"
     );
     assert!(
         !flat

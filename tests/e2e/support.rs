@@ -177,7 +177,7 @@ impl Operator {
 
     /// SIGTERM, then wait for a graceful exit; returns its success.
     pub fn terminate(&mut self) -> bool {
-        unsafe { libc_kill(self.child.id() as i32, 15) };
+        testkit::terminate(&self.child);
         for _ in 0..200 {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status.success();
@@ -186,11 +186,6 @@ impl Operator {
         }
         false
     }
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
 impl Drop for Operator {
