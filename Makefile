@@ -4,7 +4,7 @@
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
-# Extra arguments for cargo test, e.g. `make test TEST_ARGS='--test crds'`.
+# Extra arguments for cargo test, e.g. `make test TEST_ARGS='--test e2e crds::'`.
 TEST_ARGS ?=
 # Extra arguments for the operator, e.g. `make run ARGS='--namespace orders'`.
 ARGS ?=
@@ -38,9 +38,14 @@ test: ## Run every test on a real control plane, building what is missing.
 	wait $$tools || { echo "make: building envtest or helm failed" >&2; exit 1; }; \
 	KUBEBUILDER_ASSETS="$$(hack/envtest/build.sh)" $(CARGO) test --workspace $(TEST_ARGS)
 
-lint: ## rustfmt check + clippy with warnings as errors.
+# The lint policy itself lives in Cargo.toml ([workspace.lints]); clippy
+# adds its default set with warnings as errors. cargo-machete finds
+# dependencies no code uses (installed once from crates.io, like the other
+# tools; it reads sources, so it needs no nightly toolchain).
+lint: ## rustfmt check, clippy (workspace lint policy, warnings as errors), unused dependencies.
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	"$$(hack/tools/cargo-machete.sh)"
 
 fmt: ## Format the code.
 	$(CARGO) fmt --all

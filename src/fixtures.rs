@@ -8,7 +8,7 @@
 use d365_emulator::{DEFAULT_CLIENT_ID, DEFAULT_TENANT};
 
 use crate::api::{
-    BatchSpec, ClientSecretRef, ConnectionAuth, ConnectionRef, D365Connection, D365ConnectionSpec,
+    ClientSecretRef, ConnectionAuth, ConnectionRef, D365Connection, D365ConnectionSpec,
     FieldMapping, Policy, SalesOrderStatus, SalesOrderStatusSpec, SalesStatus,
 };
 
@@ -127,14 +127,5 @@ impl D365Connection {
                 batch: None,
             },
         )
-    }
-
-    /// PATCHes coalesced into `$batch` calls.
-    pub fn batched(mut self, max_operations: u32, window_milliseconds: u32) -> Self {
-        self.spec.batch = Some(BatchSpec {
-            max_operations,
-            window_milliseconds,
-        });
-        self
     }
 }

@@ -14,3 +14,4 @@ pub mod metrics;
 pub mod reconcile;
 pub mod server;
 pub mod telemetry;
+mod text;

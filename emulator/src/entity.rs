@@ -139,8 +139,10 @@ pub fn coerce(idx: usize, v: &Value) -> Result<Value, EntityError> {
         (Kind::Enum(ty, _), _) => Err(bad(&format!("{ENUM_NAMESPACE}.{ty}"))),
         (Kind::Date, Value::String(s)) => s
             .parse::<jiff::Timestamp>()
+            .ok()
             .map(|t| Value::String(t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()))
-            .map_err(|_| bad("Edm.DateTimeOffset")),
+            // F&O's answer names the type, not the parser's reason.
+            .ok_or_else(|| bad("Edm.DateTimeOffset")),
         (Kind::Date, _) => Err(bad("Edm.DateTimeOffset")),
         (Kind::Number, Value::Number(_)) => Ok(v.clone()),
         (Kind::Number, _) => Err(bad("Edm.Decimal")),

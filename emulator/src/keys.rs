@@ -48,7 +48,8 @@ impl KeyError {
 pub fn parse_resource(raw: &str) -> Result<Resource, KeyError> {
     let path = percent_decode_str(raw)
         .decode_utf8()
-        .map_err(|_| KeyError::Syntax("invalid UTF-8 in path".into()))?;
+        .ok()
+        .ok_or_else(|| KeyError::Syntax("invalid UTF-8 in path".into()))?;
     let path = path.trim_end_matches('/');
     match path {
         "" => return Ok(Resource::ServiceRoot),

@@ -57,13 +57,15 @@ pub fn parse(raw: Option<&str>) -> Result<Query, QueryError> {
             "$top" => {
                 q.top = Some(
                     v.parse()
-                        .map_err(|_| QueryError::Invalid("$top", v.clone()))?,
+                        .ok()
+                        .ok_or_else(|| QueryError::Invalid("$top", v.clone()))?,
                 )
             }
             "$skip" => {
                 q.skip = v
                     .parse()
-                    .map_err(|_| QueryError::Invalid("$skip", v.clone()))?
+                    .ok()
+                    .ok_or_else(|| QueryError::Invalid("$skip", v.clone()))?
             }
             "$count" => {
                 q.count = match v.as_str() {

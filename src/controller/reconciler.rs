@@ -22,6 +22,7 @@ use crate::api::{Reason, SalesOrderStatus};
 use crate::reconcile::{
     CONFLICT_WITHOUT_WRITER_HINT, FAST_RETRIES, Outcome, conflict_without_writer, next_status,
 };
+use crate::text::abbreviate;
 
 /// Field manager of every status write.
 pub const MANAGER: &str = "sales-order-operator";
@@ -206,7 +207,7 @@ fn publish_event(order: &SalesOrderStatus, ctx: &Context, outcome: &Outcome, att
     let event = Event {
         type_,
         reason: reason.as_str().into(),
-        note: Some(truncate(&note, 1000)),
+        note: Some(abbreviate(&note, 1000).into_owned()),
         action: "Reconcile".into(),
         secondary: None,
     };
@@ -243,12 +244,5 @@ fn log_outcome(order: &SalesOrderStatus, outcome: &Outcome, attempts: u32) {
         other => {
             info!(order = %key, reason = other.reason().as_str(), "order reconciled")
         }
-    }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_owned(),
     }
 }

@@ -21,9 +21,10 @@ use serde::Deserialize;
 use tokio::time::Instant;
 use url::Url;
 
-use super::error::{parse_retry_after, truncate};
+use super::error::parse_retry_after;
 use super::http::{Label, Reply, Transport};
 use super::{D365Error, DEFAULT_RETRY_AFTER, RequestKind};
+use crate::text::truncate;
 
 /// Refresh no earlier than this before expiry.
 const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(300);

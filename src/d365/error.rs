@@ -8,6 +8,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::Deserialize;
 
 use super::{ETag, OrderKey};
+use crate::text::truncate;
 
 /// Wait after a 429 that carries no usable `Retry-After`: Microsoft's
 /// sample waits 30 s [doc].
@@ -343,13 +344,6 @@ pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
         Duration::try_from_secs_f64(secs.max(0.0)).ok()?
     };
     Some(delay.min(MAX_RETRY_AFTER))
-}
-
-pub(crate) fn truncate(text: &str, max_chars: usize) -> &str {
-    match text.char_indices().nth(max_chars) {
-        Some((idx, _)) => &text[..idx],
-        None => text,
-    }
 }
 
 #[cfg(test)]

@@ -41,8 +41,7 @@ pub(crate) fn start() -> Result<ControlPlane> {
     std::thread::Builder::new()
         .name("testkit-supervisor".into())
         .spawn(move || supervise(tx))?;
-    rx.recv()
-        .map_err(|_| anyhow!("testkit supervisor thread died"))?
+    rx.recv().context("testkit supervisor thread died")?
 }
 
 fn supervise(tx: mpsc::Sender<Result<ControlPlane>>) {

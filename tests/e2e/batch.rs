@@ -30,7 +30,7 @@ async fn two_hundred_orders_converge_through_batches() {
 
     // Orders first, then the operator: its first reconciles all come at
     // once, which is the load batching is for.
-    let orders = (1..=ORDERS).map(|n| SalesOrderStatus::test(n));
+    let orders = (1..=ORDERS).map(SalesOrderStatus::test);
     crate::support::create_orders(&env.client, &env.ns, orders).await;
     let operator = env.operator(&[]);
     wait_all(

@@ -151,12 +151,7 @@ async fn steady_state_resyncs_write_nothing() {
     const N: usize = 30;
     let env = env("steady", N, Faults::default()).await;
     let op = env.operator(&["--resync-interval", "1s"]);
-    crate::support::create_orders(
-        &env.client,
-        &env.ns,
-        (1..=N).map(|n| SalesOrderStatus::test(n)),
-    )
-    .await;
+    crate::support::create_orders(&env.client, &env.ns, (1..=N).map(SalesOrderStatus::test)).await;
     wait_all(&env.client, &env.ns, N, &["Updated", "InSync"], WAIT).await;
     // Let the post-update resync settle, then take the baseline.
     let gets = |env: &Env| {

@@ -148,8 +148,8 @@ async fn namespaces_scope_rbac_watches_exactly_the_listed_namespaces() {
     for ns in [&a, &b, &c] {
         connect(&client, ns, &emu).await;
     }
-    create_orders(&client, &a, (1..=3).map(|n| SalesOrderStatus::test(n))).await;
-    create_orders(&client, &b, (4..=6).map(|n| SalesOrderStatus::test(n))).await;
+    create_orders(&client, &a, (1..=3).map(SalesOrderStatus::test)).await;
+    create_orders(&client, &b, (4..=6).map(SalesOrderStatus::test)).await;
     create_orders(&client, &c, [SalesOrderStatus::test(7)]).await;
 
     let op = install.start_operator(cp, "operator-0");
@@ -213,12 +213,7 @@ async fn without_secrets_get_orders_stall_with_a_clear_forbidden() {
     let client = cp.client();
     let emu = crate::support::emulator(3, Faults::default()).await;
     connect(&client, &orders_ns, &emu).await;
-    create_orders(
-        &client,
-        &orders_ns,
-        (1..=3).map(|n| SalesOrderStatus::test(n)),
-    )
-    .await;
+    create_orders(&client, &orders_ns, (1..=3).map(SalesOrderStatus::test)).await;
 
     let op = install.start_operator(cp, "operator-0");
     wait_orders(
@@ -278,12 +273,7 @@ async fn without_status_patch_the_forbidden_write_is_logged() {
     let client = cp.client();
     let emu = crate::support::emulator(2, Faults::default()).await;
     connect(&client, &orders_ns, &emu).await;
-    create_orders(
-        &client,
-        &orders_ns,
-        (1..=2).map(|n| SalesOrderStatus::test(n)),
-    )
-    .await;
+    create_orders(&client, &orders_ns, (1..=2).map(SalesOrderStatus::test)).await;
 
     let op = install.start_operator(cp, "operator-0");
     let needle = r#"cannot patch resource \"salesorderstatuses/status\""#;

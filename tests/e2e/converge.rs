@@ -52,7 +52,7 @@ fn assert_history_is_safe(env: &Env) {
 
 /// Creates the orders, all wanted Delivered, and waits until all are Ready.
 async fn create_and_converge(env: &Env, timeout: Duration) {
-    let orders = (1..=ORDERS).map(|n| SalesOrderStatus::test(n));
+    let orders = (1..=ORDERS).map(SalesOrderStatus::test);
     crate::support::create_orders(&env.client, &env.ns, orders).await;
     wait_all(
         &env.client,

@@ -110,7 +110,7 @@ async fn one_writer_and_failover_within_the_lease_duration() {
     };
     wait_logged(leader, "became leader", Duration::from_secs(10)).await;
 
-    create_orders(&client, &ns, (1..=10).map(|n| SalesOrderStatus::test(n))).await;
+    create_orders(&client, &ns, (1..=10).map(SalesOrderStatus::test)).await;
     wait_all(
         &client,
         &ns,
@@ -138,7 +138,7 @@ async fn one_writer_and_failover_within_the_lease_duration() {
     // SIGKILL the leader: no release, the Lease must expire.
     leader.kill();
     let killed = Timestamp::now();
-    create_orders(&client, &ns, (11..=20).map(|n| SalesOrderStatus::test(n))).await;
+    create_orders(&client, &ns, (11..=20).map(SalesOrderStatus::test)).await;
     let took_over = wait_logged(
         standby,
         "became leader",
@@ -204,7 +204,7 @@ async fn one_writer_and_failover_within_the_lease_duration() {
     )
     .await;
     let handover = secs(terminated, took_over);
-    create_orders(&client, &ns, (21..=25).map(|n| SalesOrderStatus::test(n))).await;
+    create_orders(&client, &ns, (21..=25).map(SalesOrderStatus::test)).await;
     wait_all(
         &client,
         &ns,

@@ -35,6 +35,11 @@ fn spec(number: &str, status: SalesStatus) -> SalesOrderStatusSpec {
     SalesOrderStatusSpec::test(number, status)
 }
 
+/// One attempt for order `number` wanted in `status`.
+async fn sync(client: &D365Client, number: &str, status: SalesStatus, attempt: u32) -> SyncResult {
+    sync_order(client, &rules(), &spec(number, status), attempt).await
+}
+
 /// (GETs, PATCHes) the emulator saw for an order.
 fn counts(emu: &Emulator, number: &str) -> (usize, usize) {
     let reqs = emu.requests();
@@ -53,8 +58,7 @@ fn reason(r: &SyncResult) -> Reason {
 #[tokio::test]
 async fn changed_order_takes_one_get_and_one_patch_then_in_sync_takes_one_get() {
     let (emu, client) = setup(Faults::default()).await;
-    let s = spec("SO-2025-0001", SalesStatus::Delivered);
-    let first = sync_order(&client, &rules(), &s, 1).await;
+    let first = sync(&client, "SO-2025-0001", SalesStatus::Delivered, 1).await;
     let Outcome::Updated { update, observed } = &first.outcome else {
         panic!("{first:?}")
     };
@@ -76,7 +80,7 @@ async fn changed_order_takes_one_get_and_one_patch_then_in_sync_takes_one_get() 
     );
     assert!(history[0].accepted);
 
-    let second = sync_order(&client, &rules(), &s, 1).await;
+    let second = sync(&client, "SO-2025-0001", SalesStatus::Delivered, 1).await;
     assert_eq!(reason(&second), Reason::InSync);
     assert_eq!(
         counts(&emu, "SO-2025-0001"),
@@ -94,8 +98,7 @@ async fn conflicts_412_and_409_then_success_with_the_fresh_etag() {
             ..Faults::default()
         })
         .await;
-        let s = spec("SO-2025-0002", SalesStatus::Delivered);
-        let first = sync_order(&client, &rules(), &s, 1).await;
+        let first = sync(&client, "SO-2025-0002", SalesStatus::Delivered, 1).await;
         assert_eq!(reason(&first), Reason::Conflict, "{status}: {first:?}");
         let Outcome::Failed { message, .. } = &first.outcome else {
             unreachable!()
@@ -106,7 +109,7 @@ async fn conflicts_412_and_409_then_success_with_the_fresh_etag() {
         );
 
         emu.set_faults(Faults::default());
-        let second = sync_order(&client, &rules(), &s, 2).await;
+        let second = sync(&client, "SO-2025-0002", SalesStatus::Delivered, 2).await;
         let Outcome::Updated { update, .. } = &second.outcome else {
             panic!("{second:?}")
         };
@@ -151,13 +154,7 @@ async fn external_edit_between_get_and_patch_is_not_lost() {
             .unwrap()
             .clone(),
     );
-    let r = sync_order(
-        &client,
-        &rules(),
-        &spec("SO-2025-0003", SalesStatus::Delivered),
-        1,
-    )
-    .await;
+    let r = sync(&client, "SO-2025-0003", SalesStatus::Delivered, 1).await;
     assert_eq!(reason(&r), Reason::Updated);
     let entity = emu.order("usmf", "SO-2025-0003").unwrap();
     assert_eq!(entity["CustomerRequisitionNumber"], "PO-777");
@@ -179,13 +176,7 @@ async fn stalled_reasons_send_no_write_or_no_retry() {
         ..Faults::default()
     })
     .await;
-    let forbidden = sync_order(
-        &client,
-        &rules(),
-        &spec("SO-2025-0001", SalesStatus::Delivered),
-        1,
-    )
-    .await;
+    let forbidden = sync(&client, "SO-2025-0001", SalesStatus::Delivered, 1).await;
     assert_eq!(reason(&forbidden), Reason::Forbidden);
     assert!(forbidden.outcome.reason().is_stalled());
     assert_eq!(
@@ -194,13 +185,7 @@ async fn stalled_reasons_send_no_write_or_no_retry() {
         "one GET, one refused PATCH, no retry inside"
     );
 
-    let missing = sync_order(
-        &client,
-        &rules(),
-        &spec("SO-2099-9999", SalesStatus::Delivered),
-        1,
-    )
-    .await;
+    let missing = sync(&client, "SO-2099-9999", SalesStatus::Delivered, 1).await;
     assert_eq!(reason(&missing), Reason::NotFound);
     assert_eq!(counts(&emu, "SO-2099-9999"), (1, 0));
 
@@ -213,13 +198,7 @@ async fn stalled_reasons_send_no_write_or_no_retry() {
             .unwrap()
             .clone(),
     );
-    let invalid = sync_order(
-        &client,
-        &rules(),
-        &spec("SO-2025-0004", SalesStatus::Delivered),
-        1,
-    )
-    .await;
+    let invalid = sync(&client, "SO-2025-0004", SalesStatus::Delivered, 1).await;
     assert_eq!(reason(&invalid), Reason::InvalidTransition);
     assert_eq!(
         counts(&emu, "SO-2025-0004"),
@@ -273,10 +252,10 @@ async fn throttling_and_outages_are_transient_with_retry_after() {
     .await;
     let mut saw_throttle = None;
     for n in 1..=5 {
-        let r = sync_order(
+        let r = sync(
             &client,
-            &rules(),
-            &spec(&format!("SO-2025-000{n}"), SalesStatus::Backorder),
+            &format!("SO-2025-000{n}"),
+            SalesStatus::Backorder,
             1,
         )
         .await;
@@ -302,13 +281,7 @@ async fn throttling_and_outages_are_transient_with_retry_after() {
         ..Faults::default()
     })
     .await;
-    let r = sync_order(
-        &client2,
-        &rules(),
-        &spec("SO-2025-0001", SalesStatus::Delivered),
-        1,
-    )
-    .await;
+    let r = sync(&client2, "SO-2025-0001", SalesStatus::Delivered, 1).await;
     assert_eq!(reason(&r), Reason::Unavailable);
     assert!(reason(&r).is_transient());
     drop((emu, emu2));
@@ -348,15 +321,14 @@ async fn suspended_and_observe_never_write() {
 #[tokio::test]
 async fn expired_token_is_refreshed_once() {
     let (emu, client) = setup(Faults::default()).await;
-    let s = spec("SO-2025-0001", SalesStatus::Backorder);
     assert_eq!(
-        reason(&sync_order(&client, &rules(), &s, 1).await),
+        reason(&sync(&client, "SO-2025-0001", SalesStatus::Backorder, 1).await),
         Reason::Updated
     );
     let tokens = emu.token_requests();
     emu.revoke_tokens();
     assert_eq!(
-        reason(&sync_order(&client, &rules(), &s, 1).await),
+        reason(&sync(&client, "SO-2025-0001", SalesStatus::Backorder, 1).await),
         Reason::InSync
     );
     assert_eq!(
@@ -374,9 +346,8 @@ async fn a_409_hiding_a_permission_problem_keeps_the_etag_still() {
         ..Faults::default()
     };
     let (emu, client) = setup(faults).await;
-    let s = spec("SO-2025-0001", SalesStatus::Delivered);
-    let first = sync_order(&client, &rules(), &s, 1).await;
-    let second = sync_order(&client, &rules(), &s, 2).await;
+    let first = sync(&client, "SO-2025-0001", SalesStatus::Delivered, 1).await;
+    let second = sync(&client, "SO-2025-0001", SalesStatus::Delivered, 2).await;
     assert_eq!(
         (reason(&first), reason(&second)),
         (Reason::Conflict, Reason::Conflict)
