@@ -147,7 +147,7 @@ extern "C" fn cleanup() {
 
 /// A poisoned lock (a panic elsewhere) must not stop the cleanup.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Whether `child` has exited, without reaping it (`WNOWAIT`), so its pid
