@@ -10,6 +10,7 @@ pub mod d365;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod leader;
+mod locks;
 pub mod metrics;
 pub mod reconcile;
 pub mod server;

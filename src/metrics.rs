@@ -1,7 +1,7 @@
 //! Prometheus metrics, controller-runtime names where they exist.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::{EncodeLabelSet, text::encode};
@@ -12,6 +12,7 @@ use prometheus_client::registry::Registry;
 
 use crate::api::Reason;
 use crate::d365::{RequestEvent, RequestObserver};
+use crate::locks::lock;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ControllerLabels {
@@ -185,19 +186,13 @@ impl Metrics {
                 reason: reason.as_str(),
             })
             .inc();
-        let previous = self.by_object().insert(object.to_owned(), reason);
+        let previous = lock(&self.by_object).insert(object.to_owned(), reason);
         self.move_object(previous, Some(reason));
     }
 
     pub fn forget_object(&self, object: &str) {
-        let previous = self.by_object().remove(object);
+        let previous = lock(&self.by_object).remove(object);
         self.move_object(previous, None);
-    }
-
-    fn by_object(&self) -> MutexGuard<'_, HashMap<String, Reason>> {
-        self.by_object
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn move_object(&self, from: Option<Reason>, to: Option<Reason>) {

@@ -4,7 +4,7 @@
 //! credentials work?" before any order depends on them.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use super::context::{Context, merge_patch_params};
 use crate::api::{ConditionType, D365Connection, D365ConnectionStatus, Reason};
 use crate::d365::D365Error;
+use crate::locks::lock;
 use crate::reconcile::set_condition;
 
 /// (namespace, name) of a connection.
@@ -37,16 +38,6 @@ pub struct Checks {
     pub only_used: bool,
 }
 
-impl Checks {
-    fn seen(&self) -> MutexGuard<'_, HashMap<Key, Option<i64>>> {
-        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn checked(&self) -> MutexGuard<'_, HashMap<Key, CheckedAs>> {
-        self.checked.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
 /// Handles one watch event of a connection; returns the connection whose
 /// orders must be requeued: on a new generation (spec change) or deletion.
 /// The connection's own status writes are neither, so they requeue nothing.
@@ -58,11 +49,13 @@ pub fn on_event(ctx: &Arc<Context>, event: &Event<D365Connection>) -> Option<D36
     };
     let key = (conn.namespace().unwrap_or_default(), conn.name_any());
     if deleted {
-        ctx.checks.seen().remove(&key);
+        lock(&ctx.checks.seen).remove(&key);
         ctx.d365.forget(&key.0, &key.1);
         return Some(conn.clone());
     }
-    if ctx.checks.seen().insert(key, conn.metadata.generation) == Some(conn.metadata.generation) {
+    if lock(&ctx.checks.seen).insert(key, conn.metadata.generation)
+        == Some(conn.metadata.generation)
+    {
         return None;
     }
     spawn_check(ctx, conn);
@@ -81,13 +74,13 @@ pub fn spawn_check(ctx: &Arc<Context>, conn: &D365Connection) {
         .secret_version(&ns, &conn.spec.auth.client_secret_ref.name);
     let fingerprint = (conn.metadata.generation, secret_version);
     let key = (ns.clone(), name.clone());
-    if ctx.checks.checked().get(&key) == Some(&fingerprint) {
+    if lock(&ctx.checks.checked).get(&key) == Some(&fingerprint) {
         return;
     }
     if ctx.checks.only_used && super::orders_using(&ctx.orders, conn).is_empty() {
         return;
     }
-    ctx.checks.checked().insert(key, fingerprint);
+    lock(&ctx.checks.checked).insert(key, fingerprint);
     tokio::spawn(check(ctx.clone(), ns, name));
 }
 
@@ -105,9 +98,7 @@ pub async fn check(ctx: Arc<Context>, namespace: String, name: String) {
     let (ready, reason, message) = authenticate(&ctx, &namespace, &name).await;
     if reason == Reason::Unavailable {
         // Transient: let the next order reconcile or event check again.
-        ctx.checks
-            .checked()
-            .remove(&(namespace.clone(), name.clone()));
+        lock(&ctx.checks.checked).remove(&(namespace.clone(), name.clone()));
     }
     let Some(conn) = ctx.d365.get(&namespace, &name) else {
         return; // deleted meanwhile

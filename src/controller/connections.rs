@@ -3,7 +3,7 @@
 //! spec or its Secret changes.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -17,6 +17,7 @@ use super::sync::OrderRules;
 use super::sync::Resolved;
 use crate::api::{D365Connection, Reason};
 use crate::d365::{BatchSettings, ConnectionSettings, D365Client, RequestObserver};
+use crate::locks::lock;
 
 /// Why an order's connection could not be resolved; each is a condition.
 #[derive(Debug, thiserror::Error)]
@@ -161,17 +162,12 @@ impl Connections {
             return Ok(resolved);
         }
         let resolved = self.build_from_secret(&conn, &at).await?;
-        self.lock_cache()
-            .insert(key, (fingerprint, resolved.clone()));
+        lock(&self.cache).insert(key, (fingerprint, resolved.clone()));
         Ok(resolved)
     }
 
-    fn lock_cache(&self) -> MutexGuard<'_, HashMap<(String, String), (Fingerprint, Resolved)>> {
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn cached(&self, key: &(String, String), fingerprint: &Fingerprint) -> Option<Resolved> {
-        self.lock_cache()
+        lock(&self.cache)
             .get(key)
             .filter(|(fp, _)| fp == fingerprint)
             .map(|(_, r)| r.clone())
@@ -251,8 +247,7 @@ impl Connections {
 
     /// Drops the client of a deleted connection.
     pub fn forget(&self, namespace: &str, name: &str) {
-        self.lock_cache()
-            .remove(&(namespace.to_owned(), name.to_owned()));
+        lock(&self.cache).remove(&(namespace.to_owned(), name.to_owned()));
     }
 }
 

@@ -27,10 +27,7 @@ impl FakeSecrets {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        self.data
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(("orders".into(), name.into()), map);
+        lock(&self.data).insert(("orders".into(), name.into()), map);
     }
 }
 
@@ -41,10 +38,7 @@ impl SecretSource for FakeSecrets {
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<Secret>, kube::Error>> {
         self.reads.fetch_add(1, Ordering::SeqCst);
-        let found = self
-            .data
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        let found = lock(&self.data)
             .get(&(namespace.to_owned(), name.to_owned()))
             .map(|pairs| Secret {
                 data: Some(

@@ -3,7 +3,7 @@
 //! metrics.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::api::PatchParams;
@@ -15,6 +15,7 @@ use super::MANAGER;
 use super::connection_status::Checks;
 use super::connections::Connections;
 use crate::api::SalesOrderStatus;
+use crate::locks::lock;
 use crate::metrics::Metrics;
 use crate::reconcile::BackoffPolicy;
 
@@ -94,18 +95,14 @@ impl Context {
         let _ = synced.wait_for(|ready| *ready).await;
     }
 
-    fn lock_failures(&self) -> MutexGuard<'_, HashMap<ObjectRef<SalesOrderStatus>, u32>> {
-        self.failures.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Failures since the last success.
     pub fn failures(&self, order: &ObjectRef<SalesOrderStatus>) -> u32 {
-        self.lock_failures().get(order).copied().unwrap_or(0)
+        lock(&self.failures).get(order).copied().unwrap_or(0)
     }
 
     /// Counts one more failure; returns the new count.
     pub fn record_failure(&self, order: &ObjectRef<SalesOrderStatus>) -> u32 {
-        let mut map = self.lock_failures();
+        let mut map = lock(&self.failures);
         let n = map.entry(order.clone()).or_insert(0);
         *n = n.saturating_add(1);
         *n
@@ -113,7 +110,7 @@ impl Context {
 
     /// Success (or deletion) resets the backoff.
     pub fn forget_failures(&self, order: &ObjectRef<SalesOrderStatus>) {
-        self.lock_failures().remove(order);
+        lock(&self.failures).remove(order);
     }
 
     /// Delay before the next attempt after `failures` failures.

@@ -17,7 +17,7 @@
 //! through it; it never reaches back into the client.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use reqwest::Method;
 use reqwest::header::CONTENT_TYPE;
@@ -31,6 +31,7 @@ use super::error::ResponseContext;
 use super::sender::{ODataRequest, Sender};
 use super::settings::BatchSettings;
 use super::{D365Error, ETag, OrderKey};
+use crate::locks::lock;
 
 type Reply = Result<PatchOutcome, D365Error>;
 
@@ -93,7 +94,7 @@ impl Coalescer {
     ) -> Reply {
         let (reply, answer) = oneshot::channel();
         let full = {
-            let mut queue = self.lock();
+            let mut queue = lock(&self.shared.queue);
             queue.pending.push(Pending {
                 key: key.clone(),
                 if_match: if_match.clone(),
@@ -122,20 +123,13 @@ impl Coalescer {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.shared
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Waits out the window, then sends whatever is queued, in batches of
     /// at most `max_operations`.
     async fn flush_after(self) {
         let settings = self.shared.settings;
         tokio::time::sleep(settings.window).await;
         let mut ops = {
-            let mut queue = self.lock();
+            let mut queue = lock(&self.shared.queue);
             queue.timer = false;
             std::mem::take(&mut queue.pending)
         };

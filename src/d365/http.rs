@@ -149,16 +149,16 @@ async fn receive(request: RequestBuilder, timeout: Duration) -> Result<Reply, Fa
         .await
         .map_err(|e| failure(Some(status), e))?
         .into();
-    let json = StatusCode::from_u16(status)
-        .is_ok_and(|s| s.is_success())
-        .then(|| json_object(&body))
-        .flatten();
-    Ok(Reply {
+    let mut reply = Reply {
         status,
         headers,
-        json,
+        json: None,
         body,
-    })
+    };
+    if reply.is_success() {
+        reply.json = json_object(&reply.body);
+    }
+    Ok(reply)
 }
 
 /// One line per exchange. ETags and order keys are logged; the request's

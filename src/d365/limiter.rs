@@ -6,12 +6,14 @@
 //! (tokio semaphore), and a GCRA rate limit (governor).
 
 use std::num::NonZeroU32;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
+
+use crate::locks::lock;
 
 pub(crate) struct Limiter {
     rate: DefaultDirectRateLimiter,
@@ -60,10 +62,7 @@ impl Limiter {
     /// pause already in force.
     pub(crate) fn pause(&self, delay: Duration) {
         let until = Instant::now() + delay;
-        let mut paused = self
-            .paused_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut paused = lock(&self.paused_until);
         if paused.is_none_or(|current| current < until) {
             *paused = Some(until);
         }
@@ -71,10 +70,7 @@ impl Limiter {
 
     /// Time left in the current pause, if any.
     pub(crate) fn paused_for(&self) -> Option<Duration> {
-        let paused = *self
-            .paused_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let paused = *lock(&self.paused_until);
         paused
             .map(|until| until.saturating_duration_since(Instant::now()))
             .filter(|left| !left.is_zero())
