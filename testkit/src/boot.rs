@@ -38,47 +38,64 @@ impl std::error::Error for EarlyExit {}
 /// Starts the control plane on the supervisor thread and waits for it.
 pub(crate) fn start() -> Result<ControlPlane> {
     let (tx, rx) = mpsc::channel();
+    let (control, orders) = mpsc::channel();
     std::thread::Builder::new()
         .name("testkit-supervisor".into())
-        .spawn(move || supervise(tx))?;
-    rx.recv().context("testkit supervisor thread died")?
+        .spawn(move || supervise(tx, orders))?;
+    let mut plane = rx.recv().context("testkit supervisor thread died")??;
+    plane.control = Some(control);
+    Ok(plane)
 }
 
-fn supervise(tx: mpsc::Sender<Result<ControlPlane>>) {
-    let mut outcome = Err(anyhow!("no attempt made"));
-    let mut children = Vec::new();
-    for attempt in 1..=ATTEMPTS {
-        match boot(&mut children) {
-            Ok(plane) => {
-                outcome = Ok(plane);
-                break;
-            }
-            Err(e) => {
-                children
-                    .drain(..)
-                    .for_each(|(_, mut c)| process::kill(&mut c));
-                let retry = e.downcast_ref::<EarlyExit>().is_some() && attempt < ATTEMPTS;
-                if !retry {
-                    outcome = Err(e);
-                    break;
-                }
-                eprintln!("testkit: start attempt {attempt} failed, retrying: {e:#}");
-            }
-        }
-    }
-    let ok = outcome.is_ok();
-    let _ = tx.send(outcome);
-    if !ok {
+/// What a test may ask of the supervisor, which alone may touch the
+/// children (their PDEATHSIG is bound to its thread).
+pub(crate) enum Control {
+    /// SIGKILL kube-apiserver; etcd and its data stay.
+    StopApiserver(mpsc::Sender<()>),
+    /// Start kube-apiserver again on the same port and etcd; answers once
+    /// `/readyz` is ok.
+    StartApiserver(mpsc::Sender<Result<(), String>>),
+}
+
+/// The children of a running plane: etcd first, then kube-apiserver (absent
+/// while stopped), and how to start kube-apiserver again.
+struct Running {
+    etcd: (PathBuf, Child),
+    apiserver: Option<(PathBuf, Child)>,
+    relaunch: Relaunch,
+    restarts: usize,
+}
+
+fn supervise(tx: mpsc::Sender<Result<ControlPlane>>, orders: mpsc::Receiver<Control>) {
+    let Some(mut running) = boot_with_retries(&tx) else {
         return;
-    }
-    // Never return: returning would fire PDEATHSIG and kill the children.
+    };
+    // Return only when the plane is dropped (a private plane): returning
+    // fires PDEATHSIG and kills the children, which is then what we want.
     let mut reported = false;
     loop {
-        std::thread::sleep(Duration::from_millis(500));
+        match orders.recv_timeout(Duration::from_millis(500)) {
+            Ok(Control::StopApiserver(done)) => {
+                if let Some((_, mut child)) = running.apiserver.take() {
+                    process::kill(&mut child);
+                }
+                let _ = done.send(());
+            }
+            Ok(Control::StartApiserver(done)) => {
+                let _ = done.send(restart_apiserver(&mut running).map_err(|e| format!("{e:#}")));
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let children = running.apiserver.iter_mut().chain([&mut running.etcd]);
+                children.for_each(|(_, c)| process::kill(c));
+                let _ = std::fs::remove_dir_all(&running.relaunch.dir);
+                return;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
         if reported || process::exiting() {
             continue;
         }
-        for (log, child) in &children {
+        for (log, child) in running.apiserver.iter().chain([&running.etcd]) {
             if process::has_exited(child) {
                 eprintln!(
                     "testkit: {} exited unexpectedly:\n{}",
@@ -91,9 +108,81 @@ fn supervise(tx: mpsc::Sender<Result<ControlPlane>>) {
     }
 }
 
+/// Boots, retrying a start whose child exited early; sends the outcome.
+fn boot_with_retries(tx: &mpsc::Sender<Result<ControlPlane>>) -> Option<Running> {
+    let mut children = Vec::new();
+    for attempt in 1..=ATTEMPTS {
+        match boot(&mut children) {
+            Ok((plane, relaunch)) => {
+                let _ = tx.send(Ok(plane));
+                let apiserver = children.pop();
+                let etcd = children.pop()?;
+                return Some(Running {
+                    etcd,
+                    apiserver,
+                    relaunch,
+                    restarts: 0,
+                });
+            }
+            Err(e) => {
+                children
+                    .drain(..)
+                    .for_each(|(_, mut c)| process::kill(&mut c));
+                let retry = e.downcast_ref::<EarlyExit>().is_some() && attempt < ATTEMPTS;
+                if !retry {
+                    let _ = tx.send(Err(e));
+                    return None;
+                }
+                eprintln!("testkit: start attempt {attempt} failed, retrying: {e:#}");
+            }
+        }
+    }
+    let _ = tx.send(Err(anyhow!("no attempt made")));
+    None
+}
+
+/// Starts kube-apiserver again with the flags of the first start and waits
+/// until it is ready.
+fn restart_apiserver(running: &mut Running) -> Result<()> {
+    if running.apiserver.is_some() {
+        return Ok(());
+    }
+    running.restarts += 1;
+    let relaunch = &running.relaunch;
+    let log = relaunch
+        .dir
+        .join(format!("kube-apiserver.restart-{}.log", running.restarts));
+    let child = process::spawn(relaunch.command(), &log)?;
+    running.apiserver = Some((log, child));
+    let children: Vec<&(PathBuf, Child)> = std::iter::once(&running.etcd)
+        .chain(running.apiserver.iter())
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(wait_ready(&relaunch.kubeconfig, &children))?;
+    Ok(())
+}
+
+/// What starting kube-apiserver again needs: its program and flags.
+struct Relaunch {
+    program: PathBuf,
+    args: Vec<String>,
+    kubeconfig: PathBuf,
+    dir: PathBuf,
+}
+
+impl Relaunch {
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args);
+        cmd
+    }
+}
+
 /// One start attempt; spawned children are pushed to `children` so the
 /// caller can kill them if the attempt fails.
-fn boot(children: &mut Vec<(PathBuf, Child)>) -> Result<ControlPlane> {
+fn boot(children: &mut Vec<(PathBuf, Child)>) -> Result<(ControlPlane, Relaunch)> {
     let began = Instant::now();
     process::sweep_orphans();
     let assets = assets::locate()?;
@@ -123,33 +212,39 @@ fn boot(children: &mut Vec<(PathBuf, Child)>) -> Result<ControlPlane> {
 
     // No wait for etcd: the apiserver retries it, and /readyz covers it.
     let url = format!("https://127.0.0.1:{api_port}");
-    let mut api = Command::new(assets.join("kube-apiserver"));
     let cert = |f: &str| certs.join(f).display().to_string();
-    api.arg(format!("--etcd-servers={etcd_url}"))
-        .arg(format!("--secure-port={api_port}"))
-        .arg("--bind-address=127.0.0.1")
-        .arg("--advertise-address=127.0.0.1")
-        .arg(format!("--cert-dir={}", certs.display()))
-        .arg(format!("--client-ca-file={}", cert("ca.crt")))
-        .arg("--authorization-mode=RBAC")
-        .arg("--service-cluster-ip-range=10.0.0.0/24")
-        .arg("--disable-admission-plugins=ServiceAccount")
-        .arg(format!("--service-account-issuer={url}"))
-        .arg(format!("--service-account-key-file={}", cert("sa.pub")))
-        .arg(format!(
-            "--service-account-signing-key-file={}",
-            cert("sa.key")
-        ))
-        .arg("--allow-privileged=true");
+    let args = vec![
+        format!("--etcd-servers={etcd_url}"),
+        format!("--secure-port={api_port}"),
+        "--bind-address=127.0.0.1".into(),
+        "--advertise-address=127.0.0.1".into(),
+        format!("--cert-dir={}", certs.display()),
+        format!("--client-ca-file={}", cert("ca.crt")),
+        "--authorization-mode=RBAC".into(),
+        "--service-cluster-ip-range=10.0.0.0/24".into(),
+        "--disable-admission-plugins=ServiceAccount".into(),
+        format!("--service-account-issuer={url}"),
+        format!("--service-account-key-file={}", cert("sa.pub")),
+        format!("--service-account-signing-key-file={}", cert("sa.key")),
+        "--allow-privileged=true".into(),
+    ];
+    let kubeconfig = dir.join("kubeconfig");
+    let relaunch = Relaunch {
+        program: assets.join("kube-apiserver"),
+        args,
+        kubeconfig: kubeconfig.clone(),
+        dir: dir.clone(),
+    };
+    let api = relaunch.command();
     let log = dir.join("kube-apiserver.log");
     children.push((log.clone(), process::spawn(api, &log)?));
 
-    let kubeconfig = dir.join("kubeconfig");
     kubeconfig::write(&kubeconfig, &url, &pki, None)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (config, version) = rt.block_on(wait_ready(&kubeconfig, children))?;
+    let all: Vec<&(PathBuf, Child)> = children.iter().collect();
+    let (config, version) = rt.block_on(wait_ready(&kubeconfig, &all))?;
     let startup = began.elapsed();
     // Straight to fd 2, not eprintln!: libtest captures the macros, and this
     // line (which server, how fast) belongs in every test run's output.
@@ -159,7 +254,7 @@ fn boot(children: &mut Vec<(PathBuf, Child)>) -> Result<ControlPlane> {
         startup.as_secs_f64(),
         dir.display()
     );
-    Ok(ControlPlane {
+    let plane = ControlPlane {
         url,
         version,
         dir,
@@ -169,20 +264,22 @@ fn boot(children: &mut Vec<(PathBuf, Child)>) -> Result<ControlPlane> {
         pki,
         startup,
         pids: children.iter().map(|(_, c)| c.id()).collect(),
-    })
+        control: None,
+    };
+    Ok((plane, relaunch))
 }
 
 /// Polls `/readyz` until it answers `ok`, failing fast if a child exits.
 async fn wait_ready(
     kubeconfig: &Path,
-    children: &[(PathBuf, Child)],
+    children: &[&(PathBuf, Child)],
 ) -> Result<(kube::Config, String)> {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
     let client = kube::Client::try_from(config.clone())?;
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
-        for (log, child) in children {
+        for (log, child) in children.iter().copied() {
             if process::has_exited(child) {
                 return Err(EarlyExit(format!("{} exited:\n{}", log.display(), tail(log))).into());
             }
@@ -196,11 +293,11 @@ async fn wait_ready(
                 Err(_) => "request timed out".into(),
             };
         if Instant::now() > deadline {
-            let log = &children[children.len() - 1].0;
-            bail!(
-                "kube-apiserver not ready after {READY_TIMEOUT:?}: {last}\n{}",
-                tail(log)
-            );
+            let log = children
+                .last()
+                .map(|(log, _)| tail(log))
+                .unwrap_or_default();
+            bail!("kube-apiserver not ready after {READY_TIMEOUT:?}: {last}\n{log}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -37,6 +37,7 @@ mod plane;
 // signals): the workspace denies unsafe code everywhere else.
 #[allow(unsafe_code)]
 mod process;
+mod proxy;
 mod wait;
 
 use std::sync::OnceLock;
@@ -44,6 +45,7 @@ use std::sync::OnceLock;
 pub use child::{Guarded, spawn_guarded};
 pub use plane::ControlPlane;
 pub use process::terminate;
+pub use proxy::Proxy;
 pub use wait::{TimedOut, wait_for};
 
 static PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
@@ -68,4 +70,14 @@ pub async fn control_plane() -> &'static ControlPlane {
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())),
     }
+}
+
+/// A control plane of the calling test's own, for tests that stop and
+/// start kube-apiserver (the shared one must stay up for everyone else).
+/// Its processes and files go when it is dropped.
+pub async fn private_control_plane() -> ControlPlane {
+    tokio::task::spawn_blocking(boot::start)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        .unwrap_or_else(|e| panic!("testkit: private control plane failed to start: {e:#}"))
 }

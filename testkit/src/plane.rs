@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -11,8 +12,9 @@ use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde::Deserialize;
 
+use crate::boot::Control;
 use crate::pki::Pki;
-use crate::{assets, kubeconfig, wait_for};
+use crate::{Proxy, assets, kubeconfig, wait_for};
 
 /// A running etcd + kube-apiserver, shared by every test of one test binary.
 /// Get it with [`crate::control_plane`]; it lives until the binary exits.
@@ -26,6 +28,8 @@ pub struct ControlPlane {
     pub(crate) pki: Pki,
     pub(crate) startup: Duration,
     pub(crate) pids: Vec<u32>,
+    /// Orders to the supervisor thread; dropping it stops a private plane.
+    pub(crate) control: Option<mpsc::Sender<Control>>,
 }
 
 static KUBECONFIGS: AtomicUsize = AtomicUsize::new(0);
@@ -46,7 +50,8 @@ impl ControlPlane {
         self.startup
     }
 
-    /// Process ids of etcd and kube-apiserver (for leak checks).
+    /// Process ids of etcd and kube-apiserver as first started (for leak
+    /// checks).
     pub fn pids(&self) -> &[u32] {
         &self.pids
     }
@@ -94,6 +99,53 @@ impl ControlPlane {
         kubeconfig::write(&path, &self.url, &self.pki, Some((user, groups)))
             .expect("writing kubeconfig");
         path
+    }
+
+    /// A kubeconfig like the admin one whose server is `proxy`, so a
+    /// subprocess reaches the API server only through it (and a test can
+    /// cut just that process off with [`Proxy::cut`]).
+    pub fn kubeconfig_through(&self, proxy: &Proxy) -> PathBuf {
+        let n = KUBECONFIGS.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(format!("kubeconfig-via-{n}"));
+        let server = format!("https://{}", proxy.addr());
+        kubeconfig::write(&path, &server, &self.pki, None).expect("writing kubeconfig");
+        path
+    }
+
+    /// Where the API server listens, for a [`Proxy`] in front of it.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        let host_port = self.url.trim_start_matches("https://");
+        host_port
+            .parse()
+            .expect("the apiserver URL is https://ip:port")
+    }
+
+    /// SIGKILLs kube-apiserver (etcd and its data stay), as a crashed or
+    /// restarted control-plane node would. Use a [`crate::private_control_plane`]:
+    /// on the shared one this would fail every other running test.
+    pub async fn stop_apiserver(&self) {
+        let (done, wait) = mpsc::channel();
+        self.order(Control::StopApiserver(done));
+        blocking_recv(wait).await.expect("supervisor answered");
+    }
+
+    /// Starts kube-apiserver again on the same port and etcd, and waits
+    /// until it is ready. Panics if it does not come back.
+    pub async fn start_apiserver(&self) {
+        let (done, wait) = mpsc::channel();
+        self.order(Control::StartApiserver(done));
+        let started = blocking_recv(wait).await.expect("supervisor answered");
+        if let Err(e) = started {
+            panic!("testkit: kube-apiserver did not come back: {e}");
+        }
+    }
+
+    fn order(&self, order: Control) {
+        let control = self
+            .control
+            .as_ref()
+            .expect("a started plane has a supervisor");
+        control.send(order).expect("testkit supervisor is running");
     }
 
     /// Creates a namespace named `<prefix>-<random>` (server-generated, so
@@ -160,6 +212,14 @@ impl ControlPlane {
         }
         names
     }
+}
+
+/// Waits for a supervisor's answer off the async runtime.
+async fn blocking_recv<T: Send + 'static>(rx: mpsc::Receiver<T>) -> Option<T> {
+    tokio::task::spawn_blocking(move || rx.recv().ok())
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Parses every CRD document of the YAML files in `dir`, sorted by file name.

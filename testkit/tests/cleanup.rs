@@ -1,7 +1,9 @@
 //! The promise that matters most: etcd and kube-apiserver never outlive the
 //! test binary, whether it ends normally after a failed test (atexit) or is
 //! SIGKILLed (PDEATHSIG). Each case re-runs this binary as a child that
-//! starts a control plane, reports its pids, then fails or hangs.
+//! starts a control plane, reports its pids, then fails or hangs. A private
+//! plane also survives a kube-apiserver restart, reaches a client through a
+//! proxy that can be cut, and goes when dropped.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -102,4 +104,79 @@ fn guarded_child_dies_with_its_spawning_thread() {
     .join()
     .unwrap();
     assert_all_dead(&[pid, pid]);
+}
+
+/// A ConfigMap written before a kube-apiserver restart is read after it
+/// (same etcd, same port); a client behind a cut proxy fails while the
+/// direct one works; dropping the plane ends its processes and files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_plane_restarts_its_apiserver_and_goes_when_dropped() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::Api;
+    use kube::api::{ObjectMeta, PostParams};
+
+    let cp = testkit::private_control_plane().await;
+    let pids: Vec<i32> = cp.pids().iter().map(|&p| p as i32).collect();
+    let dir = cp.dir().to_path_buf();
+    let config_maps = |client| Api::<ConfigMap>::namespaced(client, "default");
+    let marker = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some("survives-restart".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    config_maps(cp.client())
+        .create(&PostParams::default(), &marker)
+        .await
+        .unwrap();
+
+    cp.stop_apiserver().await;
+    assert!(
+        config_maps(cp.client())
+            .get("survives-restart")
+            .await
+            .is_err()
+    );
+    cp.start_apiserver().await;
+    assert!(
+        config_maps(cp.client())
+            .get("survives-restart")
+            .await
+            .is_ok()
+    );
+
+    let proxy = testkit::Proxy::start(cp.addr()).await.unwrap();
+    let via = cp.kubeconfig_through(&proxy);
+    let kc = kube::config::Kubeconfig::read_from(&via).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let proxied = || kube::Client::try_from(config.clone()).unwrap();
+    assert!(config_maps(proxied()).get("survives-restart").await.is_ok());
+    proxy.cut();
+    assert!(
+        config_maps(proxied())
+            .get("survives-restart")
+            .await
+            .is_err()
+    );
+    assert!(
+        config_maps(cp.client())
+            .get("survives-restart")
+            .await
+            .is_ok()
+    );
+    proxy.restore();
+    assert!(config_maps(proxied()).get("survives-restart").await.is_ok());
+
+    drop(cp);
+    tokio::task::spawn_blocking(move || assert_all_dead(&pids))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dir.exists() {
+        assert!(Instant::now() < deadline, "{} left behind", dir.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
