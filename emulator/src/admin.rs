@@ -64,6 +64,8 @@ pub fn put_orders(state: &State, entities: &[Value]) -> Result<usize, String> {
             status: 200,
             fields,
             via_batch: false,
+            at_ms: 0,
+            agent: None,
         });
         n += 1;
     }

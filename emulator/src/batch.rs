@@ -13,6 +13,7 @@ use crate::keys::{Resource, parse_resource};
 use crate::multipart::{self, InnerRequest, MultipartError, Part, write_response_part};
 use crate::odata::{JSON_CONTENT_TYPE, ODataError, PROTOCOL_EXCEPTION};
 use crate::query;
+use crate::query::Query;
 use crate::read::{context, patched_body, read_entity};
 use crate::state::State;
 use crate::write::{self, PatchOp, Patched};
@@ -41,8 +42,8 @@ struct Op {
 
 type Answer = (u16, Vec<(&'static str, String)>, Vec<u8>);
 
-pub fn handle(state: &State, base: &str, headers: &HeaderMap, body: &[u8]) -> Response {
-    match run(state, base, headers, body) {
+pub fn handle(state: &State, outer: &Query, headers: &HeaderMap, body: &[u8]) -> Response {
+    match run(state, outer, headers, body) {
         Ok(resp) => resp,
         Err(e) => ODataError::bad_request(e.to_string()).into_response(),
     }
@@ -50,7 +51,7 @@ pub fn handle(state: &State, base: &str, headers: &HeaderMap, body: &[u8]) -> Re
 
 fn run(
     state: &State,
-    base: &str,
+    outer: &Query,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, BatchError> {
@@ -82,9 +83,9 @@ fn run(
     let mut out = Vec::new();
     for unit in units {
         match unit {
-            Ok(changeset) => run_changeset(state, base, &changeset, &out_b, &mut out),
+            Ok(changeset) => run_changeset(state, outer, &changeset, &out_b, &mut out),
             Err(single) => {
-                let (id, ans) = match to_op(base, &single) {
+                let (id, ans) = match to_op(outer, &single) {
                     Ok(op) => {
                         let ans = if op.req.method == "GET" {
                             get(state, &op)
@@ -119,7 +120,7 @@ fn random_hex() -> String {
 }
 
 /// Resolves a part to an operation on one entity.
-fn to_op(base: &str, part: &Part) -> Result<Op, ODataError> {
+fn to_op(outer: &Query, part: &Part) -> Result<Op, ODataError> {
     let req =
         multipart::parse_request(&part.body).map_err(|e| ODataError::bad_request(e.to_string()))?;
     if req.method != "GET" && req.method != "PATCH" {
@@ -155,7 +156,8 @@ fn to_op(base: &str, part: &Part) -> Result<Op, ODataError> {
         ));
     };
     let mut query = query::parse(q).map_err(|e| ODataError::bad_request(e.to_string()))?;
-    query.base = base.to_string();
+    query.base = outer.base.clone();
+    query.agent = outer.agent.clone();
     Ok(Op {
         content_id: part.header("Content-ID").map(str::to_string),
         req,
@@ -172,6 +174,7 @@ fn patch_op(op: &Op) -> PatchOp<'_> {
         if_match: multipart::header(&op.req.headers, "If-Match"),
         body: &op.req.body,
         cross_company: op.query.cross_company,
+        agent: op.query.agent.as_deref(),
     }
 }
 
@@ -228,10 +231,10 @@ fn patch_one(state: &State, op: &Op) -> Answer {
 
 /// Runs a changeset atomically and writes its answer: a nested multipart
 /// of all results, or one error part [obs].
-fn run_changeset(state: &State, base: &str, parts: &[Part], out_b: &str, out: &mut Vec<u8>) {
+fn run_changeset(state: &State, outer: &Query, parts: &[Part], out_b: &str, out: &mut Vec<u8>) {
     let mut ops = Vec::new();
     for p in parts {
-        match to_op(base, p) {
+        match to_op(outer, p) {
             Ok(op) if op.req.method == "PATCH" => ops.push(op),
             Ok(op) => {
                 let e = ODataError::bad_request("GET requests are not allowed inside a changeset.");

@@ -43,6 +43,11 @@ pub async fn data(AxState(state): AxState<Arc<State>>, req: Request) -> Response
     let q = match query::parse(parts.uri.query()) {
         Ok(mut q) => {
             q.base = state.env_url(&parts.headers);
+            q.agent = parts
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             q
         }
         Err(e) => return ODataError::bad_request(e.to_string()).into_response(),
@@ -74,7 +79,7 @@ pub async fn data(AxState(state): AxState<Arc<State>>, req: Request) -> Response
         }
         (Resource::Collection, Method::GET) => collection(&state, &q, &parts.headers),
         (Resource::Count, Method::GET) => count(&state, &q),
-        (Resource::Batch, Method::POST) => batch::handle(&state, &q.base, &parts.headers, &bytes),
+        (Resource::Batch, Method::POST) => batch::handle(&state, &q, &parts.headers, &bytes),
         (Resource::ServiceRoot, Method::GET) => json_response(
             200,
             &json!({"@odata.context": format!("{}/data/$metadata", q.base),
@@ -129,6 +134,7 @@ fn patch_entity(
         if_match,
         body,
         cross_company: q.cross_company,
+        agent: q.agent.as_deref(),
     };
     let prefer_entity = headers
         .get("Prefer")

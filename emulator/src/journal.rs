@@ -44,6 +44,13 @@ pub struct WriteRecord {
     pub status: u16,
     pub fields: Map<String, Value>,
     pub via_batch: bool,
+    /// When the write took effect, in milliseconds since the Unix epoch:
+    /// lets a test compare it with when a writer lost its lease.
+    #[serde(default)]
+    pub at_ms: u64,
+    /// The writer's `User-Agent` (the operator names its replica there).
+    #[serde(default)]
+    pub agent: Option<String>,
 }
 
 /// One HTTP request (admin requests excluded).
@@ -72,6 +79,9 @@ impl Journal {
     /// the store lock, so sequence order is the order writes took effect.
     pub fn write(&self, mut rec: WriteRecord) {
         rec.seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        rec.at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         self.history.lock().push(rec);
     }
 

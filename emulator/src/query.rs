@@ -36,6 +36,9 @@ pub struct Query {
     pub carry: Vec<String>,
     /// Environment URL the client reached, for `@odata.context` and links.
     pub base: String,
+    /// The request's `User-Agent`, so the journal can say which client
+    /// (which operator replica) wrote.
+    pub agent: Option<String>,
 }
 
 fn decode(s: &str) -> String {

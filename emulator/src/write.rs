@@ -31,6 +31,8 @@ pub struct PatchOp<'a> {
     pub if_match: Option<&'a str>,
     pub body: &'a [u8],
     pub cross_company: bool,
+    /// The client's `User-Agent`, recorded as the writer.
+    pub agent: Option<&'a str>,
 }
 
 /// A successful PATCH: the entity after the write (its ETag is the new
@@ -144,6 +146,8 @@ fn record(
         status,
         fields,
         via_batch,
+        at_ms: 0,
+        agent: op.agent.map(str::to_string),
     }
 }
 
@@ -301,5 +305,7 @@ fn record_other_write(
         status: 204,
         fields,
         via_batch: false,
+        at_ms: 0,
+        agent: None,
     });
 }

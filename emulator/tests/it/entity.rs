@@ -330,3 +330,32 @@ async fn patch_answer_variants_and_read_only_company() {
         .await;
     assert_eq!(r.status(), 403);
 }
+
+/// The journal names the writer (its User-Agent, single or in `$batch`)
+/// and when the write took effect, so a test can tell a fenced replica's
+/// late write from its successor's.
+#[tokio::test]
+async fn history_records_writer_and_time() {
+    let env = start().await;
+    let path = key_path("usmf", "SO-2025-0001");
+    let etag = env.etag("usmf", "SO-2025-0001").await;
+    let before_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let r = env
+        .http
+        .patch(env.data(&path))
+        .bearer_auth(&env.token)
+        .header("User-Agent", "replica-a")
+        .header("If-Match", &etag)
+        .json(&json!({"SalesOrderStatus": "Delivered"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let h = env.emu.history();
+    let write = h.last().unwrap();
+    assert_eq!(write.agent.as_deref(), Some("replica-a"));
+    assert!(write.at_ms >= before_ms, "{} < {before_ms}", write.at_ms);
+}
