@@ -331,7 +331,8 @@ fn on_order_event(ctx: &Context, event: &Event<SalesOrderStatus>) {
 /// Prunes per-object state every `period`, for what no event shows: a
 /// reconcile that ended after its object's Delete and recorded it again.
 async fn prune_every(ctx: Arc<Context>, period: Duration) {
-    let mut tick = tokio::time::interval(period);
+    // A zero interval (`--resync-interval 0s`) would panic here.
+    let mut tick = tokio::time::interval(period.max(Duration::from_secs(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
