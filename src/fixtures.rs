@@ -6,6 +6,7 @@
 //! shipped binary never contains it.
 
 use d365_emulator::{DEFAULT_CLIENT_ID, DEFAULT_TENANT};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
     ClientSecretRef, ConnectionAuth, ConnectionRef, D365Connection, D365ConnectionSpec,
@@ -92,6 +93,25 @@ impl SalesOrderStatus {
         self
     }
 
+    /// Through connection `name` (same namespace) instead of [`CONNECTION`].
+    pub fn via(mut self, connection: &str) -> Self {
+        self.spec.connection_ref.name = connection.into();
+        self
+    }
+
+    /// As the API server stamps it: created at `second` (Unix time), with
+    /// a uid derived from its namespace and name.
+    pub fn created_at(mut self, second: i64) -> Self {
+        let at = jiff::Timestamp::from_second(second).expect("a valid test time");
+        self.metadata.creation_timestamp = Some(Time(at));
+        self.metadata.uid = Some(format!(
+            "uid-{}-{}",
+            self.metadata.namespace.as_deref().unwrap_or_default(),
+            self.metadata.name.as_deref().unwrap_or_default()
+        ));
+        self
+    }
+
     /// As the API server stores it after `generation` spec changes.
     pub fn at_generation(mut self, generation: i64) -> Self {
         self.metadata.generation = Some(generation);
@@ -127,5 +147,15 @@ impl D365Connection {
                 batch: None,
             },
         )
+    }
+
+    pub fn named(mut self, name: &str) -> Self {
+        self.metadata.name = Some(name.into());
+        self
+    }
+
+    pub fn in_namespace(mut self, namespace: &str) -> Self {
+        self.metadata.namespace = Some(namespace.into());
+        self
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use sales_order_operator::controller::{self, Options, Settings};
+use sales_order_operator::controller::{self, Options, Owners, Settings};
 use sales_order_operator::metrics::Metrics;
 use sales_order_operator::reconcile::BackoffPolicy;
 use sales_order_operator::telemetry::{self, LogFormat};
@@ -116,6 +116,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         namespace: None,
         label_selector: Some(args.selector.clone()).filter(|s| !s.is_empty()),
         max_concurrent_reconciles: args.max_concurrent_reconciles,
+        // One owner index for every controller below, so duplicates are
+        // found across the watched namespaces.
+        owners: Arc::new(Owners::new(namespaces.len())),
         settings: Settings {
             resync_interval: args.resync_interval,
             stalled_recheck: args.stalled_recheck,

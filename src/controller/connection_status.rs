@@ -3,7 +3,7 @@
 //! the connection's Ready condition, so `kubectl get d365c` answers "do my
 //! credentials work?" before any order depends on them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
@@ -20,8 +20,9 @@ use crate::d365::D365Error;
 use crate::locks::lock;
 use crate::reconcile::set_condition;
 
-/// (namespace, name) of a connection.
-type Key = (String, String);
+/// A connection object's uid: one deleted and recreated under its name is
+/// another object, with no status yet, and must be checked again.
+type Uid = String;
 /// A connection's (generation, Secret resourceVersion) when last checked.
 type CheckedAs = (Option<i64>, Option<String>);
 
@@ -30,30 +31,38 @@ type CheckedAs = (Option<i64>, Option<String>);
 pub struct Checks {
     /// Connection generations last seen, so status-only updates of a
     /// connection neither re-check it nor requeue its orders.
-    seen: Mutex<HashMap<Key, Option<i64>>>,
+    seen: Mutex<HashMap<Uid, Option<i64>>>,
     /// (generation, Secret resourceVersion) of each connection's last check.
-    checked: Mutex<HashMap<Key, CheckedAs>>,
+    checked: Mutex<HashMap<Uid, CheckedAs>>,
     /// With a label selector, only connections of selected orders are
     /// checked: another operator instance may own the rest.
     pub only_used: bool,
 }
 
 /// Handles one watch event of a connection; returns the connection whose
-/// orders must be requeued: on a new generation (spec change) or deletion.
-/// The connection's own status writes are neither, so they requeue nothing.
+/// orders must be requeued: on a new generation (spec change), a new
+/// object, or deletion. The connection's own status writes are none of
+/// these, so they requeue nothing. After a re-list, what belonged to
+/// connections no longer listed is dropped.
 pub fn on_event(ctx: &Arc<Context>, event: &Event<D365Connection>) -> Option<D365Connection> {
     let (conn, deleted) = match event {
         Event::Apply(c) | Event::InitApply(c) => (c, false),
         Event::Delete(c) => (c, true),
-        Event::Init | Event::InitDone => return None,
+        Event::InitDone => {
+            prune(ctx);
+            return None;
+        }
+        Event::Init => return None,
     };
-    let key = (conn.namespace().unwrap_or_default(), conn.name_any());
+    let uid = conn.uid().unwrap_or_default();
     if deleted {
-        lock(&ctx.checks.seen).remove(&key);
-        ctx.d365.forget(&key.0, &key.1);
+        lock(&ctx.checks.seen).remove(&uid);
+        lock(&ctx.checks.checked).remove(&uid);
+        ctx.d365
+            .forget(&conn.namespace().unwrap_or_default(), &conn.name_any());
         return Some(conn.clone());
     }
-    if lock(&ctx.checks.seen).insert(key, conn.metadata.generation)
+    if lock(&ctx.checks.seen).insert(uid, conn.metadata.generation)
         == Some(conn.metadata.generation)
     {
         return None;
@@ -73,15 +82,30 @@ pub fn spawn_check(ctx: &Arc<Context>, conn: &D365Connection) {
         .d365
         .secret_version(&ns, &conn.spec.auth.client_secret_ref.name);
     let fingerprint = (conn.metadata.generation, secret_version);
-    let key = (ns.clone(), name.clone());
-    if lock(&ctx.checks.checked).get(&key) == Some(&fingerprint) {
+    let uid = conn.uid().unwrap_or_default();
+    if lock(&ctx.checks.checked).get(&uid) == Some(&fingerprint) {
         return;
     }
     if ctx.checks.only_used && super::orders_using(&ctx.orders, conn).is_empty() {
         return;
     }
-    lock(&ctx.checks.checked).insert(key, fingerprint);
-    tokio::spawn(check(ctx.clone(), ns, name));
+    lock(&ctx.checks.checked).insert(uid.clone(), fingerprint);
+    tokio::spawn(check(ctx.clone(), ns, name, uid));
+}
+
+/// Forgets the checks and clients of connections the store no longer
+/// holds: their Delete was missed in a watch gap.
+fn prune(ctx: &Context) {
+    let live: HashSet<Uid> = ctx
+        .d365
+        .connections
+        .state()
+        .iter()
+        .filter_map(|c| c.uid())
+        .collect();
+    lock(&ctx.checks.seen).retain(|uid, _| live.contains(uid));
+    lock(&ctx.checks.checked).retain(|uid, _| live.contains(uid));
+    ctx.d365.prune();
 }
 
 /// Checks the connection an order uses, if it was never checked in its
@@ -92,16 +116,21 @@ pub fn spawn_check_for_order(ctx: &Arc<Context>, namespace: &str, connection: &s
     }
 }
 
-/// Checks one connection and patches its status when the Ready condition
-/// changed. Best effort: failures are logged, orders report their own.
-pub async fn check(ctx: Arc<Context>, namespace: String, name: String) {
+/// Checks one connection (object `uid`) and patches its status when the
+/// Ready condition changed. Best effort: failures are logged, orders
+/// report their own.
+async fn check(ctx: Arc<Context>, namespace: String, name: String, uid: Uid) {
     let (ready, reason, message) = authenticate(&ctx, &namespace, &name).await;
     if reason == Reason::Unavailable {
         // Transient: let the next order reconcile or event check again.
-        lock(&ctx.checks.checked).remove(&(namespace.clone(), name.clone()));
+        lock(&ctx.checks.checked).remove(&uid);
     }
-    let Some(conn) = ctx.d365.get(&namespace, &name) else {
-        return; // deleted meanwhile
+    let Some(conn) = ctx
+        .d365
+        .get(&namespace, &name)
+        .filter(|c| c.uid().unwrap_or_default() == uid)
+    else {
+        return; // deleted (maybe recreated, checked on its own) meanwhile
     };
     let current = conn.status.clone().unwrap_or_default();
     let next = ready_status(&current, ready, reason, &message, conn.metadata.generation);

@@ -249,6 +249,21 @@ impl Connections {
     pub fn forget(&self, namespace: &str, name: &str) {
         lock(&self.cache).remove(&(namespace.to_owned(), name.to_owned()));
     }
+
+    /// Drops the clients of connections the store no longer holds (or
+    /// holds as another object), e.g. after a Delete missed in a watch gap.
+    pub fn prune(&self) {
+        lock(&self.cache).retain(|(namespace, name), ((uid, ..), _)| {
+            self.get(namespace, name)
+                .is_some_and(|c| c.uid().unwrap_or_default() == *uid)
+        });
+    }
+
+    /// How many clients are cached.
+    #[cfg(test)]
+    pub fn cached_clients(&self) -> usize {
+        lock(&self.cache).len()
+    }
 }
 
 /// Where a connection's Secret is, for error messages.

@@ -57,12 +57,13 @@ struct Fixture {
     connections: Connections,
     secrets: Arc<FakeSecrets>,
     secret_writer: Writer<PartialObjectMeta<Secret>>,
+    connection_writer: Writer<D365Connection>,
 }
 
 impl Fixture {
     /// Connection `orders/usmf` whose client secret is `creds`/`client-secret`.
     fn new() -> Self {
-        let (conn_store, mut conn_writer) = reflector::store();
+        let (conn_store, mut connection_writer) = reflector::store();
         let conn: D365Connection = serde_json::from_value(json!({
             "apiVersion": "d365.salesops.io/v1alpha1",
             "kind": "D365Connection",
@@ -77,7 +78,7 @@ impl Fixture {
             },
         }))
         .expect("a valid D365Connection");
-        conn_writer.apply_watcher_event(&Event::Apply(conn));
+        connection_writer.apply_watcher_event(&Event::Apply(conn));
         let (secret_store, secret_writer) = reflector::store();
         let secrets = Arc::new(FakeSecrets::default());
         let connections = Connections::new(
@@ -90,6 +91,7 @@ impl Fixture {
             connections,
             secrets,
             secret_writer,
+            connection_writer,
         }
     }
 
@@ -163,4 +165,19 @@ async fn a_missing_secret_or_key_is_reported_as_such() {
 
     let err = f.connections.resolve("orders", "nope").await.err();
     assert!(matches!(err, Some(ResolveError::ConnectionNotFound { .. })));
+}
+
+#[tokio::test]
+async fn clients_of_connections_no_longer_listed_are_pruned() {
+    let mut f = Fixture::new();
+    f.secrets.put("creds", &[("client-secret", "s3cret")]);
+    f.secret_seen("1");
+    f.resolve().await.expect("resolves");
+    f.connections.prune();
+    assert_eq!(f.connections.cached_clients(), 1, "still listed: kept");
+    // A re-list without it: its Delete was missed.
+    f.connection_writer.apply_watcher_event(&Event::Init);
+    f.connection_writer.apply_watcher_event(&Event::InitDone);
+    f.connections.prune();
+    assert_eq!(f.connections.cached_clients(), 0);
 }

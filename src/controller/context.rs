@@ -2,7 +2,7 @@
 //! failure counts (kube-runtime has no per-object backoff of its own) and
 //! metrics.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,7 +14,8 @@ use tokio::sync::watch;
 use super::MANAGER;
 use super::connection_status::Checks;
 use super::connections::Connections;
-use crate::api::SalesOrderStatus;
+use super::owners::Feed;
+use crate::api::{Reason, SalesOrderStatus};
 use crate::locks::lock;
 use crate::metrics::Metrics;
 use crate::reconcile::BackoffPolicy;
@@ -44,14 +45,19 @@ pub struct Context {
     /// Writes statuses (orders and connections).
     pub client: kube::Client,
     pub settings: Settings,
-    /// Every watched order: duplicates are found here.
+    /// Every order this controller watches.
     pub orders: Store<SalesOrderStatus>,
+    /// Who writes each D365 order, shared with the other controllers.
+    pub owners: Feed,
     /// D365 clients by connection, with the connection and Secret caches.
     pub d365: Connections,
     pub checks: Checks,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     failures: Mutex<HashMap<ObjectRef<SalesOrderStatus>, u32>>,
+    /// Objects this controller reported to the per-object metrics, so it
+    /// prunes its own and not those of another namespace's controller.
+    reported: Mutex<HashSet<ObjectRef<SalesOrderStatus>>>,
     /// Turns true once the connection and Secret caches have listed
     /// everything: before that a missing connection or Secret may only be
     /// not listed yet, and reporting it would be false.
@@ -62,7 +68,7 @@ impl Context {
     pub fn new(
         client: kube::Client,
         settings: Settings,
-        orders: Store<SalesOrderStatus>,
+        (orders, owners): (Store<SalesOrderStatus>, Feed),
         d365: Connections,
         recorder: Recorder,
         metrics: Arc<Metrics>,
@@ -72,11 +78,13 @@ impl Context {
             client,
             settings,
             orders,
+            owners,
             d365,
             checks: Checks::default(),
             recorder,
             metrics,
             failures: Mutex::new(HashMap::new()),
+            reported: Mutex::new(HashSet::new()),
             synced,
         }
     }
@@ -111,6 +119,31 @@ impl Context {
     /// Success (or deletion) resets the backoff.
     pub fn forget_failures(&self, order: &ObjectRef<SalesOrderStatus>) {
         lock(&self.failures).remove(order);
+    }
+
+    /// Records an object's outcome in the per-object metrics.
+    pub fn report(&self, order: &ObjectRef<SalesOrderStatus>, reason: Reason) {
+        lock(&self.reported).insert(order.clone());
+        self.metrics.outcome(&order.to_string(), reason);
+    }
+
+    /// Drops what is kept per object: its failure count and metrics.
+    pub fn forget(&self, order: &ObjectRef<SalesOrderStatus>) {
+        self.forget_failures(order);
+        lock(&self.reported).remove(order);
+        self.metrics.forget_object(&order.to_string());
+    }
+
+    /// Forgets every object the order store no longer holds: a Delete
+    /// missed in a watch gap, or a reconcile that ended after its object's
+    /// Delete and recorded it again.
+    pub fn prune(&self) {
+        let live = |o: &ObjectRef<SalesOrderStatus>| self.orders.get(o).is_some();
+        let failed: Vec<_> = lock(&self.failures).keys().cloned().collect();
+        let reported: Vec<_> = lock(&self.reported).iter().cloned().collect();
+        for gone in failed.iter().chain(&reported).filter(|o| !live(o)) {
+            self.forget(gone);
+        }
     }
 
     /// Delay before the next attempt after `failures` failures.

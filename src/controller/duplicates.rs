@@ -1,104 +1,132 @@
-//! One writer per order: when two objects name the same D365 order, the
-//! older one keeps it and the newer goes Stalled/DuplicateOrder.
+//! One writer per order, the pure part: what makes two objects name the
+//! same D365 order, and which of them writes. The index in `owners` keeps
+//! the candidates; these functions decide.
 
-use crate::api::SalesOrderStatus;
+use jiff::Timestamp;
 use kube::ResourceExt;
 
-/// Identity of the D365 order an object manages. `dataAreaId` is
-/// case-insensitive in D365 [obs], so it is folded here too.
-pub fn order_identity(o: &SalesOrderStatus) -> (String, String, String, String) {
-    (
-        o.namespace().unwrap_or_default(),
-        o.spec.connection_ref.name.clone(),
-        o.spec.data_area_id.to_ascii_lowercase(),
-        o.spec.sales_order_number.clone(),
-    )
+use crate::api::{D365Connection, SalesOrderStatus, SalesOrderStatusSpec};
+
+/// The D365 environment an order is written in.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Environment {
+    /// A connection's `spec.url`, normalised by [`environment_url`].
+    Url(String),
+    /// A connection that is not there or whose URL does not parse: it
+    /// reaches nothing yet, so it is only equal to itself.
+    Connection { namespace: String, name: String },
 }
 
-/// The object that owns `order`'s D365 order among `all`: the oldest by
-/// creation time, ties broken by name. `None` when `order` owns it.
-pub fn owner_other_than<'a>(
-    order: &SalesOrderStatus,
-    all: impl IntoIterator<Item = &'a SalesOrderStatus>,
-) -> Option<String> {
-    let id = order_identity(order);
-    let rank = |o: &SalesOrderStatus| {
+/// The environment of connection `namespace/name`, given what the cache
+/// holds of it.
+pub fn environment(conn: Option<&D365Connection>, namespace: &str, name: &str) -> Environment {
+    match conn.and_then(|c| environment_url(&c.spec.url)) {
+        Some(url) => Environment::Url(url),
+        None => Environment::Connection {
+            namespace: namespace.into(),
+            name: name.into(),
+        },
+    }
+}
+
+/// `spec.url` as one string per environment: scheme and host lower-case,
+/// default port, user info, a trailing dot of the host and trailing
+/// slashes dropped, dot segments resolved. The path is folded too: F&O runs
+/// on IIS, whose paths ignore case, and over-matching only stalls a
+/// duplicate while under-matching lets two objects write one order.
+/// Query and fragment are ignored: the client refuses such URLs anyway.
+pub fn environment_url(raw: &str) -> Option<String> {
+    let url = url::Url::parse(raw.trim()).ok()?;
+    let host = url.host_str()?.trim_end_matches('.');
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let path = url.path().trim_end_matches('/').to_lowercase();
+    Some(format!("{}://{host}{port}{path}", url.scheme()))
+}
+
+/// A key part as F&O's SQL collation compares it: case-insensitive
+/// (Unicode-aware, not just ASCII) and blind to trailing spaces.
+pub fn fold(key_part: &str) -> String {
+    key_part.trim_end_matches(' ').to_lowercase()
+}
+
+/// The D365 order a spec names, up to the environment: folded company and
+/// order number.
+pub type OrderKey = (String, String);
+
+pub fn order_key(spec: &SalesOrderStatusSpec) -> OrderKey {
+    (fold(&spec.data_area_id), fold(&spec.sales_order_number))
+}
+
+/// One object's claim on an order: what the owner choice needs of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub namespace: String,
+    pub name: String,
+    /// Its D365Connection, in its namespace.
+    pub connection: String,
+    pub created: Option<Timestamp>,
+    pub uid: Option<String>,
+    /// Being deleted: it no longer owns anything.
+    pub deleting: bool,
+}
+
+impl Claim {
+    pub fn of(order: &SalesOrderStatus) -> Self {
+        Self {
+            namespace: order.namespace().unwrap_or_default(),
+            name: order.name_any(),
+            connection: order.spec.connection_ref.name.clone(),
+            created: order.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            uid: order.uid(),
+            deleting: order.metadata.deletion_timestamp.is_some(),
+        }
+    }
+
+    /// The same object (namespace and name).
+    pub fn is(&self, other: &Claim) -> bool {
+        self.namespace == other.namespace && self.name == other.name
+    }
+
+    /// Older first; an unknown age never displaces a known one; ties by
+    /// namespace, then name.
+    fn rank(&self) -> (bool, Option<Timestamp>, &str, &str) {
         (
-            o.metadata.creation_timestamp.clone().map(|t| t.0),
-            o.name_any(),
+            self.created.is_none(),
+            self.created,
+            &self.namespace,
+            &self.name,
         )
-    };
-    let owner = all
-        .into_iter()
-        .filter(|o| o.metadata.deletion_timestamp.is_none() && order_identity(o) == id)
-        .min_by_key(|o| rank(o))?;
-    (owner.name_any() != order.name_any()).then(|| owner.name_any())
+    }
+
+    /// Whether `self` would own the order before `other`.
+    pub fn outranks(&self, other: &Claim) -> bool {
+        self.rank() < other.rank()
+    }
 }
 
-/// Objects other than `order` that name the same D365 order: they must be
-/// re-checked when `order` changes or goes away.
-pub fn duplicates_of<'a>(
-    order: &SalesOrderStatus,
-    all: impl IntoIterator<Item = &'a SalesOrderStatus>,
-) -> Vec<&'a SalesOrderStatus> {
-    let id = order_identity(order);
-    all.into_iter()
-        .filter(|o| o.name_any() != order.name_any() && order_identity(o) == id)
-        .collect()
+impl std::fmt::Display for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The claim among `others` that owns the order `me` names, when it is
+/// not `me`. `others` name the same [`OrderKey`]; only those whose
+/// connection reaches `me`'s environment compete, and objects being
+/// deleted own nothing.
+pub fn owner_other_than<'a>(
+    me: &Claim,
+    others: &'a [Claim],
+    environment: impl Fn(&Claim) -> Environment,
+) -> Option<&'a Claim> {
+    let mine = environment(me);
+    let owner = others
+        .iter()
+        .filter(|c| !c.is(me) && !c.deleting && environment(c) == mine)
+        .min_by(|a, b| a.rank().cmp(&b.rank()))?;
+    (me.deleting || owner.outranks(me)).then_some(owner)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::{ConnectionRef, Policy, SalesOrderStatusSpec, SalesStatus};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
-    fn order(name: &str, company: &str, number: &str, created: i64) -> SalesOrderStatus {
-        let mut o = SalesOrderStatus::new(
-            name,
-            SalesOrderStatusSpec {
-                connection_ref: ConnectionRef {
-                    name: "usmf".into(),
-                },
-                data_area_id: company.into(),
-                sales_order_number: number.into(),
-                sales_status: SalesStatus::Delivered,
-                delivery_date: None,
-                policy: Policy::Enforce,
-                suspend: false,
-            },
-        );
-        o.metadata.namespace = Some("orders".into());
-        o.metadata.creation_timestamp = Some(Time(jiff::Timestamp::from_second(created).unwrap()));
-        o
-    }
-
-    #[test]
-    fn oldest_object_owns_the_order() {
-        let old = order("b-old", "USMF", "SO-1", 100);
-        let new = order("a-new", "usmf", "SO-1", 200);
-        let other = order("c", "usmf", "SO-2", 50);
-        let all = [old.clone(), new.clone(), other.clone()];
-        assert_eq!(owner_other_than(&old, &all), None);
-        assert_eq!(
-            owner_other_than(&new, &all),
-            Some("b-old".into()),
-            "dataAreaId folds case"
-        );
-        assert_eq!(owner_other_than(&other, &all), None);
-        assert_eq!(duplicates_of(&old, &all).len(), 1);
-    }
-
-    #[test]
-    fn ties_break_by_name_and_deleting_objects_do_not_own() {
-        let a = order("a", "usmf", "SO-1", 100);
-        let b = order("b", "usmf", "SO-1", 100);
-        assert_eq!(
-            owner_other_than(&b, &[a.clone(), b.clone()]),
-            Some("a".into())
-        );
-        let mut a_gone = a.clone();
-        a_gone.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::from_second(300).unwrap()));
-        assert_eq!(owner_other_than(&b, &[a_gone, b.clone()]), None);
-    }
-}
+#[path = "duplicates_tests.rs"]
+mod tests;

@@ -5,6 +5,7 @@ mod connection_status;
 mod connections;
 mod context;
 mod duplicates;
+mod owners;
 mod reconciler;
 pub mod sync;
 
@@ -13,6 +14,7 @@ use std::future::{Future, ready as done};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -30,6 +32,7 @@ use tokio::sync::watch;
 use tracing::{debug, info};
 
 pub use context::{Context, Settings};
+pub use owners::Owners;
 pub use reconciler::{Error, MANAGER, error_policy, reconcile};
 
 use crate::api::{D365Connection, RECONCILE_REQUESTED_AT, SalesOrderStatus};
@@ -45,6 +48,9 @@ pub struct Options {
     pub label_selector: Option<String>,
     pub max_concurrent_reconciles: u16,
     pub settings: Settings,
+    /// Who writes each D365 order: one index for every controller of the
+    /// process, made for as many controllers as will run.
+    pub owners: Arc<Owners>,
 }
 
 /// Runs the controller until `shutdown` resolves; `ready` turns true once
@@ -52,7 +58,11 @@ pub struct Options {
 /// - an order's spec or reconcile-requested-at annotation changes;
 /// - a connection's spec changes or it is deleted: its orders;
 /// - a Secret changes or is deleted: the orders of connections using it;
-/// - an order is deleted: the duplicates that may now own its D365 order.
+/// - an order that owns a D365 order goes, or a newer owner appears: the
+///   duplicates concerned, in whichever controller watches them (the owner
+///   index wakes them);
+/// - a watch re-lists, and every resync interval: per-object state of
+///   objects no longer listed is pruned.
 ///
 /// The Controller polls every stream below, so the stores fill as it runs.
 pub async fn run(
@@ -68,25 +78,29 @@ pub async fn run(
     let (secrets, secret_writer) = reflector::store();
     let (synced_tx, synced_rx) = watch::channel(false);
     let (listed_tx, listed_rx) = watch::channel(false);
+    let (wake_tx, wake_rx) = mpsc::unbounded::<ObjectRef<SalesOrderStatus>>();
+    let owners = options
+        .owners
+        .join(options.namespace.clone(), connections.clone(), wake_tx);
     let ctx = context(
         &client,
         &options,
         metrics,
-        &orders,
+        (&orders, owners),
         (connections, secrets),
         synced_rx,
     );
-    let (wake_tx, wake_rx) = mpsc::unbounded::<ObjectRef<SalesOrderStatus>>();
     let order_changes = order_changes(
         api(&client, ns),
         options.label_selector.as_deref(),
         order_writer,
-        (ctx.clone(), wake_tx, listed_tx),
+        (ctx.clone(), listed_tx),
     );
     let connection_changes = connection_changes(api(&client, ns), connection_writer, ctx.clone());
     let secret_changes = secret_changes(api(&client, ns), secret_writer, ctx.clone());
 
     let gate = tokio::spawn(open_when_listed(ctx.clone(), synced_tx, listed_rx, ready));
+    let pruning = tokio::spawn(prune_every(ctx.clone(), ctx.settings.resync_interval));
     let config = ControllerConfig::default().concurrency(options.max_concurrent_reconciles);
     Controller::for_stream(order_changes, orders.clone())
         .with_config(config)
@@ -111,6 +125,7 @@ pub async fn run(
         })
         .await;
     gate.abort();
+    pruning.abort();
     info!("controller stopped");
 }
 
@@ -118,7 +133,7 @@ fn context(
     client: &Client,
     options: &Options,
     metrics: Arc<Metrics>,
-    orders: &Store<SalesOrderStatus>,
+    (orders, owners): (&Store<SalesOrderStatus>, owners::Feed),
     (connections, secrets): (Store<D365Connection>, Store<PartialObjectMeta<Secret>>),
     synced: watch::Receiver<bool>,
 ) -> Arc<Context> {
@@ -135,7 +150,7 @@ fn context(
     let mut ctx = Context::new(
         client.clone(),
         options.settings.clone(),
-        orders.clone(),
+        (orders.clone(), owners),
         d365,
         Recorder::new(client.clone(), reporter),
         metrics,
@@ -146,17 +161,13 @@ fn context(
 }
 
 /// Orders whose spec or reconcile-requested-at annotation changed. On the
-/// way: InitDone says the orders are listed, and a deleted order forgets
-/// its failures and metrics and wakes its duplicates.
+/// way: the owner index follows every event, InitDone says the orders are
+/// listed, and deleted or no longer listed orders are forgotten.
 fn order_changes(
     api: Api<SalesOrderStatus>,
     label_selector: Option<&str>,
     writer: Writer<SalesOrderStatus>,
-    (ctx, wake, listed): (
-        Arc<Context>,
-        mpsc::UnboundedSender<ObjectRef<SalesOrderStatus>>,
-        watch::Sender<bool>,
-    ),
+    (ctx, listed): (Arc<Context>, watch::Sender<bool>),
 ) -> impl Stream<Item = Result<SalesOrderStatus, watcher::Error>> + Send + 'static {
     let mut config = watcher::Config::default();
     if let Some(selector) = label_selector {
@@ -168,7 +179,7 @@ fn order_changes(
             if matches!(event, Event::InitDone) {
                 listed.send_replace(true);
             }
-            on_order_event(&ctx, &wake, event)
+            on_order_event(&ctx, event)
         })
         .touched_objects()
         .predicate_filter(trigger_hash, Default::default())
@@ -223,6 +234,7 @@ async fn open_when_listed(
         connection_status::spawn_check(&ctx, &conn);
     }
     let _ = orders_listed.wait_for(|listed| *listed).await;
+    ctx.owners.listed();
     if !ready.swap(true, Ordering::SeqCst) {
         info!("watches synced; operator ready");
     }
@@ -304,20 +316,27 @@ fn orders_using(
         .collect()
 }
 
-/// Deleted orders drop their failure count and metrics, and wake the
-/// duplicates that may now own the D365 order.
-fn on_order_event(
-    ctx: &Context,
-    tx: &mpsc::UnboundedSender<ObjectRef<SalesOrderStatus>>,
-    event: &Event<SalesOrderStatus>,
-) {
-    if let Event::Delete(order) = event {
-        let oref = ObjectRef::from_obj(order);
-        ctx.forget_failures(&oref);
-        ctx.metrics.forget_object(&oref.to_string());
-        for dup in duplicates::duplicates_of(order, ctx.orders.state().iter().map(AsRef::as_ref)) {
-            let _ = tx.unbounded_send(ObjectRef::from_obj(dup));
-        }
+/// The owner index follows every event (and wakes duplicates); a deleted
+/// order, or after a re-list any order no longer listed, drops its failure
+/// count and metrics. The store is updated before this runs.
+fn on_order_event(ctx: &Context, event: &Event<SalesOrderStatus>) {
+    ctx.owners.apply(event, &ctx.orders);
+    match event {
+        Event::Delete(order) => ctx.forget(&ObjectRef::from_obj(order)),
+        Event::InitDone => ctx.prune(),
+        _ => {}
+    }
+}
+
+/// Prunes per-object state every `period`, for what no event shows: a
+/// reconcile that ended after its object's Delete and recorded it again.
+async fn prune_every(ctx: Arc<Context>, period: Duration) {
+    // A zero interval (`--resync-interval 0s`) would panic here.
+    let mut tick = tokio::time::interval(period.max(Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        ctx.prune();
     }
 }
 
@@ -329,3 +348,7 @@ fn trigger_hash(order: &SalesOrderStatus) -> Option<u64> {
     order.annotations().get(RECONCILE_REQUESTED_AT).hash(&mut h);
     Some(h.finish())
 }
+
+#[cfg(test)]
+#[path = "prune_tests.rs"]
+mod prune_tests;

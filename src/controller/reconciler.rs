@@ -16,7 +16,6 @@ use serde_json::json;
 use tracing::{Instrument, info, warn};
 
 use super::context::{Context, merge_patch_params};
-use super::duplicates::owner_other_than;
 use super::sync::{SyncResult, sync_resolving};
 use crate::api::{Reason, SalesOrderStatus};
 use crate::reconcile::{
@@ -76,7 +75,7 @@ pub async fn reconcile(order: Arc<SalesOrderStatus>, ctx: Arc<Context>) -> Resul
 
     write_status(&order, &ctx, &outcome).await?;
     publish_event(&order, &ctx, &outcome, attempts);
-    ctx.metrics.outcome(&oref.to_string(), reason);
+    ctx.report(&oref, reason);
     if reason.is_transient() {
         let message = match &outcome {
             Outcome::Failed { message, .. } => message.clone(),
@@ -117,8 +116,7 @@ pub fn error_policy(order: Arc<SalesOrderStatus>, error: &Error, ctx: Arc<Contex
 /// Duplicates first (a duplicate never touches D365), then the attempt;
 /// the connection is resolved only if the order is not suspended.
 async fn decide(order: &SalesOrderStatus, ctx: &Context, attempts: u32) -> SyncResult {
-    let all = ctx.orders.state();
-    if let Some(owner) = owner_other_than(order, all.iter().map(AsRef::as_ref)) {
+    if let Some(owner) = ctx.owners.owner_of(order).await {
         return SyncResult::from(Outcome::Failed {
             reason: Reason::DuplicateOrder,
             message: format!(

@@ -102,3 +102,23 @@ async fn a_rotated_secret_fixes_the_connection_and_its_orders() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_recreated_under_its_name_is_checked_again() {
+    let env = env("recreated", 0, Faults::default()).await;
+    let _op = env.operator(&[]);
+    let first = wait_connection(&env, "Authenticated").await;
+    let conns: Api<D365Connection> = Api::namespaced(env.client.clone(), &env.ns);
+    conns
+        .delete("usmf", &DeleteParams::default())
+        .await
+        .unwrap();
+    let again = conns
+        .create(&Default::default(), &D365Connection::test(&env.emu.url()))
+        .await
+        .unwrap();
+    assert_ne!(again.metadata.uid, first.metadata.uid, "another object");
+    assert!(again.status.is_none(), "it starts without a condition");
+    let checked = wait_connection(&env, "Authenticated").await;
+    assert_eq!(checked.metadata.uid, again.metadata.uid);
+}

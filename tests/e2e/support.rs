@@ -27,6 +27,12 @@ pub async fn emulator(n: usize, faults: Faults) -> Emulator {
 
 /// Creates the fixture Secret and D365Connection in `ns`, pointing at `emu`.
 pub async fn connect(client: &Client, ns: &str, emu: &Emulator) {
+    put_secret(client, ns).await;
+    create_connection(client, ns, D365Connection::test(&emu.url())).await;
+}
+
+/// Creates the fixture Secret (the emulator's client secret) in `ns`.
+pub async fn put_secret(client: &Client, ns: &str) {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let secret: Secret = serde_json::from_value(serde_json::json!({
         "metadata": {"name": fixtures::SECRET},
@@ -37,9 +43,12 @@ pub async fn connect(client: &Client, ns: &str, emu: &Emulator) {
         .create(&PostParams::default(), &secret)
         .await
         .expect("create secret");
+}
+
+pub async fn create_connection(client: &Client, ns: &str, connection: D365Connection) {
     let conns: Api<D365Connection> = Api::namespaced(client.clone(), ns);
     conns
-        .create(&PostParams::default(), &D365Connection::test(&emu.url()))
+        .create(&PostParams::default(), &connection)
         .await
         .expect("create connection");
 }
@@ -222,12 +231,23 @@ pub async fn env(prefix: &str, n: usize, faults: Faults) -> Env {
 
 /// Waits until order `name` has Ready reason `reason`; returns it.
 pub async fn wait_reason(env: &Env, name: &str, reason: &str) -> SalesOrderStatus {
-    testkit::wait_for(Duration::from_secs(60), || async {
-        let o = env.orders().get(name).await.ok()?;
+    wait_reason_in(&env.orders(), name, reason, Duration::from_secs(60)).await
+}
+
+/// Waits up to `timeout` until order `name` of `orders` has Ready reason
+/// `reason`; returns it.
+pub async fn wait_reason_in(
+    orders: &Api<SalesOrderStatus>,
+    name: &str,
+    reason: &str,
+    timeout: Duration,
+) -> SalesOrderStatus {
+    testkit::wait_for(timeout, || async {
+        let o = orders.get(name).await.ok()?;
         (o.ready_condition()?.reason == reason).then_some(o)
     })
     .await
-    .unwrap_or_else(|_| panic!("{name} never reached {reason}"))
+    .unwrap_or_else(|_| panic!("{name} never reached {reason} within {timeout:?}"))
 }
 
 impl Env {
