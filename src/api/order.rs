@@ -148,7 +148,7 @@ pub struct ObservedOrder {
     pub etag: Option<String>,
 }
 
-/// The last successful PATCH.
+/// The last PATCH D365 accepted (2xx).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct LastUpdate {
@@ -164,6 +164,18 @@ pub struct LastUpdate {
     /// Entity fields written.
     #[serde(default)]
     pub fields: Vec<String>,
+    /// metadata.generation of the spec written: a later read that still
+    /// differs proves the write was not applied only for the same spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// Times this change was sent again because D365 accepted it without
+    /// applying it (at most once, then Stalled/NotApplied).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resends: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl SalesOrderStatus {
