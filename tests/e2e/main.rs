@@ -16,3 +16,4 @@ mod control_plane;
 mod converge;
 mod crds;
 mod leader;
+mod proven_writes;
