@@ -152,15 +152,16 @@ fn parts_are_matched_by_content_id_one_to_one_or_not_at_all() {
     );
     assert!(!fewer.unwrap().contains_key("4"));
 
-    let table: [(&str, &dyn Fn(&str) -> String, ParseError); 3] = [
+    type Edit = fn(&str) -> String;
+    let table: [(&str, Edit, ParseError); 3] = [
         (
             "a part answers another's id",
-            &|id| format!("Content-ID: {}", if id == "3" { "2" } else { id }),
+            |id| format!("Content-ID: {}", if id == "3" { "2" } else { id }),
             ParseError::RepeatedContentId("2".into()),
         ),
         (
             "a part lost its id",
-            &|id| {
+            |id| {
                 if id == "2" {
                     "X-Other: 2".into()
                 } else {
@@ -171,7 +172,7 @@ fn parts_are_matched_by_content_id_one_to_one_or_not_at_all() {
         ),
         (
             "a part names a request never sent",
-            &|id| format!("Content-ID: 1{id}"),
+            |id| format!("Content-ID: 1{id}"),
             ParseError::UnknownContentId("11".into()),
         ),
     ];

@@ -32,7 +32,16 @@ fn the_read_after_a_write_tells_whether_it_was_applied() {
         to_etag: None,
         ..last(0)
     };
-    let cases: [(&str, Option<&LastUpdate>, i64, &str, &[&str], Option<u32>); 10] = [
+    // (case, last write, generation now, ETag now, fields differing, resend)
+    type Case<'a> = (
+        &'a str,
+        Option<&'a LastUpdate>,
+        i64,
+        &'a str,
+        &'a [&'a str],
+        Option<u32>,
+    );
+    let cases: [Case<'_>; 10] = [
         ("never written", None, 2, "e0", &[STATUS], None),
         (
             "ETag as sent: not applied",
