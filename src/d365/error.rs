@@ -68,11 +68,9 @@ pub enum D365Error {
     ///   because D365 reports business-validation failures as 500 [obs].
     #[error("rejected ({status}): {message}")]
     Rejected { status: u16, message: String },
-    /// A 3xx: the service, or something in front of it, points elsewhere.
-    /// Redirects are never followed: a PATCH that lands on another host,
-    /// or turns into a GET (301/302/303), would be reported as written
-    /// while D365 never changed. Retrying will not help: the connection's
-    /// `url` (or `authorityUrl`) is not the service's own address.
+    /// A 3xx, never followed: a PATCH landing elsewhere, or turned into a
+    /// GET (301/302/303), would pass for written while D365 never changed.
+    /// The connection's `url` (or `authorityUrl`) is not the service's own.
     #[error("redirect refused ({status}): {message}")]
     Redirected {
         status: u16,
