@@ -13,7 +13,7 @@ use d365_emulator::{
 };
 use futures::StreamExt;
 use sales_order_operator::api::{ConnectionRef, Policy, SalesOrderStatusSpec, SalesStatus};
-use sales_order_operator::controller::sync::{OrderRules, sync_order};
+use sales_order_operator::controller::sync::{Attempt, OrderRules, sync_order};
 use sales_order_operator::d365::{BatchSettings, ConnectionSettings, D365Client, NoopObserver};
 
 const ORDERS: usize = 5_000;
@@ -38,7 +38,7 @@ async fn round(name: &str, emu: &Emulator, client: &D365Client, rules: &OrderRul
     let started = Instant::now();
     let reasons: Vec<_> = futures::stream::iter(1..=ORDERS)
         .map(|n| async move {
-            sync_order(client, rules, &spec(n), 1)
+            sync_order(client, rules, &spec(n), Attempt::new(1))
                 .await
                 .outcome
                 .reason()

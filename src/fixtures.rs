@@ -75,6 +75,12 @@ impl SalesOrderStatus {
         self
     }
 
+    /// Wanting this delivery date, or none (`spec.deliveryDate` absent).
+    pub fn delivering(mut self, date: Option<&str>) -> Self {
+        self.spec.delivery_date = date.map(str::to_owned);
+        self
+    }
+
     pub fn observing(mut self) -> Self {
         self.spec.policy = Policy::Observe;
         self

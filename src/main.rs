@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use sales_order_operator::controller::{self, Options, Owners, Settings};
 use sales_order_operator::metrics::Metrics;
-use sales_order_operator::reconcile::BackoffPolicy;
+use sales_order_operator::reconcile::{Backoff, BackoffPolicy};
 use sales_order_operator::telemetry::{self, LogFormat};
 use sales_order_operator::{api, server};
 
@@ -45,9 +45,13 @@ struct RunArgs {
     /// Re-check Stalled orders this often without a spec change.
     #[arg(long, env = "STALLED_RECHECK", default_value = "30m", value_parser = humantime::parse_duration)]
     stalled_recheck: Duration,
-    /// Longest per-order backoff after repeated failures.
+    /// Longest per-order backoff after repeated errors (5xx, timeouts).
     #[arg(long, env = "BACKOFF_CAP", default_value = "5m", value_parser = humantime::parse_duration)]
     backoff_cap: Duration,
+    /// Longest per-order backoff after repeated conflicts (409/412), which
+    /// follow 1s, 2s, 4s, ... up to it (default: see docs/operations.md).
+    #[arg(long, env = "CONFLICT_BACKOFF_CAP", default_value = "16s", value_parser = humantime::parse_duration)]
+    conflict_backoff_cap: Duration,
     /// Orders reconciled at once (D365 load is bounded per connection too).
     #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 64)]
     max_concurrent_reconciles: u16,
@@ -122,9 +126,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         settings: Settings {
             resync_interval: args.resync_interval,
             stalled_recheck: args.stalled_recheck,
-            backoff: BackoffPolicy {
-                cap: args.backoff_cap,
-                ..BackoffPolicy::default()
+            backoff: Backoff {
+                conflict: BackoffPolicy::conflicts(args.conflict_backoff_cap),
+                error: BackoffPolicy {
+                    cap: args.backoff_cap,
+                    ..BackoffPolicy::default()
+                },
             },
         },
     };

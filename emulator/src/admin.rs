@@ -63,6 +63,7 @@ pub fn put_orders(state: &State, entities: &[Value]) -> Result<usize, String> {
             accepted: true,
             status: 200,
             fields,
+            ignored: Vec::new(),
             via_batch: false,
             at_ms: 0,
             agent: None,

@@ -107,6 +107,21 @@ pub struct Faults {
     pub forbidden_as_conflict: bool,
     /// Statuses an order cannot leave: PATCH → 500 AxODataWriteException [obs].
     pub final_statuses: Vec<String>,
+    /// Answer every `/data` request with this 3xx (before auth, as a front
+    /// door would) and a `Location` of `redirect_to` + the request's path
+    /// and query. A 3xx is [spec] (RFC 9110 §15.4); D365 redirecting
+    /// `/data` (a moved environment, a proxy sending http to https) is
+    /// [unverified]. `None` (or a status outside 300..=399): off.
+    pub redirect_status: Option<u16>,
+    /// Base of the `Location` a redirect names; empty: a relative one.
+    pub redirect_to: String,
+    /// Entity fields a PATCH may send but that are never applied: the
+    /// PATCH is still accepted (204, or 200 with the unchanged values), and
+    /// the ETag moves only if some other field was applied. [unverified]:
+    /// nobody has shown D365 dropping a write it accepted (business logic
+    /// resetting a value would look like this); the operator must not call
+    /// such a write Updated.
+    pub ignore_writes: Vec<String>,
 }
 
 impl Default for Faults {
@@ -131,6 +146,9 @@ impl Default for Faults {
             read_only_companies: Vec::new(),
             forbidden_as_conflict: false,
             final_statuses: vec!["Invoiced".to_string(), "Canceled".to_string()],
+            redirect_status: None,
+            redirect_to: String::new(),
+            ignore_writes: Vec::new(),
         }
     }
 }
@@ -150,6 +168,17 @@ impl Faults {
             409 => 409,
             _ => 428,
         }
+    }
+
+    /// The redirect to answer `/data` with, if one is switched on: a 3xx
+    /// status, else none.
+    pub(crate) fn redirect_status(&self) -> Option<u16> {
+        self.redirect_status.filter(|s| (300..=399).contains(s))
+    }
+
+    /// Whether a PATCH of `field` is accepted without being applied.
+    pub(crate) fn ignores(&self, field: &str) -> bool {
+        self.ignore_writes.iter().any(|f| f == field)
     }
 
     /// Injected error status, falling back to 500.

@@ -43,6 +43,9 @@ pub struct WriteRecord {
     pub accepted: bool,
     pub status: u16,
     pub fields: Map<String, Value>,
+    /// Fields the write sent that the `ignoreWrites` fault did not apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
     pub via_batch: bool,
     /// When the write took effect, in milliseconds since the Unix epoch:
     /// lets a test compare it with when a writer lost its lease.

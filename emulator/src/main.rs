@@ -102,6 +102,20 @@ struct Cli {
         default_value = "Invoiced,Canceled"
     )]
     final_statuses: Vec<String>,
+    /// Answer every /data request with this 3xx and a Location (see --redirect-to).
+    #[arg(long, env = "D365_EMULATOR_REDIRECT_STATUS")]
+    redirect_status: Option<u16>,
+    /// Base URL the redirect's Location points at (path and query appended).
+    #[arg(long, env = "D365_EMULATOR_REDIRECT_TO", default_value = "")]
+    redirect_to: String,
+    /// Accept PATCHes of this entity field (204) without applying it; repeatable.
+    #[arg(
+        long = "ignore-writes",
+        value_name = "FIELD",
+        env = "D365_EMULATOR_IGNORE_WRITES",
+        value_delimiter = ','
+    )]
+    ignore_writes: Vec<String>,
     /// Seed of fault injection and order generation.
     #[arg(long, env = "D365_EMULATOR_SEED", default_value_t = 0)]
     seed: u64,
@@ -151,6 +165,9 @@ impl Cli {
                 read_only_companies: self.read_only_companies,
                 forbidden_as_conflict: self.forbidden_as_conflict,
                 final_statuses: self.final_statuses,
+                redirect_status: self.redirect_status,
+                redirect_to: self.redirect_to,
+                ignore_writes: self.ignore_writes,
             },
         })
     }

@@ -46,6 +46,8 @@ async fn guard(AxState(state): AxState<Arc<State>>, req: Request, next: Next) ->
     let mut slot = None;
     let response = if !is_data {
         next.run(req).await
+    } else if let Some(status) = faults.redirect_status() {
+        redirect(status, &faults.redirect_to, req.uri())
     } else if state.tokens.check(req.headers()).is_err() {
         unauthorized()
     } else {
@@ -92,6 +94,19 @@ async fn guard(AxState(state): AxState<Arc<State>>, req: Request, next: Next) ->
     }
     drop(slot);
     response
+}
+
+/// The `redirectStatus` fault: a 3xx whose `Location` is `base` + the
+/// request's path and query, with a short text body as proxies send.
+fn redirect(status: u16, base: &str, uri: &axum::http::Uri) -> Response {
+    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let location = format!("{}{target}", base.trim_end_matches('/'));
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+    let mut r = (code, format!("Moved to {location}")).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
 }
 
 /// 401 with an empty body and a Bearer challenge, as Entra-protected APIs answer.

@@ -50,17 +50,12 @@ pub fn patch(state: &State, op: &PatchOp<'_>, via_batch: bool) -> Result<Patched
     concurrent_writer(state, &faults, &mut table, &k);
     let current = table.get(&k).map(|o| &**o);
     match decide(state, &faults, current, op) {
-        Ok((order, fields)) => {
-            let done = accepted(&faults, &order);
-            state.journal.write(record(
-                op,
-                current,
-                Some(&order),
-                done.status,
-                fields,
-                via_batch,
-            ));
-            table.insert(k, Arc::new(order));
+        Ok(change) => {
+            let done = accepted(&faults, &change.order);
+            state
+                .journal
+                .write(change.record(op, current, done.status, via_batch));
+            table.insert(k, Arc::new(change.order));
             Ok(done)
         }
         Err((err, fields)) => {
@@ -88,11 +83,11 @@ pub fn changeset(state: &State, ops: &[PatchOp<'_>]) -> Result<Vec<Patched>, (us
         }
         let current = staged.get(&k).or_else(|| table.get(&k).map(|o| &**o));
         match decide(state, &faults, current, op) {
-            Ok((order, fields)) => {
-                let done = accepted(&faults, &order);
-                records.push(record(op, current, Some(&order), done.status, fields, true));
+            Ok(change) => {
+                let done = accepted(&faults, &change.order);
+                records.push(change.record(op, current, done.status, true));
                 results.push(done);
-                staged.insert(k, order);
+                staged.insert(k, change.order);
             }
             Err((err, fields)) => {
                 for mut r in records {
@@ -145,13 +140,43 @@ fn record(
         accepted: after.is_some(),
         status,
         fields,
+        ignored: Vec::new(),
         via_batch,
         at_ms: 0,
         agent: op.agent.map(str::to_string),
     }
 }
 
-type Decision = Result<(Order, Map<String, Value>), (ODataError, Map<String, Value>)>;
+/// A PATCH that passed every check: the record after it, the fields it
+/// sent, and those of them the `ignoreWrites` fault left unapplied.
+struct Change {
+    order: Order,
+    fields: Map<String, Value>,
+    ignored: Vec<String>,
+}
+
+impl Change {
+    fn record(
+        &self,
+        op: &PatchOp<'_>,
+        before: Option<&Order>,
+        status: u16,
+        batch: bool,
+    ) -> WriteRecord {
+        let mut r = record(
+            op,
+            before,
+            Some(&self.order),
+            status,
+            self.fields.clone(),
+            batch,
+        );
+        r.ignored = self.ignored.clone();
+        r
+    }
+}
+
+type Decision = Result<Change, (ODataError, Map<String, Value>)>;
 
 /// Decides one PATCH against the current record; returns the new record.
 fn decide(state: &State, faults: &Faults, current: Option<&Order>, op: &PatchOp<'_>) -> Decision {
@@ -236,10 +261,24 @@ fn decide(state: &State, faults: &Faults, current: Option<&Order>, op: &PatchOp<
             ));
         }
     }
+    // The `ignoreWrites` fault: accepted, but those fields stay as they
+    // are; with nothing applied the record (and its ETag) is unchanged.
+    let (ignored, applied): (Vec<_>, Vec<_>) = fields.iter().partition(|(k, _)| faults.ignores(k));
     let mut order = current.clone();
-    order.apply(&fields);
-    order.etag = state.store.next_etag(order.rec_id);
-    Ok((order, fields))
+    if !applied.is_empty() {
+        let applied: Map<String, Value> = applied
+            .into_iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        order.apply(&applied);
+        order.etag = state.store.next_etag(order.rec_id);
+    }
+    let ignored = ignored.into_iter().map(|(k, _)| k.clone()).collect();
+    Ok(Change {
+        order,
+        fields,
+        ignored,
+    })
 }
 
 /// The `conflictRate` fault: another user changes an unmanaged field (so
@@ -304,6 +343,7 @@ fn record_other_write(
         accepted: true,
         status: 204,
         fields,
+        ignored: Vec::new(),
         via_batch: false,
         at_ms: 0,
         agent: None,

@@ -61,10 +61,14 @@ pub enum Reason {
     Suspended,
     /// D365Connection only: the token endpoint accepted the credentials.
     Authenticated,
+    /// D365 accepted a PATCH (2xx) but did not apply it, and did so again
+    /// when sent once more: the order still differs and no one else wrote.
+    /// Stalled; while the one resend is pending, Reconciling.
+    NotApplied,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 17] = [
         Self::InSync,
         Self::Updated,
         Self::Drifted,
@@ -81,6 +85,7 @@ impl Reason {
         Self::DuplicateOrder,
         Self::Suspended,
         Self::Authenticated,
+        Self::NotApplied,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +106,7 @@ impl Reason {
             Self::DuplicateOrder => "DuplicateOrder",
             Self::Suspended => "Suspended",
             Self::Authenticated => "Authenticated",
+            Self::NotApplied => "NotApplied",
         }
     }
 
@@ -117,6 +123,7 @@ impl Reason {
                 | Self::ConnectionNotReady
                 | Self::SecretNotFound
                 | Self::DuplicateOrder
+                | Self::NotApplied
         )
     }
 

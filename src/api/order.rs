@@ -57,7 +57,10 @@ pub struct SalesOrderStatusSpec {
 
     /// Sales order number (SalesId), the other key part.
     #[schemars(length(min = 1, max = 20))]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("salesOrderNumber is immutable: a different order is a different object"))]
+    #[x_kube(
+        validation = Rule::new("self == oldSelf").message("salesOrderNumber is immutable: a different order is a different object"),
+        validation = Rule::new(NO_CONTROL_CHARACTERS).message("salesOrderNumber must not contain control characters")
+    )]
     pub sales_order_number: String,
 
     /// Desired order status.
@@ -66,7 +69,13 @@ pub struct SalesOrderStatusSpec {
     /// Desired delivery date (RFC 3339 full-date), written to the entity's
     /// date field chosen by the connection (ConfirmedReceiptDate by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("format" = "date"), regex(pattern = r"^\d{4}-\d{2}-\d{2}$"))]
+    #[schemars(
+        extend("format" = "date"),
+        regex(pattern = r"^\d{4}-\d{2}-\d{2}$"),
+        length(max = 10)
+    )]
+    // With `format: date` CEL sees a timestamp (that day at 00:00 UTC).
+    #[x_kube(validation = Rule::new("self > timestamp('1900-01-01T00:00:00Z')").message("deliveryDate must be after 1900-01-01, the day D365 stores as \"no date\""))]
     pub delivery_date: Option<String>,
 
     /// Enforce writes D365 to match; Observe only reports drift.
@@ -82,8 +91,14 @@ pub struct SalesOrderStatusSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ConnectionRef {
     #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new(NO_CONTROL_CHARACTERS).message("connectionRef.name must not contain control characters"))]
     pub name: String,
 }
+
+/// CEL: no C0 or C1 control character (nor DEL) anywhere in the string.
+/// Identity fields end up in URLs, logs and condition messages, where such
+/// characters hide or forge text. (dataAreaId's pattern already refuses them.)
+const NO_CONTROL_CHARACTERS: &str = r"!self.matches('[\\x00-\\x1f\\x7f-\\x9f]')";
 
 /// Values of D365's `SalesStatus` enum a spec may ask for (`None` is D365's
 /// "not yet" state, never a target).
@@ -148,7 +163,7 @@ pub struct ObservedOrder {
     pub etag: Option<String>,
 }
 
-/// The last successful PATCH.
+/// The last PATCH D365 accepted (2xx).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct LastUpdate {
@@ -164,6 +179,18 @@ pub struct LastUpdate {
     /// Entity fields written.
     #[serde(default)]
     pub fields: Vec<String>,
+    /// metadata.generation of the spec written: a later read that still
+    /// differs proves the write was not applied only for the same spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// Times this change was sent again because D365 accepted it without
+    /// applying it (at most once, then Stalled/NotApplied).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resends: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl SalesOrderStatus {

@@ -166,6 +166,9 @@ async fn authenticate(ctx: &Context, namespace: &str, name: &str) -> (bool, Reas
                 ),
             ),
             Err(e @ D365Error::Unavailable { .. }) => (false, Reason::Unavailable, e.to_string()),
+            Err(e @ D365Error::Redirected { .. }) => {
+                (false, Reason::ConnectionNotReady, e.to_string())
+            }
             Err(e) => (false, Reason::Unauthorized, e.to_string()),
         },
     }

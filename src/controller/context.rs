@@ -18,7 +18,7 @@ use super::owners::Feed;
 use crate::api::{Reason, SalesOrderStatus};
 use crate::locks::lock;
 use crate::metrics::Metrics;
-use crate::reconcile::BackoffPolicy;
+use crate::reconcile::{Backoff, FailureKind, Failures};
 
 /// Tunables from the command line.
 #[derive(Clone, Debug)]
@@ -27,7 +27,8 @@ pub struct Settings {
     pub resync_interval: Duration,
     /// Re-check Stalled orders this often even without a spec change.
     pub stalled_recheck: Duration,
-    pub backoff: BackoffPolicy,
+    /// Conflicts and errors, each on its own schedule.
+    pub backoff: Backoff,
 }
 
 impl Default for Settings {
@@ -35,7 +36,7 @@ impl Default for Settings {
         Self {
             resync_interval: Duration::from_secs(600),
             stalled_recheck: Duration::from_secs(1800),
-            backoff: BackoffPolicy::default(),
+            backoff: Backoff::default(),
         }
     }
 }
@@ -54,7 +55,7 @@ pub struct Context {
     pub checks: Checks,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
-    failures: Mutex<HashMap<ObjectRef<SalesOrderStatus>, u32>>,
+    failures: Mutex<HashMap<ObjectRef<SalesOrderStatus>, Failures>>,
     /// Objects this controller reported to the per-object metrics, so it
     /// prunes its own and not those of another namespace's controller.
     reported: Mutex<HashSet<ObjectRef<SalesOrderStatus>>>,
@@ -105,15 +106,19 @@ impl Context {
 
     /// Failures since the last success.
     pub fn failures(&self, order: &ObjectRef<SalesOrderStatus>) -> u32 {
-        lock(&self.failures).get(order).copied().unwrap_or(0)
+        lock(&self.failures).get(order).map_or(0, |f| f.total)
     }
 
-    /// Counts one more failure; returns the new count.
-    pub fn record_failure(&self, order: &ObjectRef<SalesOrderStatus>) -> u32 {
+    /// Counts one more failure of `kind`; returns the new counts.
+    pub fn record_failure(
+        &self,
+        order: &ObjectRef<SalesOrderStatus>,
+        kind: FailureKind,
+    ) -> Failures {
         let mut map = lock(&self.failures);
-        let n = map.entry(order.clone()).or_insert(0);
-        *n = n.saturating_add(1);
-        *n
+        let f = map.entry(order.clone()).or_default();
+        *f = f.and(kind);
+        *f
     }
 
     /// Success (or deletion) resets the backoff.
@@ -146,9 +151,11 @@ impl Context {
         }
     }
 
-    /// Delay before the next attempt after `failures` failures.
-    pub fn backoff(&self, failures: u32) -> Duration {
-        self.settings.backoff.delay(failures, rand::random::<f64>())
+    /// Delay before the next attempt after `failures`, the last of `kind`.
+    pub fn backoff(&self, failures: Failures, kind: FailureKind) -> Duration {
+        self.settings
+            .backoff
+            .delay(failures, kind, rand::random::<f64>())
     }
 }
 

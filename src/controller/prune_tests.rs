@@ -65,7 +65,7 @@ async fn a_relist_forgets_objects_whose_delete_was_missed() {
     let (ra, rb) = (ObjectRef::from_obj(&a), ObjectRef::from_obj(&b));
     ctx.report(&ra, Reason::Updated);
     ctx.report(&rb, Reason::Conflict);
-    ctx.record_failure(&rb);
+    ctx.record_failure(&rb, crate::reconcile::FailureKind::Conflict);
     assert_eq!(objects(&metrics, Reason::Conflict), "1");
 
     relist(&ctx, &mut writer, &[&a]);

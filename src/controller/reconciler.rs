@@ -16,10 +16,11 @@ use serde_json::json;
 use tracing::{Instrument, info, warn};
 
 use super::context::{Context, merge_patch_params};
-use super::sync::{SyncResult, sync_resolving};
+use super::sync::{Attempt, SyncResult, sync_resolving};
 use crate::api::{Reason, SalesOrderStatus};
 use crate::reconcile::{
-    CONFLICT_WITHOUT_WRITER_HINT, FAST_RETRIES, Outcome, conflict_without_writer, next_status,
+    CONFLICT_WITHOUT_WRITER_HINT, FAST_RETRIES, FailureKind, Outcome, conflict_without_writer,
+    next_status,
 };
 use crate::text::abbreviate;
 
@@ -76,15 +77,11 @@ pub async fn reconcile(order: Arc<SalesOrderStatus>, ctx: Arc<Context>) -> Resul
     write_status(&order, &ctx, &outcome).await?;
     publish_event(&order, &ctx, &outcome, attempts);
     ctx.report(&oref, reason);
-    if reason.is_transient() {
-        let message = match &outcome {
-            Outcome::Failed { message, .. } => message.clone(),
-            _ => String::new(),
-        };
+    if outcome.is_transient() {
         return Err(Error::Transient {
             order: oref.to_string(),
             reason,
-            message,
+            message: outcome.message(),
             retry_after,
         });
     }
@@ -92,16 +89,24 @@ pub async fn reconcile(order: Arc<SalesOrderStatus>, ctx: Arc<Context>) -> Resul
     timer.succeeded();
     Ok(match outcome {
         Outcome::Suspended => Action::await_change(),
-        _ if reason.is_stalled() => Action::requeue(ctx.settings.stalled_recheck),
+        _ if outcome.is_stalled() => Action::requeue(ctx.settings.stalled_recheck),
         _ => Action::requeue(ctx.settings.resync_interval),
     })
 }
 
-/// Per-object backoff: 1 s, 2 s, 4 s, then doubling with jitter to the cap;
+/// Per-object backoff: 1 s, 2 s, 4 s, then doubling with jitter, conflicts
+/// to their short cap and errors to the long one (see reconcile::Failures);
 /// a 429's Retry-After is a floor.
 pub fn error_policy(order: Arc<SalesOrderStatus>, error: &Error, ctx: Arc<Context>) -> Action {
-    let failures = ctx.record_failure(&ObjectRef::from_obj(order.as_ref()));
-    let mut delay = ctx.backoff(failures);
+    let kind = match error {
+        Error::Transient {
+            reason: Reason::Conflict,
+            ..
+        } => FailureKind::Conflict,
+        _ => FailureKind::Error,
+    };
+    let failures = ctx.record_failure(&ObjectRef::from_obj(order.as_ref()), kind);
+    let mut delay = ctx.backoff(failures, kind);
     if let Error::Transient {
         retry_after: Some(floor),
         ..
@@ -109,7 +114,7 @@ pub fn error_policy(order: Arc<SalesOrderStatus>, error: &Error, ctx: Arc<Contex
     {
         delay = delay.max(*floor);
     }
-    warn!(failures, delay_ms = delay.as_millis() as u64, error = %error, "requeue with backoff");
+    warn!(failures = failures.total, delay_ms = delay.as_millis() as u64, error = %error, "requeue with backoff");
     Action::requeue(delay)
 }
 
@@ -139,7 +144,8 @@ async fn decide(order: &SalesOrderStatus, ctx: &Context, attempts: u32) -> SyncR
                 })
             })
     };
-    sync_resolving(&order.spec, attempts, connection).await
+    let attempt = Attempt::of(attempts, order.metadata.generation, order.status.as_ref());
+    sync_resolving(&order.spec, attempt, connection).await
 }
 
 /// Patches the status subresource only when it changed, so a fleet of
@@ -195,8 +201,8 @@ fn publish_event(order: &SalesOrderStatus, ctx: &Context, outcome: &Outcome, att
         {
             (EventType::Warning, format!("attempt {attempts}: {message}"))
         }
-        Outcome::Failed { message, .. }
-            if reason.is_stalled() && previous != Some(reason.as_str()) =>
+        Outcome::Failed { message, .. } | Outcome::NotApplied { message, .. }
+            if outcome.is_stalled() && previous != Some(reason.as_str()) =>
         {
             (EventType::Warning, message.clone())
         }
@@ -238,6 +244,9 @@ fn log_outcome(order: &SalesOrderStatus, outcome: &Outcome, attempts: u32) {
             reason, message, ..
         } => {
             warn!(order = %key, reason = reason.as_str(), attempts, %message, "order not in sync")
+        }
+        Outcome::NotApplied { message, .. } => {
+            warn!(order = %key, reason = "NotApplied", attempts, %message, "write accepted but not applied")
         }
         other => {
             info!(order = %key, reason = other.reason().as_str(), "order reconciled")

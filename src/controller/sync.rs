@@ -8,9 +8,14 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use crate::api::{LastUpdate, ObservedOrder, Reason, SalesOrderStatusSpec, SalesStatus};
+use crate::api::{
+    LastUpdate, ObservedOrder, Reason, SalesOrderStatusSpec, SalesOrderStatusStatus, SalesStatus,
+};
 use crate::d365::{D365Client, D365Error, ETag, Entity, OrderKey, PatchOutcome};
-use crate::reconcile::{Action, Desired, FieldNames, Observed, Outcome, UNSET_DATE, plan};
+use crate::reconcile::{
+    Accepted, Action, Desired, FieldNames, LastWrite, Observed, Outcome, UNSET_DATE, accepted,
+    last_write, not_shown, plan,
+};
 
 /// Connection-level settings the planner needs.
 #[derive(Clone, Debug)]
@@ -46,6 +51,37 @@ impl From<Outcome> for SyncResult {
     }
 }
 
+/// This attempt, and what the order's status remembers of earlier ones.
+#[derive(Clone, Copy, Debug)]
+pub struct Attempt<'a> {
+    /// 1 + the failures since the last success, for `lastUpdate.attempts`.
+    pub number: u32,
+    /// `metadata.generation` of the spec being applied.
+    pub generation: Option<i64>,
+    /// `status.lastUpdate`: the last write D365 accepted.
+    pub last_update: Option<&'a LastUpdate>,
+}
+
+impl<'a> Attempt<'a> {
+    /// Attempt `number` of an order at `generation` with `status`.
+    pub fn of(
+        number: u32,
+        generation: Option<i64>,
+        status: Option<&'a SalesOrderStatusStatus>,
+    ) -> Self {
+        Self {
+            number,
+            generation,
+            last_update: status.and_then(|s| s.last_update.as_ref()),
+        }
+    }
+
+    /// Attempt `number` of an order with no status yet.
+    pub fn new(number: u32) -> Self {
+        Self::of(number, None, None)
+    }
+}
+
 /// A connection ready to use: its client and the rules its orders follow.
 #[derive(Clone)]
 pub struct Resolved {
@@ -53,19 +89,18 @@ pub struct Resolved {
     pub rules: Arc<OrderRules>,
 }
 
-/// One GET and at most one PATCH. `attempts` counts this attempt (1 + the
-/// failures since the last success) for `lastUpdate.attempts`.
+/// One GET and at most one PATCH.
 pub async fn sync_order(
     client: &D365Client,
     rules: &OrderRules,
     spec: &SalesOrderStatusSpec,
-    attempts: u32,
+    attempt: Attempt<'_>,
 ) -> SyncResult {
     let resolved = Resolved {
         client: client.clone(),
         rules: Arc::new(rules.clone()),
     };
-    sync_resolving(spec, attempts, async { Ok(resolved) }).await
+    sync_resolving(spec, attempt, async { Ok(resolved) }).await
 }
 
 /// [`sync_order`] with the connection resolved only when D365 is to be
@@ -73,7 +108,7 @@ pub async fn sync_order(
 /// suspended order reports Suspended even when its connection is broken.
 pub async fn sync_resolving(
     spec: &SalesOrderStatusSpec,
-    attempts: u32,
+    attempt: Attempt<'_>,
     connection: impl Future<Output = Result<Resolved, SyncResult>>,
 ) -> SyncResult {
     if spec.suspend {
@@ -83,7 +118,7 @@ pub async fn sync_resolving(
         Ok(r) => r,
         Err(not_ready) => return not_ready,
     };
-    sync_active(&resolved.client, &resolved.rules, spec, attempts).await
+    sync_active(&resolved.client, &resolved.rules, spec, attempt).await
 }
 
 /// GET, plan, maybe PATCH for an order that is not suspended.
@@ -91,7 +126,7 @@ async fn sync_active(
     client: &D365Client,
     rules: &OrderRules,
     spec: &SalesOrderStatusSpec,
-    attempts: u32,
+    attempt: Attempt<'_>,
 ) -> SyncResult {
     let desired = match Desired::new(
         spec.sales_status,
@@ -143,50 +178,113 @@ async fn sync_active(
             Some(observed_view),
         ),
         Action::Patch { changes } => {
-            patch(
-                client,
-                (&key, &entity.etag),
-                &changes,
-                spec,
-                observed_view,
-                attempts,
-            )
-            .await
+            let fields: Vec<String> = changes.keys().cloned().collect();
+            let resends = match last_write(
+                attempt.last_update,
+                attempt.generation,
+                entity.etag.as_str(),
+                &fields,
+            ) {
+                LastWrite::Fresh => 0,
+                LastWrite::Resend { resends } => resends,
+                LastWrite::NotApplied { message } => {
+                    return not_applied(observed_view, None, message, false);
+                }
+            };
+            let write = Write {
+                key: &key,
+                etag: &entity.etag,
+                changes: &changes,
+                resends,
+            };
+            patch(client, rules, write, spec, observed_view, attempt).await
         }
     }
 }
 
-/// The PATCH of a planned change, `If-Match` the ETag just read.
+/// A planned PATCH: the order, the ETag it goes with, the fields, and
+/// which resend of an unapplied change it is (0: the first sending).
+struct Write<'a> {
+    key: &'a OrderKey,
+    etag: &'a ETag,
+    changes: &'a Map<String, Value>,
+    resends: u32,
+}
+
+/// The PATCH of a planned change, `If-Match` the ETag just read. Updated
+/// only when proven: a 204, or a 200 whose entity shows what was sent;
+/// and never for a resend, which only a read can prove.
 async fn patch(
     client: &D365Client,
-    (key, etag): (&OrderKey, &ETag),
-    changes: &Map<String, Value>,
+    rules: &OrderRules,
+    write: Write<'_>,
     spec: &SalesOrderStatusSpec,
     observed_view: ObservedOrder,
-    attempts: u32,
+    attempt: Attempt<'_>,
 ) -> SyncResult {
-    let fields: Vec<String> = changes.keys().cloned().collect();
-    let done = match client.patch_order(key, etag, changes).await {
+    let fields: Vec<String> = write.changes.keys().cloned().collect();
+    let done = match client
+        .patch_order(write.key, write.etag, write.changes)
+        .await
+    {
         Ok(done) => done,
         Err(e) => return from_error(&e, Some(observed_view)),
     };
-    let to_etag = match &done {
-        PatchOutcome::NoContent { etag } => etag.as_ref().map(|e| e.as_str().to_owned()),
-        PatchOutcome::Entity(e) => Some(e.etag.as_str().to_owned()),
+    let (to_etag, returned) = match &done {
+        PatchOutcome::NoContent { etag } => (etag.as_ref().map(|e| e.as_str().to_owned()), None),
+        PatchOutcome::Entity(e) => (Some(e.etag.as_str().to_owned()), Some(e)),
     };
-    let observed = ObservedOrder {
-        sales_status: Some(spec.sales_status.as_str().into()),
-        delivery_date: spec.delivery_date.clone().or(observed_view.delivery_date),
-        etag: to_etag.clone(),
-    };
+    let missing = not_shown(
+        write.changes,
+        returned.map(|e| &e.fields),
+        &rules.date_field,
+    );
     let update = LastUpdate {
         time: Timestamp::now().to_string(),
-        from_etag: etag.as_str().to_owned(),
-        to_etag,
-        attempts,
-        fields,
+        from_etag: write.etag.as_str().to_owned(),
+        to_etag: to_etag.clone(),
+        attempts: attempt.number,
+        fields: fields.clone(),
+        generation: attempt.generation,
+        resends: write.resends,
     };
-    Outcome::Updated { observed, update }.into()
+    let verdict = accepted(write.resends, &fields, write.etag.as_str(), &missing);
+    let (message, retrying) = match verdict {
+        Accepted::Updated => {
+            let observed = ObservedOrder {
+                sales_status: Some(spec.sales_status.as_str().into()),
+                delivery_date: spec.delivery_date.clone().or(observed_view.delivery_date),
+                etag: to_etag,
+            };
+            return Outcome::Updated { observed, update }.into();
+        }
+        Accepted::Unconfirmed { message } => (message, true),
+        Accepted::NotApplied { message } => (message, false),
+    };
+    // What D365 holds as far as known: its answer's entity, else the read.
+    let observed = match returned {
+        Some(entity) => observed_order(entity, rules),
+        None => ObservedOrder {
+            etag: to_etag.or(observed_view.etag),
+            ..observed_view
+        },
+    };
+    not_applied(observed, Some(update), message, retrying)
+}
+
+fn not_applied(
+    observed: ObservedOrder,
+    update: Option<LastUpdate>,
+    message: String,
+    retrying: bool,
+) -> SyncResult {
+    Outcome::NotApplied {
+        observed,
+        update,
+        message,
+        retrying,
+    }
+    .into()
 }
 
 fn failed(reason: Reason, message: String, observed: Option<ObservedOrder>) -> SyncResult {
@@ -210,7 +308,8 @@ fn from_error(error: &D365Error, observed: Option<ObservedOrder>) -> SyncResult 
         D365Error::Forbidden { .. } => Reason::Forbidden,
         D365Error::NotFound { .. } => Reason::NotFound,
         D365Error::Rejected { .. } | D365Error::PreconditionRequired { .. } => Reason::Rejected,
-        D365Error::Config { .. } => Reason::ConnectionNotReady,
+        // A redirect means the connection's url is not the service's.
+        D365Error::Config { .. } | D365Error::Redirected { .. } => Reason::ConnectionNotReady,
     };
     SyncResult {
         outcome: Outcome::Failed {

@@ -226,6 +226,21 @@ impl TokenCache {
     /// The error for a non-2xx token answer, with Entra's own reason.
     fn refusal(&self, reply: &Reply) -> D365Error {
         let status = reply.status;
+        if (300..=399).contains(&status) {
+            let who = format!("token endpoint {}", self.endpoint);
+            return match D365Error::redirected(status, &reply.headers, &who, "authorityUrl") {
+                D365Error::Redirected {
+                    status,
+                    location,
+                    message,
+                } => D365Error::Redirected {
+                    status,
+                    location,
+                    message: self.redact(message),
+                },
+                other => other,
+            };
+        }
         let detail = serde_json::from_slice::<TokenError>(&reply.body)
             .ok()
             .map(|r| {

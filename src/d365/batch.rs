@@ -10,6 +10,8 @@
 //! Pure wire format: what a part's status means is the coalescer's
 //! business, so this knows nothing of the client or of `D365Error`.
 
+use std::collections::HashMap;
+
 use rand::RngCore;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -32,6 +34,13 @@ pub(crate) enum ParseError {
     Unterminated(String),
     #[error("bad status line {0:?} in a batch answer")]
     BadStatusLine(String),
+    /// A part without `Content-ID` cannot be matched to its request.
+    #[error("answer part {0} has no Content-ID")]
+    MissingContentId(usize),
+    #[error("Content-ID {0:?} is answered more than once")]
+    RepeatedContentId(String),
+    #[error("Content-ID {0:?} answers no request that was sent")]
+    UnknownContentId(String),
 }
 
 /// One `application/http` answer out of a batch response.
@@ -108,6 +117,32 @@ pub(crate) fn parse(content_type: &str, body: &[u8]) -> Result<Vec<BatchResponse
             }
             None => out.push(response(&part)?),
         }
+    }
+    Ok(out)
+}
+
+/// The answer's parts by Content-ID, for the requests `sent`. A part
+/// without one, two parts with one, or one naming no request refuses the
+/// whole answer: matching by position or keeping either part could hand
+/// one order another's result. A request without a part is the caller's
+/// to treat as not sent.
+pub(crate) fn by_content_id(
+    parts: Vec<BatchResponse>,
+    sent: &[&str],
+) -> Result<HashMap<String, BatchResponse>, ParseError> {
+    let mut out = HashMap::with_capacity(parts.len());
+    for (i, part) in parts.into_iter().enumerate() {
+        let id = part
+            .content_id
+            .clone()
+            .ok_or(ParseError::MissingContentId(i + 1))?;
+        if !sent.contains(&id.as_str()) {
+            return Err(ParseError::UnknownContentId(id));
+        }
+        if out.contains_key(&id) {
+            return Err(ParseError::RepeatedContentId(id));
+        }
+        out.insert(id, part);
     }
     Ok(out)
 }

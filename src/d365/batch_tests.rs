@@ -125,3 +125,59 @@ fn refuses_what_is_not_a_batch_answer() {
     );
     assert!(boundary("multipart/mixed; boundary=\"q\"").as_deref() == Some("q"));
 }
+
+/// [`ANSWER`] with its `Content-ID` lines rewritten by `edit`.
+fn answer_with_ids(edit: impl Fn(&str) -> String) -> Vec<BatchResponse> {
+    let text = ANSWER
+        .lines()
+        .map(|l| match l.strip_prefix("Content-ID: ") {
+            Some(id) => edit(id),
+            None => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    parse(ANSWER_TYPE, text.as_bytes()).unwrap()
+}
+
+#[test]
+fn parts_are_matched_by_content_id_one_to_one_or_not_at_all() {
+    let sent = ["1", "2", "3"];
+    let ok = by_content_id(parse(ANSWER_TYPE, ANSWER.as_bytes()).unwrap(), &sent).unwrap();
+    let statuses: Vec<_> = sent.iter().map(|id| ok[*id].status).collect();
+    assert_eq!(statuses, [204, 412, 500]);
+    // A request without a part is the caller's "not sent", not an error.
+    let fewer = by_content_id(
+        answer_with_ids(|id| format!("Content-ID: {id}")),
+        &["1", "2", "3", "4"],
+    );
+    assert!(!fewer.unwrap().contains_key("4"));
+
+    type Edit = fn(&str) -> String;
+    let table: [(&str, Edit, ParseError); 3] = [
+        (
+            "a part answers another's id",
+            |id| format!("Content-ID: {}", if id == "3" { "2" } else { id }),
+            ParseError::RepeatedContentId("2".into()),
+        ),
+        (
+            "a part lost its id",
+            |id| {
+                if id == "2" {
+                    "X-Other: 2".into()
+                } else {
+                    format!("Content-ID: {id}")
+                }
+            },
+            ParseError::MissingContentId(2),
+        ),
+        (
+            "a part names a request never sent",
+            |id| format!("Content-ID: 1{id}"),
+            ParseError::UnknownContentId("11".into()),
+        ),
+    ];
+    for (case, edit, want) in table {
+        let got = by_content_id(answer_with_ids(edit), &sent);
+        assert_eq!(got.unwrap_err(), want, "{case}");
+    }
+}

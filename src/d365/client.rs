@@ -55,7 +55,11 @@ impl D365Client {
         observer: Arc<dyn RequestObserver>,
     ) -> Result<Self, D365Error> {
         settings.validate()?;
+        // Redirects are answers, never followed (D365Error::Redirected): a
+        // PATCH redirected elsewhere, or turned into a GET, proves nothing.
+        // The token requests share this client, so they follow none either.
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("sales-order-operator/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
             .build()

@@ -172,7 +172,10 @@ impl Coalescer {
     }
 
     /// The batch call (begun at `started`, for the log): its parts by
-    /// Content-ID (a part without one takes its position).
+    /// Content-ID. An answer whose Content-IDs do not match the requests
+    /// one to one is refused whole, so every order of the batch is retried
+    /// as not sent (`InvalidResponse`, a transient outcome) rather than
+    /// given a result that may be another order's.
     async fn exchange(
         &self,
         ops: &[Pending],
@@ -204,14 +207,17 @@ impl Coalescer {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        let parts = batch::parse(content_type, &answer.body).map_err(|e| {
-            D365Error::invalid(format!("$batch of {} PATCHes: {e}", ops.len())).caused_by(e)
-        })?;
-        let parts = parts.into_iter().enumerate().map(|(i, part)| {
-            let id = part.content_id.clone().unwrap_or((i + 1).to_string());
-            (id, part)
-        });
-        Ok(parts.collect())
+        let ids: Vec<String> = (1..=ops.len()).map(|i| i.to_string()).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        batch::parse(content_type, &answer.body)
+            .and_then(|parts| batch::by_content_id(parts, &ids))
+            .map_err(|e| {
+                let message = format!(
+                    "$batch of {} PATCHes: answer refused ({e}); none of them counts as written, each is retried",
+                    ops.len()
+                );
+                D365Error::invalid(message).caused_by(e)
+            })
     }
 
     /// Logs one operation's result like a single request's, and hands it

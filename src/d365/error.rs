@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use serde::Deserialize;
 
 use super::{ETag, OrderKey};
@@ -68,6 +68,16 @@ pub enum D365Error {
     ///   because D365 reports business-validation failures as 500 [obs].
     #[error("rejected ({status}): {message}")]
     Rejected { status: u16, message: String },
+    /// A 3xx, never followed: a PATCH landing elsewhere, or turned into a
+    /// GET (301/302/303), would pass for written while D365 never changed.
+    /// The connection's `url` (or `authorityUrl`) is not the service's own.
+    #[error("redirect refused ({status}): {message}")]
+    Redirected {
+        status: u16,
+        /// The `Location` answered, query and fragment left out.
+        location: String,
+        message: String,
+    },
     /// Worth retrying later: other 5xx, 408, timeouts, connection errors
     /// (`status` is `None` when no answer arrived).
     #[error("unavailable{}: {message}", status.map(|s| format!(" ({s})")).unwrap_or_default())]
@@ -114,7 +124,9 @@ impl D365Error {
     /// `Unauthorized` reports 401 even when the token endpoint said 400.
     pub fn status_code(&self) -> Option<u16> {
         match self {
-            Self::Conflict { status, .. } | Self::Rejected { status, .. } => Some(*status),
+            Self::Conflict { status, .. }
+            | Self::Rejected { status, .. }
+            | Self::Redirected { status, .. } => Some(*status),
             Self::PreconditionRequired { .. } => Some(428),
             Self::Throttled { .. } => Some(429),
             Self::Unauthorized { .. } => Some(401),
@@ -163,6 +175,23 @@ impl D365Error {
         self
     }
 
+    /// A 3xx answered by `who` (e.g. "D365"), which names the `Location`
+    /// and the setting to check (`url`, `authorityUrl`).
+    pub(crate) fn redirected(status: u16, headers: &HeaderMap, who: &str, setting: &str) -> Self {
+        let location = headers
+            .get(LOCATION)
+            .map(|v| redacted_location(&String::from_utf8_lossy(v.as_bytes())))
+            .unwrap_or_else(|| "(no Location header)".to_owned());
+        let message = format!(
+            "{who} answered {status} redirecting to {location}; redirects are not followed: check the connection's {setting}"
+        );
+        Self::Redirected {
+            status,
+            location,
+            message,
+        }
+    }
+
     /// A 5xx (or 408) answer, or a failure without a transport error.
     pub(crate) fn unavailable(status: Option<u16>, message: impl Into<String>) -> Self {
         Self::Unavailable {
@@ -181,6 +210,13 @@ impl D365Error {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Self {
+        if (300..=399).contains(&status) {
+            let mut err = Self::redirected(status, headers, "D365", "url");
+            if let Self::Redirected { message, .. } = &mut err {
+                *message = ctx.describe(status, message);
+            }
+            return err;
+        }
         let details = ODataErrorDetails::parse(body);
         let d365_text = details
             .as_ref()
@@ -328,6 +364,18 @@ fn fallback_text(status: u16, body: &[u8]) -> String {
         }
         _ => reason.to_owned(),
     }
+}
+
+/// A `Location` fit for a message: without query and fragment (a login
+/// page's parameters are nobody's business), and not too long.
+fn redacted_location(raw: &str) -> String {
+    let raw = raw.trim();
+    let cut = raw.find(['?', '#']).unwrap_or(raw.len());
+    let mut out = truncate(&raw[..cut], MAX_MESSAGE_CHARS / 4).to_owned();
+    if cut < raw.len() {
+        out.push_str("?…");
+    }
+    out
 }
 
 /// `Retry-After` as delay-seconds [doc], or as an HTTP-date [RFC 9110];

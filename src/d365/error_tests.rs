@@ -224,3 +224,47 @@ fn long_messages_are_truncated() {
     let text = map(400, &HeaderMap::new(), &body).to_string();
     assert!(text.chars().count() < 1200, "{}", text.len());
 }
+
+#[test]
+fn a_redirect_names_its_location_without_the_query_and_is_not_transient() {
+    let with = |location: Option<&str>| {
+        let mut headers = HeaderMap::new();
+        if let Some(l) = location {
+            headers.insert(LOCATION, HeaderValue::from_str(l).unwrap());
+        }
+        headers
+    };
+    let cases = [
+        (
+            301,
+            Some("https://new.example/data/X"),
+            "https://new.example/data/X",
+        ),
+        (
+            302,
+            Some("https://login.example/a?code=s3cret#f"),
+            "https://login.example/a?…",
+        ),
+        (307, Some("/data/X#frag"), "/data/X?…"),
+        (308, None, "(no Location header)"),
+    ];
+    for (status, location, want) in cases {
+        let err = map(status, &with(location), b"Moved");
+        let D365Error::Redirected { location: got, .. } = &err else {
+            panic!("{status}: {err:?}")
+        };
+        assert_eq!(got, want, "{status}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("D365 answered {status} redirecting to {want}")),
+            "{text}"
+        );
+        assert!(
+            text.contains("check the connection's url") && text.contains("PATCH USMF/SO-1"),
+            "{text}"
+        );
+        assert!(!text.contains("s3cret"), "{text}");
+        assert_eq!(err.status_code(), Some(status));
+        assert!(!err.is_transient());
+    }
+}

@@ -2,11 +2,16 @@
 //! desired spec + observed D365 entity -> action; outcome -> status. No I/O,
 //! so every rule is a table test.
 
+mod applied;
 mod backoff;
 mod plan;
+pub mod simulate;
 mod status;
 
-pub use backoff::{BackoffPolicy, FAST_RETRIES};
+pub use applied::{Accepted, LastWrite, NOT_APPLIED_RESENDS, accepted, last_write, not_shown};
+pub use backoff::{
+    Backoff, BackoffPolicy, DEFAULT_CONFLICT_CAP, FAST_RETRIES, FailureKind, Failures,
+};
 pub use plan::{
     Action, Desired, FieldNames, Observed, PlanError, UNSET_DATE, date_to_entity, plan,
 };

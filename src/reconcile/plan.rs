@@ -66,6 +66,12 @@ pub enum PlanError {
     },
     #[error("spec.deliveryDate {value:?} is not a valid date: {why}")]
     BadDesiredDate { value: String, why: String },
+    /// The CRD refuses these; an object stored before it did still has one.
+    #[error(
+        "spec.deliveryDate {value:?} is on or before {UNSET_DATE}, which D365 stores as \"no date\": \
+         a write of it could never be seen applied (set a later date, or leave the field out)"
+    )]
+    UnsetDesiredDate { value: String },
 }
 
 impl Desired {
@@ -82,6 +88,11 @@ impl Desired {
                 })
             })
             .transpose()?;
+        if let Some(date) = delivery_date.filter(|d| *d <= UNSET_DATE) {
+            return Err(PlanError::UnsetDesiredDate {
+                value: date.to_string(),
+            });
+        }
         Ok(Self {
             sales_status,
             delivery_date,

@@ -210,3 +210,25 @@ fn company_compares_case_insensitively_and_number_exactly() {
         Err(PlanError::WrongOrder { .. })
     ));
 }
+
+#[test]
+fn desired_dates_on_or_before_the_unset_marker_are_refused() {
+    let cases = [
+        ("1900-01-01", false),
+        ("1899-12-31", false),
+        ("0001-01-01", false),
+        ("1900-01-02", true),
+        ("2025-02-08", true),
+    ];
+    for (date, ok) in cases {
+        let got = Desired::new(SalesStatus::Delivered, Some(date), Policy::Enforce);
+        match got {
+            Ok(d) => assert!(ok, "{date} accepted as {d:?}"),
+            Err(e) => {
+                assert!(!ok, "{date}: {e}");
+                assert_eq!(e, PlanError::UnsetDesiredDate { value: date.into() });
+                assert!(e.to_string().contains("no date"), "{e}");
+            }
+        }
+    }
+}

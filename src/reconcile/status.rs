@@ -28,6 +28,16 @@ pub enum Outcome {
         observed: Option<ObservedOrder>,
     },
     Suspended,
+    /// D365 accepted a write that is not proven applied (see
+    /// `reconcile::accepted` and `reconcile::last_write`). `update` is the
+    /// write this attempt made, if any; `retrying` while the one resend is
+    /// pending (Reconciling), else Stalled.
+    NotApplied {
+        observed: ObservedOrder,
+        update: Option<LastUpdate>,
+        message: String,
+        retrying: bool,
+    },
 }
 
 impl Outcome {
@@ -38,10 +48,30 @@ impl Outcome {
             Self::Drifted { .. } => Reason::Drifted,
             Self::Failed { reason, .. } => *reason,
             Self::Suspended => Reason::Suspended,
+            Self::NotApplied { .. } => Reason::NotApplied,
         }
     }
 
-    fn message(&self) -> String {
+    /// Still trying (Reconciling, retried with backoff): the reason's
+    /// class, except a NotApplied whose resend is pending.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::NotApplied { retrying, .. } => *retrying,
+            other => other.reason().is_transient(),
+        }
+    }
+
+    /// Needs a human (Stalled): the reason's class, except a NotApplied
+    /// whose resend is pending.
+    pub fn is_stalled(&self) -> bool {
+        match self {
+            Self::NotApplied { retrying, .. } => !*retrying,
+            other => other.reason().is_stalled(),
+        }
+    }
+
+    /// The conditions' message.
+    pub fn message(&self) -> String {
         match self {
             Self::InSync { .. } => "D365 matches the spec".into(),
             Self::Updated { update, .. } => format!(
@@ -54,7 +84,7 @@ impl Outcome {
                 "Observe policy: D365 differs from the spec in {}; nothing written",
                 fields.join(", ")
             ),
-            Self::Failed { message, .. } => message.clone(),
+            Self::Failed { message, .. } | Self::NotApplied { message, .. } => message.clone(),
             Self::Suspended => "spec.suspend is true: no D365 requests".into(),
         }
     }
@@ -120,6 +150,14 @@ pub fn next_status(
                 next.conflicts = next.conflicts.saturating_add(1);
             }
         }
+        Outcome::NotApplied {
+            observed, update, ..
+        } => {
+            next.observed = Some(observed.clone());
+            if let Some(update) = update {
+                next.last_update = Some(update.clone());
+            }
+        }
         Outcome::Suspended => {}
     }
 
@@ -138,8 +176,8 @@ pub fn next_status(
     let ready = matches!(outcome, Outcome::InSync { .. } | Outcome::Updated { .. });
     let states = [
         (ConditionType::Ready, ready),
-        (ConditionType::Reconciling, reason.is_transient()),
-        (ConditionType::Stalled, reason.is_stalled()),
+        (ConditionType::Reconciling, outcome.is_transient()),
+        (ConditionType::Stalled, outcome.is_stalled()),
     ];
     for (kind, status) in states {
         set_condition(

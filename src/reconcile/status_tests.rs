@@ -47,6 +47,15 @@ fn failed(reason: Reason) -> Outcome {
     }
 }
 
+fn not_applied(retrying: bool, update: Option<LastUpdate>) -> Outcome {
+    Outcome::NotApplied {
+        observed: observed("Backorder"),
+        update,
+        message: "accepted, not applied".into(),
+        retrying,
+    }
+}
+
 #[test]
 fn condition_table() {
     let update = LastUpdate {
@@ -55,6 +64,7 @@ fn condition_table() {
         to_etag: None,
         attempts: 1,
         fields: vec!["SalesOrderStatus".into()],
+        ..LastUpdate::default()
     };
     let cases = vec![
         (
@@ -125,6 +135,18 @@ fn condition_table() {
             failed(Reason::ConnectionNotReady),
             triple("False", "False", "True", "ConnectionNotReady"),
         ),
+        (
+            not_applied(true, None),
+            triple("False", "True", "False", "NotApplied"),
+        ),
+        (
+            not_applied(false, None),
+            triple("False", "False", "True", "NotApplied"),
+        ),
+        (
+            failed(Reason::NotApplied),
+            triple("False", "False", "True", "NotApplied"),
+        ),
     ];
     for (outcome, want) in cases {
         let s = next_status(None, Some(3), &outcome, at(100));
@@ -154,6 +176,7 @@ fn in_sync_after_updated_keeps_conditions() {
         to_etag: None,
         attempts: 2,
         fields: vec![],
+        ..LastUpdate::default()
     };
     let updated = next_status(
         None,
@@ -261,5 +284,36 @@ fn a_conflict_on_an_unchanged_etag_is_flagged() {
     assert!(
         !conflict_without_writer(Some(&in_sync), &conflict("W/\"x\"")),
         "only after a conflict"
+    );
+}
+
+#[test]
+fn not_applied_keeps_the_write_it_made_and_otherwise_the_last_one() {
+    let write = |resends| LastUpdate {
+        from_etag: "W/\"a\"".into(),
+        resends,
+        ..LastUpdate::default()
+    };
+    let first = next_status(None, Some(1), &not_applied(true, Some(write(0))), at(1));
+    assert_eq!(first.last_update, Some(write(0)));
+    assert_eq!(first.observed, Some(observed("Backorder")));
+    let resent = next_status(
+        Some(&first),
+        Some(1),
+        &not_applied(true, Some(write(1))),
+        at(2),
+    );
+    assert_eq!(resent.last_update, Some(write(1)));
+    let given_up = next_status(Some(&resent), Some(1), &not_applied(false, None), at(3));
+    assert_eq!(
+        given_up.last_update,
+        Some(write(1)),
+        "a read alone writes no lastUpdate"
+    );
+    assert_eq!(cond(&given_up, "Stalled").message, "accepted, not applied");
+    let recheck = next_status(Some(&given_up), Some(1), &not_applied(false, None), at(4));
+    assert_eq!(
+        given_up, recheck,
+        "a recheck that finds the same writes nothing"
     );
 }

@@ -242,6 +242,8 @@ fn deployment_runs_hardened_with_probes_and_downward_api() {
             "operator.labelSelector=team=eu",
             "--set",
             "operator.resyncInterval=15m",
+            "--set",
+            "operator.conflictBackoffCap=8s",
         ],
     );
     let pod = &one(&docs, "Deployment")["spec"]["template"]["spec"];
@@ -273,6 +275,11 @@ fn deployment_runs_hardened_with_probes_and_downward_api() {
     assert_eq!(env_var(&docs, "HTTP_ADDR").as_deref(), Some("0.0.0.0:8080"));
     assert_eq!(env_var(&docs, "LABEL_SELECTOR").as_deref(), Some("team=eu"));
     assert_eq!(env_var(&docs, "RESYNC_INTERVAL").as_deref(), Some("15m"));
+    assert_eq!(
+        env_var(&docs, "CONFLICT_BACKOFF_CAP").as_deref(),
+        Some("8s")
+    );
+    assert_eq!(env_var(&docs, "BACKOFF_CAP").as_deref(), Some("5m"));
     assert_eq!(
         pod["serviceAccountName"],
         one(&docs, "ServiceAccount")["metadata"]["name"]

@@ -166,3 +166,63 @@ async fn kubectl_shows_the_servers_rejection() {
         "{stderr}"
     );
 }
+
+/// D365 stores "no date" as 1900-01-01: a date on or before it could never
+/// be seen written, so the server refuses it (and accepts a later one, or
+/// none at all).
+#[tokio::test]
+async fn delivery_dates_on_or_before_the_unset_marker_are_rejected_by_the_server() {
+    let (api, _) = setup("crd-unset-date").await;
+    for (i, bad) in ["1900-01-01", "1899-12-31", "0001-01-01"]
+        .iter()
+        .enumerate()
+    {
+        let mut spec = valid_spec();
+        spec["deliveryDate"] = json!(bad);
+        let msg = rejection(create(&api, &format!("so-{i}"), spec).await);
+        assert!(
+            msg.contains("spec.deliveryDate") && msg.contains("after 1900-01-01"),
+            "{bad}: {msg}"
+        );
+    }
+    for (name, date) in [("later", json!("1900-01-02")), ("none", Value::Null)] {
+        let mut spec = valid_spec();
+        spec["deliveryDate"] = date;
+        create(&api, name, spec).await.expect(name);
+    }
+}
+
+/// Identity fields end up in URLs, logs and messages: no control
+/// characters (C0, DEL, C1) in any of them.
+#[tokio::test]
+async fn control_characters_in_identity_fields_are_rejected_by_the_server() {
+    let (api, _) = setup("crd-control").await;
+    let cases = [
+        ("salesOrderNumber", json!({"salesOrderNumber": "SO-1\n"})),
+        ("salesOrderNumber", json!({"salesOrderNumber": "SO\u{7}1"})),
+        ("salesOrderNumber", json!({"salesOrderNumber": "SO\u{85}1"})),
+        ("dataAreaId", json!({"dataAreaId": "US\tM"})),
+        (
+            "connectionRef.name",
+            json!({"connectionRef": {"name": "usmf\u{0}"}}),
+        ),
+        (
+            "connectionRef.name",
+            json!({"connectionRef": {"name": "us\u{7f}mf"}}),
+        ),
+    ];
+    for (i, (field, change)) in cases.iter().enumerate() {
+        let mut spec = valid_spec();
+        spec.as_object_mut()
+            .unwrap()
+            .extend(change.as_object().unwrap().clone());
+        let msg = rejection(create(&api, &format!("so-{i}"), spec).await);
+        assert!(msg.contains(&format!("spec.{field}")), "{change}: {msg}");
+    }
+    // Printable non-ASCII is fine: only control characters are refused.
+    let mut spec = valid_spec();
+    spec["salesOrderNumber"] = json!("SO-Ä/1 é");
+    create(&api, "printable", spec)
+        .await
+        .expect("printable characters");
+}

@@ -74,6 +74,7 @@ fn updated() -> Outcome {
         to_etag: Some("W/\"2\"".into()),
         attempts: 2,
         fields: vec!["SalesOrderStatus".into()],
+        ..LastUpdate::default()
     };
     Outcome::Updated {
         observed: observed("Delivered"),

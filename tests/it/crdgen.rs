@@ -37,6 +37,8 @@ fn crds_carry_the_user_facing_contract() {
         "- Canceled",
         "jsonPath: .status.conditions[?(@.type==\"Ready\")].reason",
         "subresources:\n      status: {}",
+        "rule: self > timestamp('1900-01-01T00:00:00Z')",
+        "must not contain control characters",
     ] {
         assert!(yaml.contains(needle), "CRD YAML lacks {needle:?}");
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use crate::stub::{Mode, Stub};
 use d365_emulator::Faults;
-use sales_order_operator::d365::{ConnectionSettings, D365Client, D365Error, ETag, RequestKind};
+use sales_order_operator::d365::{D365Client, D365Error, ETag, RequestKind};
 use secrecy::SecretString;
 use serde_json::Map;
 
@@ -265,22 +265,10 @@ async fn bad_arguments_send_nothing() {
     assert!(emu.requests().is_empty());
 }
 
-fn stub_client(stub: &Stub) -> D365Client {
-    let url = url::Url::parse(&stub.url).unwrap();
-    let s = ConnectionSettings::new(
-        url.clone(),
-        url,
-        "tenant",
-        "client",
-        SecretString::from("stub-secret"),
-    );
-    D365Client::new(s, Arc::new(Recorder::default())).unwrap()
-}
-
 #[tokio::test]
 async fn every_request_carries_odata_headers_token_and_cross_company() {
     let stub = Stub::start(Mode::HeaderEtagOnly).await;
-    let client = stub_client(&stub);
+    let client = stub.client(None);
     let k = key(7);
     client.get_order(&k, &[STATUS, REQUISITION]).await.unwrap();
     let etag = ETag::parse("W/\"e1\"").unwrap();
@@ -317,7 +305,7 @@ async fn every_request_carries_odata_headers_token_and_cross_company() {
 #[tokio::test]
 async fn etag_header_is_the_fallback_when_the_body_has_none() {
     let stub = Stub::start(Mode::HeaderEtagOnly).await;
-    let entity = stub_client(&stub).get_order(&key(1), &[]).await.unwrap();
+    let entity = stub.client(None).get_order(&key(1), &[]).await.unwrap();
     assert_eq!(entity.etag.as_str(), "W/\"from-header\"");
     assert_eq!(entity.fields[STATUS], "Backorder");
 }
@@ -325,10 +313,7 @@ async fn etag_header_is_the_fallback_when_the_body_has_none() {
 #[tokio::test]
 async fn persistent_401_is_unauthorized_after_exactly_one_refresh() {
     let stub = Stub::start(Mode::Always401).await;
-    let err = stub_client(&stub)
-        .get_order(&key(1), &[])
-        .await
-        .unwrap_err();
+    let err = stub.client(None).get_order(&key(1), &[]).await.unwrap_err();
     assert!(matches!(err, D365Error::Unauthorized { .. }), "{err:?}");
     assert!(err.to_string().contains("after a token refresh"), "{err}");
     assert!(!err.to_string().contains("stub-token"), "{err}");
@@ -342,7 +327,7 @@ async fn persistent_401_is_unauthorized_after_exactly_one_refresh() {
 #[tokio::test]
 async fn throttle_without_retry_after_pauses_30_seconds() {
     let stub = Stub::start(Mode::ThrottleNoRetryAfter).await;
-    let client = stub_client(&stub);
+    let client = stub.client(None);
     let err = client.get_order(&key(1), &[]).await.unwrap_err();
     assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
     let paused = client.paused_for().unwrap();

@@ -13,4 +13,5 @@ mod d365_client;
 mod d365_client_failures;
 mod dockerfile;
 mod grafana;
+mod proven_writes;
 mod sync_emulator;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use d365_emulator::{Emulator, Faults};
 use sales_order_operator::api::{Policy, Reason, SalesOrderStatusSpec, SalesStatus};
-use sales_order_operator::controller::sync::{OrderRules, SyncResult, sync_order};
+use sales_order_operator::controller::sync::{Attempt, OrderRules, SyncResult, sync_order};
 use sales_order_operator::d365::{D365Client, NoopObserver};
 
 use crate::common::{emulator_with, settings};
@@ -37,7 +37,13 @@ fn spec(number: &str, status: SalesStatus) -> SalesOrderStatusSpec {
 
 /// One attempt for order `number` wanted in `status`.
 async fn sync(client: &D365Client, number: &str, status: SalesStatus, attempt: u32) -> SyncResult {
-    sync_order(client, &rules(), &spec(number, status), attempt).await
+    sync_order(
+        client,
+        &rules(),
+        &spec(number, status),
+        Attempt::new(attempt),
+    )
+    .await
 }
 
 /// (GETs, PATCHes) the emulator saw for an order.
@@ -226,7 +232,7 @@ async fn rejected_write_carries_d365_message() {
         &client,
         &lenient,
         &spec("SO-2025-0005", SalesStatus::Delivered),
-        1,
+        Attempt::new(1),
     )
     .await;
     let Outcome::Failed {
@@ -293,7 +299,7 @@ async fn suspended_and_observe_never_write() {
     let mut s = spec("SO-2025-0001", SalesStatus::Delivered);
     s.suspend = true;
     assert_eq!(
-        reason(&sync_order(&client, &rules(), &s, 1).await),
+        reason(&sync_order(&client, &rules(), &s, Attempt::new(1)).await),
         Reason::Suspended
     );
     assert_eq!(
@@ -303,7 +309,7 @@ async fn suspended_and_observe_never_write() {
     );
     s.suspend = false;
     s.policy = Policy::Observe;
-    let r = sync_order(&client, &rules(), &s, 1).await;
+    let r = sync_order(&client, &rules(), &s, Attempt::new(1)).await;
     let Outcome::Drifted { fields, .. } = &r.outcome else {
         panic!("{r:?}")
     };

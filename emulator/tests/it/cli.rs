@@ -14,6 +14,12 @@ fn binary_prints_listening_line_and_serves() {
             "409",
             "--seed",
             "5",
+            "--ignore-writes",
+            "SalesOrderStatus",
+            "--ignore-writes",
+            "ConfirmedReceiptDate",
+            "--redirect-status",
+            "308",
         ])
         .env("D365_EMULATOR_MAX_RPS", "77")
         .stdout(Stdio::piped())
@@ -51,4 +57,9 @@ fn binary_prints_listening_line_and_serves() {
     assert_eq!(orders[2]["SalesOrderNumber"], "SO-2025-0003");
     assert_eq!(faults["conflictStatus"], 409);
     assert_eq!(faults["maxRps"], 77);
+    assert_eq!(
+        faults["ignoreWrites"],
+        serde_json::json!(["SalesOrderStatus", "ConfirmedReceiptDate"])
+    );
+    assert_eq!(faults["redirectStatus"], 308);
 }

@@ -10,3 +10,4 @@ mod collection;
 mod common;
 mod entity;
 mod faults;
+mod unproven;
