@@ -17,3 +17,4 @@ mod converge;
 mod crds;
 mod leader;
 mod owners;
+mod throttle;
