@@ -180,8 +180,9 @@ impl Admission {
 /// Why an attempt ended before D365 was asked.
 #[derive(Debug)]
 pub enum Turned {
-    /// The attempt's result all the same (connection not ready, paused).
-    Report(SyncResult),
+    /// The attempt's result all the same (connection not ready, paused);
+    /// boxed, as it is the rare path.
+    Report(Box<SyncResult>),
     /// The connection is full: requeue after this long, report nothing.
     Busy(Duration),
 }
@@ -199,7 +200,7 @@ pub fn admit(
         Entry::Admitted(ticket) => Ok((resolved, ticket)),
         Entry::Paused(left) => {
             metrics.connection_requeue(RequeueCause::Paused);
-            Err(Turned::Report(paused(connection, left)))
+            Err(Turned::Report(Box::new(paused(connection, left))))
         }
         Entry::Busy(delay) => {
             metrics.connection_requeue(RequeueCause::Busy);

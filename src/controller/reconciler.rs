@@ -150,11 +150,11 @@ async fn decide(
     let oref = ObjectRef::from_obj(order).to_string();
     let connection = async {
         let resolved = ctx.d365.resolve(&namespace, name).await.map_err(|e| {
-            Turned::Report(SyncResult::from(Outcome::Failed {
+            Turned::Report(Box::new(SyncResult::from(Outcome::Failed {
                 reason: e.reason(),
                 message: e.to_string(),
                 observed: None,
-            }))
+            })))
         })?;
         admit(
             resolved,
@@ -164,7 +164,8 @@ async fn decide(
         )
     };
     match sync_resolving(&order.spec, attempts, connection).await {
-        Ok(result) | Err(Turned::Report(result)) => Ok(result),
+        Ok(result) => Ok(result),
+        Err(Turned::Report(result)) => Ok(*result),
         Err(Turned::Busy(turn)) => Err(turn),
     }
 }

@@ -11,7 +11,7 @@ use kube::api::{ListParams, Patch, PatchParams};
 use sales_order_operator::api::{ConditionType, D365Connection, SalesOrderStatus, SalesStatus};
 use sales_order_operator::fixtures::order_number;
 
-use crate::support::{add_connection, create_orders, emulator, env, wait_reason};
+use crate::support::{Env, Operator, add_connection, create_orders, emulator, env, wait_reason};
 
 const PAUSED_ORDERS: usize = 100;
 const PAUSE_SECS: u64 = 120;
@@ -52,23 +52,7 @@ async fn a_paused_connection_does_not_delay_a_change_on_another() {
         );
     };
 
-    // The change on B, while A is paused.
-    let changed_at = Instant::now();
-    let patch = serde_json::json!({"spec": {"salesStatus": "Invoiced"}});
-    let changed = a
-        .orders()
-        .patch("b-order", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .expect("change B's order");
-    let generation = changed.metadata.generation;
-    testkit::wait_for(Duration::from_secs(30), || async {
-        let o = a.orders().get("b-order").await.ok()?;
-        let ready = o.ready_condition()?;
-        (ready.reason == "Updated" && ready.observed_generation == generation).then_some(())
-    })
-    .await
-    .expect("B's change reaches Ready/Updated");
-    let delay = changed_at.elapsed();
+    let delay = change_b(&a).await;
     eprintln!(
         "e2e_throttle: B's change Ready/Updated after {delay:?}, A paused for {PAUSE_SECS} s"
     );
@@ -76,41 +60,7 @@ async fn a_paused_connection_does_not_delay_a_change_on_another() {
     let in_b = b.order("usmf", &order_number(1)).expect("B's order");
     assert_eq!(in_b["SalesOrderStatus"], SalesStatus::Invoiced.as_str());
 
-    // A meanwhile: Throttled (Reconciling), never Stalled, and quiet.
-    for o in a.orders().list(&ListParams::default()).await.unwrap().items {
-        if o.spec.connection_ref.name == "b" {
-            continue;
-        }
-        let stalled = o
-            .condition(ConditionType::Stalled)
-            .map(|c| c.status.as_str());
-        let reconciling = o
-            .condition(ConditionType::Reconciling)
-            .map(|c| c.status.as_str());
-        assert_eq!(
-            (reconciling, stalled),
-            (Some("True"), Some("False")),
-            "{:?}",
-            o.status
-        );
-    }
-    let sent_to_a = a
-        .emu
-        .requests()
-        .iter()
-        .filter(|r| r.path.starts_with("/data"))
-        .count();
-    assert!(
-        (1..=SLOTS).contains(&sent_to_a),
-        "{sent_to_a} requests reached paused A; at most one per slot may meet the first 429"
-    );
-    let paused_requeues = operator
-        .metric_sum(r#"sales_order_connection_requeues_total{cause="paused"}"#)
-        .await;
-    assert!(
-        paused_requeues >= (PAUSED_ORDERS - SLOTS) as f64,
-        "{paused_requeues} paused requeues"
-    );
+    a_waits_quietly(&a, &operator).await;
 
     // A recovers; its orders come back when the pause ends and converge.
     a.emu.set_faults(Faults::default());
@@ -131,8 +81,73 @@ async fn a_paused_connection_does_not_delay_a_change_on_another() {
     }
 }
 
+/// Changes B's order to Invoiced; returns how long it took to be
+/// Ready/Updated for the new generation.
+async fn change_b(env: &Env) -> Duration {
+    let changed_at = Instant::now();
+    let patch = serde_json::json!({"spec": {"salesStatus": "Invoiced"}});
+    let changed = env
+        .orders()
+        .patch("b-order", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("change B's order");
+    let generation = changed.metadata.generation;
+    testkit::wait_for(Duration::from_secs(30), || async {
+        let o = env.orders().get("b-order").await.ok()?;
+        let ready = o.ready_condition()?;
+        (ready.reason == "Updated" && ready.observed_generation == generation).then_some(())
+    })
+    .await
+    .expect("B's change reaches Ready/Updated");
+    changed_at.elapsed()
+}
+
+/// A during its pause: Reconciling (Throttled), not Stalled; nothing sent
+/// but the requests that met the first 429s; the pause counted.
+async fn a_waits_quietly(env: &Env, operator: &Operator) {
+    for o in env
+        .orders()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+    {
+        if o.spec.connection_ref.name == "b" {
+            continue;
+        }
+        let status = |kind| o.condition(kind).map(|c| c.status.as_str());
+        let (reconciling, stalled) = (
+            status(ConditionType::Reconciling),
+            status(ConditionType::Stalled),
+        );
+        assert_eq!(
+            (reconciling, stalled),
+            (Some("True"), Some("False")),
+            "{:?}",
+            o.status
+        );
+    }
+    let sent_to_a = env
+        .emu
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/data"))
+        .count();
+    assert!(
+        (1..=SLOTS).contains(&sent_to_a),
+        "{sent_to_a} requests reached paused A; at most one per slot may meet the first 429"
+    );
+    let paused_requeues = operator
+        .metric_sum(r#"sales_order_connection_requeues_total{cause="paused"}"#)
+        .await;
+    assert!(
+        paused_requeues >= (PAUSED_ORDERS - SLOTS) as f64,
+        "{paused_requeues} paused requeues"
+    );
+}
+
 /// Ready reasons of connection A's orders (all but B's), by name.
-async fn a_reasons(env: &crate::support::Env) -> Vec<(String, String)> {
+async fn a_reasons(env: &Env) -> Vec<(String, String)> {
     crate::support::ready_reasons(&env.client, &env.ns)
         .await
         .into_iter()
@@ -142,7 +157,7 @@ async fn a_reasons(env: &crate::support::Env) -> Vec<(String, String)> {
 }
 
 /// Up to ten of A's orders whose reason is not `reason`, for a failure.
-async fn others(env: &crate::support::Env, reason: &str) -> Vec<(String, String)> {
+async fn others(env: &Env, reason: &str) -> Vec<(String, String)> {
     let mut rest = a_reasons(env).await;
     rest.retain(|(_, r)| r != reason);
     rest.truncate(10);

@@ -244,9 +244,10 @@ async fn a_pause_empties_the_queue_at_once_and_queues_nothing_while_it_lasts() {
     });
     let started = Instant::now();
     // The PATCHes queue first; the GET's 429 then pauses the connection.
+    let fourth = key(4);
     let (queued, get) = tokio::join!(
         patch_all(&emu, &client, &[1, 2, 3]),
-        client.get_order(&key(4), &[])
+        client.get_order(&fourth, &[])
     );
     assert!(matches!(get, Err(D365Error::Throttled { .. })), "{get:?}");
     let refused = patch_all(&emu, &client, &[1, 2]).await;
