@@ -3,15 +3,19 @@
 //! slots, connection A answering every request 429 `Retry-After: 120` for
 //! its 100 orders does not delay a change on connection B; A's orders wait
 //! as Throttled (Reconciling, not Stalled) and converge after the pause.
+//! A merely busy connection turns its extra orders away without a status
+//! write.
 
 use std::time::{Duration, Instant};
 
 use d365_emulator::Faults;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use sales_order_operator::api::{ConditionType, D365Connection, SalesOrderStatus, SalesStatus};
-use sales_order_operator::fixtures::order_number;
+use sales_order_operator::fixtures::{CONNECTION, order_number};
 
-use crate::support::{Env, Operator, add_connection, create_orders, emulator, env, wait_reason};
+use crate::support::{
+    Env, Operator, create_connection, create_orders, emulator, env, wait_all, wait_reason,
+};
 
 const PAUSED_ORDERS: usize = 100;
 const PAUSE_SECS: u64 = 120;
@@ -162,4 +166,55 @@ async fn others(env: &Env, reason: &str) -> Vec<(String, String)> {
     rest.retain(|(_, r)| r != reason);
     rest.truncate(10);
     rest
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_connection_turns_orders_away_without_writing_status() {
+    const ORDERS: usize = 6;
+    let slow = Faults {
+        latency_ms: 200,
+        ..Faults::default()
+    };
+    let env = env("busy", ORDERS, slow).await;
+    // One reconcile of this connection in D365 at a time.
+    let conns: Api<D365Connection> = Api::namespaced(env.client.clone(), &env.ns);
+    let limits =
+        serde_json::json!({"spec": {"maxRequestsPerSecond": 2, "maxConcurrentRequests": 1}});
+    conns
+        .patch(CONNECTION, &PatchParams::default(), &Patch::Merge(&limits))
+        .await
+        .expect("lower the connection's limits");
+    create_orders(
+        &env.client,
+        &env.ns,
+        (1..=ORDERS).map(SalesOrderStatus::test),
+    )
+    .await;
+    let operator = env.operator(&[]);
+    wait_all(
+        &env.client,
+        &env.ns,
+        ORDERS,
+        &["Updated"],
+        Duration::from_secs(60),
+    )
+    .await;
+
+    let busy = operator
+        .metric_sum(r#"sales_order_connection_requeues_total{cause="busy"}"#)
+        .await;
+    assert!(
+        busy >= 1.0,
+        "the orders arrived together; one went in at a time"
+    );
+    let writes = operator.metric_sum("sales_order_status_writes_total").await;
+    assert_eq!(
+        writes, ORDERS as f64,
+        "one status write per order: Updated, nothing for a turn-away"
+    );
+    let requeued = operator
+        .metric_sum(r#"controller_runtime_reconcile_total{controller="salesorderstatus",result="requeue_after"}"#)
+        .await;
+    assert_eq!(requeued, busy, "a turn-away is a requeue, not an error");
+    assert_eq!(env.client_writes().len(), ORDERS);
 }
