@@ -43,6 +43,29 @@ struct ReasonLabels {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CauseLabels {
+    cause: &'static str,
+}
+
+/// Why a reconcile was requeued for its connection before any request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequeueCause {
+    /// Paused after a 429: back when the pause ends.
+    Paused,
+    /// As many of its reconciles in D365 as it may take: back in a moment.
+    Busy,
+}
+
+impl RequeueCause {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Paused => "paused",
+            Self::Busy => "busy",
+        }
+    }
+}
+
 const CONTROLLER: &str = "salesorderstatus";
 
 /// Every metric the operator exports; shared by reconciles and D365 clients.
@@ -58,6 +81,7 @@ pub struct Metrics {
     outcomes: Family<ReasonLabels, Counter>,
     objects: Family<ReasonLabels, Gauge>,
     status_writes: Counter,
+    connection_requeues: Family<CauseLabels, Counter>,
     leader: Gauge,
     by_object: Mutex<HashMap<String, Reason>>,
 }
@@ -81,6 +105,7 @@ impl Default for Metrics {
             outcomes: Family::default(),
             objects: Family::default(),
             status_writes: Counter::default(),
+            connection_requeues: Family::default(),
             leader: Gauge::default(),
             by_object: Mutex::new(HashMap::new()),
         };
@@ -130,6 +155,11 @@ impl Default for Metrics {
             "sales_order_status_writes",
             "Status subresource patches",
             m.status_writes.clone(),
+        );
+        r.register(
+            "sales_order_connection_requeues",
+            "Reconciles requeued before any request because their connection was paused or busy",
+            m.connection_requeues.clone(),
         );
         r.register(
             "sales_order_operator_leader",
@@ -215,6 +245,14 @@ impl Metrics {
         self.status_writes.inc();
     }
 
+    pub fn connection_requeue(&self, cause: RequeueCause) {
+        self.connection_requeues
+            .get_or_create(&CauseLabels {
+                cause: cause.as_str(),
+            })
+            .inc();
+    }
+
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
     }
@@ -222,7 +260,8 @@ impl Metrics {
 
 /// Records one reconcile when dropped, so every way out of a reconcile
 /// (early return, `?`, unwinding) is counted exactly once; the result is
-/// "error" unless [`ReconcileTimer::succeeded`] was called.
+/// "error" unless [`ReconcileTimer::succeeded`] or
+/// [`ReconcileTimer::requeued`] was called.
 pub struct ReconcileTimer<'a> {
     metrics: &'a Metrics,
     started: Instant,
@@ -232,6 +271,12 @@ pub struct ReconcileTimer<'a> {
 impl ReconcileTimer<'_> {
     pub fn succeeded(&mut self) {
         self.result = "success";
+    }
+
+    /// Ended early to come back later, neither done nor failed
+    /// (controller-runtime's `requeue_after`).
+    pub fn requeued(&mut self) {
+        self.result = "requeue_after";
     }
 }
 
@@ -308,6 +353,18 @@ mod tests {
             text.contains(r#"sales_order_objects{reason="Conflict"} 0"#),
             "{text}"
         );
+        m.connection_requeue(RequeueCause::Busy);
+        m.connection_requeue(RequeueCause::Busy);
+        m.connection_requeue(RequeueCause::Paused);
+        let text = m.render();
+        assert!(
+            text.contains(r#"sales_order_connection_requeues_total{cause="busy"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"sales_order_connection_requeues_total{cause="paused"} 1"#),
+            "{text}"
+        );
         m.forget_object("orders/b");
         assert!(
             m.render()
@@ -320,12 +377,14 @@ mod tests {
         let m = Metrics::default();
         drop(m.reconcile_timer());
         m.reconcile_timer().succeeded();
+        m.reconcile_timer().requeued();
         let text = m.render();
         let samples = [
             r#"controller_runtime_reconcile_total{controller="salesorderstatus",result="error"} 1"#,
             r#"controller_runtime_reconcile_total{controller="salesorderstatus",result="success"} 1"#,
+            r#"controller_runtime_reconcile_total{controller="salesorderstatus",result="requeue_after"} 1"#,
             r#"controller_runtime_reconcile_errors_total{controller="salesorderstatus"} 1"#,
-            r#"controller_runtime_reconcile_time_seconds_count{controller="salesorderstatus"} 2"#,
+            r#"controller_runtime_reconcile_time_seconds_count{controller="salesorderstatus"} 3"#,
         ];
         for sample in samples {
             assert!(text.contains(sample), "{sample} missing from:\n{text}");

@@ -100,6 +100,10 @@ pub struct Faults {
     pub max_rps: Option<u32>,
     /// Service protection [doc]: concurrent requests before 429.
     pub max_concurrent: Option<u32>,
+    /// Resource-based throttling [doc]: while set, every `/data` request
+    /// answers 429 with `Retry-After` of this many seconds, however lightly
+    /// the client pushes (the environment itself is overloaded).
+    pub throttle_retry_after: Option<u64>,
     /// Companies the app user may read but not write: PATCH → 403.
     pub read_only_companies: Vec<String>,
     /// [field report] answer those refused writes with 409 "The record has
@@ -143,6 +147,7 @@ impl Default for Faults {
             hang_ms: 60_000,
             max_rps: None,
             max_concurrent: None,
+            throttle_retry_after: None,
             read_only_companies: Vec::new(),
             forbidden_as_conflict: false,
             final_statuses: vec!["Invoiced".to_string(), "Canceled".to_string()],

@@ -88,6 +88,10 @@ struct Cli {
     max_rps: Option<u32>,
     #[arg(long, env = "D365_EMULATOR_MAX_CONCURRENT")]
     max_concurrent: Option<u32>,
+    /// Answer every /data request 429 with this Retry-After (seconds):
+    /// resource-based throttling.
+    #[arg(long, env = "D365_EMULATOR_THROTTLE_RETRY_AFTER")]
+    throttle_retry_after: Option<u64>,
     /// Companies whose orders cannot be written (403), comma-separated.
     #[arg(long, env = "D365_EMULATOR_READ_ONLY_COMPANIES", value_delimiter = ',')]
     read_only_companies: Vec<String>,
@@ -162,6 +166,7 @@ impl Cli {
                 hang_ms: self.hang_ms,
                 max_rps: self.max_rps,
                 max_concurrent: self.max_concurrent,
+                throttle_retry_after: self.throttle_retry_after,
                 read_only_companies: self.read_only_companies,
                 forbidden_as_conflict: self.forbidden_as_conflict,
                 final_statuses: self.final_statuses,

@@ -30,7 +30,8 @@ pub fn router(state: Arc<State>) -> Router {
 }
 
 /// Records every D365 request; for `/data` checks the bearer [doc], then
-/// service protection [doc], then injected latency and errors; holds the
+/// service protection [doc] (resource-based first, then the request
+/// limits), then injected latency and errors; holds the
 /// answer back on an injected hang (after the request took effect, so a
 /// timed-out PATCH may still have been applied, as with a real server).
 async fn guard(AxState(state): AxState<Arc<State>>, req: Request, next: Next) -> Response {
@@ -50,6 +51,8 @@ async fn guard(AxState(state): AxState<Arc<State>>, req: Request, next: Next) ->
         redirect(status, &faults.redirect_to, req.uri())
     } else if state.tokens.check(req.headers()).is_err() {
         unauthorized()
+    } else if let Some(secs) = faults.throttle_retry_after {
+        throttled(secs)
     } else {
         match state.throttle.admit(faults.max_rps, faults.max_concurrent) {
             Err(secs) => throttled(secs),

@@ -39,7 +39,8 @@ pub enum Reason {
     Conflict,
     /// 429 service protection; the connection waits out Retry-After.
     Throttled,
-    /// 5xx, timeouts, connection errors.
+    /// 5xx, timeouts, connection errors (of D365, or of the API server
+    /// while reading a connection's Secret).
     Unavailable,
     /// The token endpoint refused the credentials, or 401 survived a refresh.
     Unauthorized,

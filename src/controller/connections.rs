@@ -13,6 +13,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 use secrecy::SecretString;
 
+use super::admission::Admission;
 use super::sync::OrderRules;
 use super::sync::Resolved;
 use crate::api::{D365Connection, Reason};
@@ -41,6 +42,8 @@ pub enum ResolveError {
         key: String,
         connection: String,
     },
+    /// The API server did not give the Secret: transient (unavailable,
+    /// overloaded, timed out) unless it refused the operator (401/403).
     #[error("reading Secret {namespace}/{name}: {source}")]
     Kube {
         namespace: String,
@@ -51,14 +54,26 @@ pub enum ResolveError {
 }
 
 impl ResolveError {
+    /// A reason that needs a human is Stalled; an API server that failed to
+    /// answer is Unavailable (Reconciling, retried with backoff), since
+    /// parking every order of the connection for the long recheck over one
+    /// blip would be wrong.
     pub fn reason(&self) -> Reason {
         match self {
-            Self::ConnectionNotFound { .. }
-            | Self::InvalidConnection { .. }
-            | Self::Kube { .. } => Reason::ConnectionNotReady,
+            Self::ConnectionNotFound { .. } | Self::InvalidConnection { .. } => {
+                Reason::ConnectionNotReady
+            }
+            Self::Kube { source, .. } if refused(source) => Reason::ConnectionNotReady,
+            Self::Kube { .. } => Reason::Unavailable,
             Self::SecretNotFound { .. } | Self::SecretKeyMissing { .. } => Reason::SecretNotFound,
         }
     }
+}
+
+/// The API server refused the operator itself (credentials, RBAC): waiting
+/// will not help.
+fn refused(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if matches!(status.code, 401 | 403))
 }
 
 /// Where a Secret's data comes from: the API server in the operator (one GET
@@ -240,6 +255,7 @@ impl Connections {
             final_statuses: spec.final_statuses.clone(),
         };
         Ok(Resolved {
+            admission: Arc::new(Admission::for_settings(client.settings())),
             client,
             rules: Arc::new(rules),
         })

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use k8s_openapi::ByteString;
 use kube::api::ObjectMeta;
-use kube::core::PartialObjectMetaExt;
+use kube::core::{PartialObjectMetaExt, Status};
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher::Event;
 use serde_json::json;
@@ -14,11 +14,13 @@ use serde_json::json;
 use super::*;
 use crate::d365::NoopObserver;
 
-/// Secrets by (namespace, name); counts the reads.
+/// Secrets by (namespace, name); counts the reads; fails every read with
+/// `failure`'s error while it is set.
 #[derive(Default)]
 struct FakeSecrets {
     data: Mutex<HashMap<(String, String), BTreeMap<String, String>>>,
     reads: AtomicUsize,
+    failure: Mutex<Option<fn() -> kube::Error>>,
 }
 
 impl FakeSecrets {
@@ -38,6 +40,9 @@ impl SecretSource for FakeSecrets {
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<Secret>, kube::Error>> {
         self.reads.fetch_add(1, Ordering::SeqCst);
+        if let Some(fail) = *lock(&self.failure) {
+            return Box::pin(async move { Err(fail()) });
+        }
         let found = lock(&self.data)
             .get(&(namespace.to_owned(), name.to_owned()))
             .map(|pairs| Secret {
@@ -180,4 +185,47 @@ async fn clients_of_connections_no_longer_listed_are_pruned() {
     f.connection_writer.apply_watcher_event(&Event::InitDone);
     f.connections.prune();
     assert_eq!(f.connections.cached_clients(), 0);
+}
+
+/// An API-server answer `code` with `reason`, as kube reports it.
+fn api_error(code: u16, reason: &str) -> kube::Error {
+    kube::Error::Api(
+        Status::failure("the server could not answer", reason)
+            .with_code(code)
+            .boxed(),
+    )
+}
+
+#[tokio::test]
+async fn an_api_server_that_fails_to_answer_is_transient_and_one_that_refuses_is_not() {
+    let mut f = Fixture::new();
+    f.secrets.put("creds", &[("client-secret", "s3cret")]);
+    f.secret_seen("1");
+    let cases: [(fn() -> kube::Error, Reason); 6] = [
+        (|| api_error(500, "InternalError"), Reason::Unavailable),
+        (|| api_error(503, "ServiceUnavailable"), Reason::Unavailable),
+        (|| api_error(504, "Timeout"), Reason::Unavailable),
+        (|| api_error(429, "TooManyRequests"), Reason::Unavailable),
+        (
+            || kube::Error::Service("connection reset by peer".into()),
+            Reason::Unavailable,
+        ),
+        (|| api_error(403, "Forbidden"), Reason::ConnectionNotReady),
+    ];
+    for (fail, want) in cases {
+        *lock(&f.secrets.failure) = Some(fail);
+        let err = f.resolve().await.err().expect("the Secret read fails");
+        assert!(matches!(err, ResolveError::Kube { .. }), "{err}");
+        assert_eq!(err.reason(), want, "{err}");
+        assert_eq!(want.is_transient(), want == Reason::Unavailable, "{err}");
+        assert!(
+            std::error::Error::source(&err).is_some(),
+            "keeps its cause: {err}"
+        );
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+    *lock(&f.secrets.failure) = None;
+    f.resolve()
+        .await
+        .expect("resolves once the API server answers");
 }

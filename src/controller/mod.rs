@@ -1,6 +1,7 @@
 //! kube-runtime wiring: watches, triggers and the Controller loop. The only
 //! module that joins Kubernetes and D365.
 
+mod admission;
 mod connection_status;
 mod connections;
 mod context;

@@ -13,8 +13,9 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
-use tracing::{Instrument, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
+use super::admission::{Turned, admit};
 use super::context::{Context, merge_patch_params};
 use super::sync::{Attempt, SyncResult, sync_resolving};
 use crate::api::{Reason, SalesOrderStatus};
@@ -58,7 +59,19 @@ pub async fn reconcile(order: Arc<SalesOrderStatus>, ctx: Arc<Context>) -> Resul
     let SyncResult {
         mut outcome,
         retry_after,
-    } = decide(&order, &ctx, attempts).await;
+    } = match decide(&order, &ctx, attempts).await {
+        Ok(result) => result,
+        // The connection is full: back for its turn, with no status write
+        // and no failure counted (nothing went wrong).
+        Err(turn) => {
+            debug!(
+                delay_ms = turn.as_millis() as u64,
+                "connection busy: requeued"
+            );
+            timer.requeued();
+            return Ok(Action::requeue(turn));
+        }
+    };
     if conflict_without_writer(order.status.as_ref(), &outcome)
         && let Outcome::Failed { message, .. } = &mut outcome
     {
@@ -119,33 +132,48 @@ pub fn error_policy(order: Arc<SalesOrderStatus>, error: &Error, ctx: Arc<Contex
 }
 
 /// Duplicates first (a duplicate never touches D365), then the attempt;
-/// the connection is resolved only if the order is not suspended.
-async fn decide(order: &SalesOrderStatus, ctx: &Context, attempts: u32) -> SyncResult {
+/// the connection is resolved only if the order is not suspended, and asked
+/// only if it admits the attempt. `Err` is a busy connection's "come back
+/// after this long".
+async fn decide(
+    order: &SalesOrderStatus,
+    ctx: &Context,
+    attempts: u32,
+) -> Result<SyncResult, Duration> {
     if let Some(owner) = ctx.owners.owner_of(order).await {
-        return SyncResult::from(Outcome::Failed {
+        return Ok(SyncResult::from(Outcome::Failed {
             reason: Reason::DuplicateOrder,
             message: format!(
                 "order {}/{} is already managed by SalesOrderStatus {owner} (the older object keeps it)",
                 order.spec.data_area_id, order.spec.sales_order_number
             ),
             observed: None,
-        });
+        }));
     }
     let namespace = order.namespace().unwrap_or_default();
+    let name = &order.spec.connection_ref.name;
+    let oref = ObjectRef::from_obj(order).to_string();
     let connection = async {
-        ctx.d365
-            .resolve(&namespace, &order.spec.connection_ref.name)
-            .await
-            .map_err(|e| {
-                SyncResult::from(Outcome::Failed {
-                    reason: e.reason(),
-                    message: e.to_string(),
-                    observed: None,
-                })
-            })
+        let resolved = ctx.d365.resolve(&namespace, name).await.map_err(|e| {
+            Turned::Report(Box::new(SyncResult::from(Outcome::Failed {
+                reason: e.reason(),
+                message: e.to_string(),
+                observed: None,
+            })))
+        })?;
+        admit(
+            resolved,
+            &oref,
+            &format!("{namespace}/{name}"),
+            &ctx.metrics,
+        )
     };
     let attempt = Attempt::of(attempts, order.metadata.generation, order.status.as_ref());
-    sync_resolving(&order.spec, attempt, connection).await
+    match sync_resolving(&order.spec, attempt, connection).await {
+        Ok(result) => Ok(result),
+        Err(Turned::Report(result)) => Ok(*result),
+        Err(Turned::Busy(turn)) => Err(turn),
+    }
 }
 
 /// Patches the status subresource only when it changed, so a fleet of

@@ -2,12 +2,14 @@
 //! D365 client and the pure planner; knows nothing of Kubernetes, so the
 //! tests drive it against the emulator over HTTP.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
+use super::admission::Admission;
 use crate::api::{
     LastUpdate, ObservedOrder, Reason, SalesOrderStatusSpec, SalesOrderStatusStatus, SalesStatus,
 };
@@ -82,11 +84,13 @@ impl<'a> Attempt<'a> {
     }
 }
 
-/// A connection ready to use: its client and the rules its orders follow.
+/// A connection ready to use: its client, the rules its orders follow and
+/// the admission its reconciles pass before asking D365.
 #[derive(Clone)]
 pub struct Resolved {
     pub client: D365Client,
     pub rules: Arc<OrderRules>,
+    pub admission: Arc<Admission>,
 }
 
 /// One GET and at most one PATCH.
@@ -99,26 +103,31 @@ pub async fn sync_order(
     let resolved = Resolved {
         client: client.clone(),
         rules: Arc::new(rules.clone()),
+        admission: Arc::new(Admission::for_settings(client.settings())),
     };
-    sync_resolving(spec, attempt, async { Ok(resolved) }).await
+    let connection = async { Ok::<_, Infallible>((resolved, ())) };
+    match sync_resolving(spec, attempt, connection).await {
+        Ok(result) => result,
+        Err(never) => match never {},
+    }
 }
 
 /// [`sync_order`] with the connection resolved only when D365 is to be
 /// asked: the one suspend check, before any connection lookup, so a
 /// suspended order reports Suspended even when its connection is broken.
-pub async fn sync_resolving(
+/// `connection` hands back the connection and a guard held until D365 has
+/// answered (an admission ticket), or ends the attempt with the caller's
+/// own `E` (not ready, paused, busy).
+pub async fn sync_resolving<G, E>(
     spec: &SalesOrderStatusSpec,
     attempt: Attempt<'_>,
-    connection: impl Future<Output = Result<Resolved, SyncResult>>,
-) -> SyncResult {
+    connection: impl Future<Output = Result<(Resolved, G), E>>,
+) -> Result<SyncResult, E> {
     if spec.suspend {
-        return Outcome::Suspended.into();
+        return Ok(Outcome::Suspended.into());
     }
-    let resolved = match connection.await {
-        Ok(r) => r,
-        Err(not_ready) => return not_ready,
-    };
-    sync_active(&resolved.client, &resolved.rules, spec, attempt).await
+    let (resolved, _held) = connection.await?;
+    Ok(sync_active(&resolved.client, &resolved.rules, spec, attempt).await)
 }
 
 /// GET, plan, maybe PATCH for an order that is not suspended.

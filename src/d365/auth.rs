@@ -212,7 +212,7 @@ impl TokenCache {
         // quotes: the source can be kept as it is.
         let reply = self
             .transport
-            .send_once(request, &label, None)
+            .send_once(request, &label)
             .await
             .map_err(|f| {
                 f.into_error(|why| self.redact(format!("token endpoint {}: {why}", self.endpoint)))

@@ -13,6 +13,10 @@
 //! batch of one is still sent as `$batch`: one code path, so what reaches
 //! D365 does not depend on timing.
 //!
+//! A paused connection (a 429's `Retry-After`) holds no PATCH: one is
+//! refused at once as `Throttled` with the time left, and a pause that
+//! begins during the window flushes the queue, whose send is refused too.
+//!
 //! The coalescer is given the connection's [`Sender`] when built and sends
 //! through it; it never reaches back into the client.
 
@@ -92,6 +96,11 @@ impl Coalescer {
         url: String,
         body: Vec<u8>,
     ) -> Reply {
+        // A paused connection holds no order: it is refused now, not after
+        // the window and not after the pause.
+        self.shared
+            .sender
+            .refuse_if_paused(&format!("PATCH {key}"))?;
         let (reply, answer) = oneshot::channel();
         let full = {
             let mut queue = lock(&self.shared.queue);
@@ -124,10 +133,15 @@ impl Coalescer {
     }
 
     /// Waits out the window, then sends whatever is queued, in batches of
-    /// at most `max_operations`.
+    /// at most `max_operations`. A pause that begins meanwhile ends the
+    /// window at once: the send is refused without waiting, and so are
+    /// the PATCHes in it.
     async fn flush_after(self) {
         let settings = self.shared.settings;
-        tokio::time::sleep(settings.window).await;
+        tokio::select! {
+            () = tokio::time::sleep(settings.window) => {}
+            () = self.shared.sender.until_paused() => {}
+        }
         let mut ops = {
             let mut queue = lock(&self.shared.queue);
             queue.timer = false;

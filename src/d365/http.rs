@@ -15,7 +15,6 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::entity::json_object;
-use super::limiter::Limiter;
 use super::{D365Error, ETag, RequestEvent, RequestKind, RequestObserver};
 
 /// The HTTP client, the per-request timeout and the metrics hook of one
@@ -101,24 +100,17 @@ impl Transport {
         self.http.request(method, url).timeout(self.timeout)
     }
 
-    /// Sends `request` once and reads the whole answer. With a `limiter`,
-    /// waits for a permit first and holds it until the body is read (the
-    /// token endpoint is Entra's, not D365's, so it passes none). Reports
-    /// the exchange to the observer and logs it; the limiter wait is not
-    /// part of the measured duration.
+    /// Sends `request` once and reads the whole answer. A D365 caller holds
+    /// its limiter permit around this call (the token endpoint is Entra's,
+    /// not D365's, and needs none), so the limiter wait is not part of the
+    /// measured duration. Reports the exchange to the observer and logs it.
     pub(crate) async fn send_once(
         &self,
         request: RequestBuilder,
         label: &Label<'_>,
-        limiter: Option<&Limiter>,
     ) -> Result<Reply, Failure> {
-        let permit = match limiter {
-            Some(limiter) => Some(limiter.acquire().await),
-            None => None,
-        };
         let started = Instant::now();
         let result = receive(request, self.timeout).await;
-        drop(permit);
         let duration = started.elapsed();
         let status = match &result {
             Ok(reply) => Some(reply.status),

@@ -3,7 +3,8 @@
 //! - auth: each attempt carries a fresh bearer token; a 401 invalidates
 //!   that token's generation and the request is resent exactly once;
 //! - classification: a 2xx is an answer, anything else becomes a
-//!   [`D365Error`], and a 429 pauses the whole connection.
+//!   [`D365Error`], and a 429 pauses the whole connection; while it is
+//!   paused, requests fail at once as `Throttled` without being sent.
 //!
 //! Held by the client and by the `$batch` coalescer, so a batch is paced,
 //! authorised and classified like any single request without the coalescer
@@ -20,12 +21,26 @@ use url::Url;
 use super::auth::{AccessToken, TokenCache};
 use super::error::ResponseContext;
 use super::http::{Label, Reply, Transport};
-use super::limiter::Limiter;
+use super::limiter::{Limiter, Paused};
 use super::observe::method_name;
 use super::{D365Error, ETag, OrderKey, RequestKind};
 
 const ODATA_VERSION: HeaderName = HeaderName::from_static("odata-version");
 const ODATA_MAX_VERSION: HeaderName = HeaderName::from_static("odata-maxversion");
+
+/// What a request refused by a pause in force means: `Throttled` with the
+/// time left, so the caller comes back when the pause ends. Nothing was
+/// sent, so no 429 was answered and the pause is not extended.
+fn not_sent(what: &str, paused: Paused) -> D365Error {
+    let left = paused.left;
+    D365Error::Throttled {
+        retry_after: left,
+        message: format!(
+            "{what}: not sent, the connection is paused for another {}s after a 429 (service protection)",
+            left.as_secs_f64().ceil()
+        ),
+    }
+}
 
 /// One OData request under `/data`.
 pub(crate) struct ODataRequest<'a> {
@@ -92,6 +107,19 @@ impl Sender {
         self.limiter.paused_for()
     }
 
+    /// The error for `what`, when the connection is paused now.
+    pub(crate) fn refuse_if_paused(&self, what: &str) -> Result<(), D365Error> {
+        match self.limiter.paused_for() {
+            Some(left) => Err(not_sent(what, Paused { left })),
+            None => Ok(()),
+        }
+    }
+
+    /// Resolves once the connection is paused (at once if it is now).
+    pub(crate) async fn until_paused(&self) {
+        self.limiter.until_paused().await;
+    }
+
     /// The classification layer: a 2xx answer, or the error it means. A
     /// 429 pauses the connection for its `Retry-After`.
     pub(crate) async fn execute(&self, request: &ODataRequest<'_>) -> Result<Reply, D365Error> {
@@ -152,8 +180,13 @@ impl Sender {
             attempt,
         };
         let http = self.build(request, token)?;
+        let _permit = self
+            .limiter
+            .acquire()
+            .await
+            .map_err(|paused| not_sent(&format!("{method} {target}"), paused))?;
         self.transport
-            .send_once(http, &label, Some(&self.limiter))
+            .send_once(http, &label)
             .await
             .map_err(|f| f.into_error(|why| format!("{method} {target}: {why}")))
     }

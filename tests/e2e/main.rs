@@ -18,3 +18,4 @@ mod crds;
 mod leader;
 mod owners;
 mod proven_writes;
+mod throttle;

@@ -4,7 +4,7 @@
 //! does not undo another's write (one changeset per order).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common::*;
 use d365_emulator::{Emulator, Faults, WriteSource};
@@ -230,4 +230,40 @@ async fn a_401_on_the_batch_refreshes_the_token_once() {
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     assert_eq!(emu.token_requests(), 2);
     assert_eq!(batch_posts(&emu), 2, "the refused batch and its resend");
+}
+
+#[tokio::test]
+async fn a_pause_empties_the_queue_at_once_and_queues_nothing_while_it_lasts() {
+    let emu = emulator(5).await;
+    // A window far longer than the test may take: only the pause flushes.
+    let (client, _) = batching(&emu, 20, 5_000);
+    client.authenticate().await.unwrap();
+    emu.set_faults(Faults {
+        throttle_retry_after: Some(60),
+        ..Faults::default()
+    });
+    let started = Instant::now();
+    // The PATCHes queue first; the GET's 429 then pauses the connection.
+    let fourth = key(4);
+    let (queued, get) = tokio::join!(
+        patch_all(&emu, &client, &[1, 2, 3]),
+        client.get_order(&fourth, &[])
+    );
+    assert!(matches!(get, Err(D365Error::Throttled { .. })), "{get:?}");
+    let refused = patch_all(&emu, &client, &[1, 2]).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "waited for the window or the pause: {:?}",
+        started.elapsed()
+    );
+    for r in queued.iter().chain(&refused) {
+        match r {
+            Err(e @ D365Error::Throttled { retry_after, .. }) => {
+                assert!(*retry_after > Duration::from_secs(55), "{e}");
+                assert!(e.to_string().contains("not sent"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(batch_posts(&emu), 0, "no batch left during the pause");
 }

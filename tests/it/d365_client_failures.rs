@@ -26,24 +26,41 @@ async fn throttling_pauses_the_whole_connection() {
         err.to_string().contains("high resource utilization"),
         "{err}"
     );
-    let throttled_at = Instant::now();
     let paused = client.paused_for().expect("connection paused");
     assert!(paused <= retry_after && paused > retry_after - Duration::from_millis(500));
     let sent_before = data_requests(&emu).len();
 
-    // Another order on another clone of the client waits out the pause.
-    let other = client.clone();
-    let waiting = tokio::spawn(async move { other.get_order(&key(2), &[]).await });
-    tokio::time::sleep(retry_after - Duration::from_millis(400)).await;
+    // Another order on another clone of the client is refused at once with
+    // the time left: nothing is sent, and nobody waits the pause out.
+    let asked_at = Instant::now();
+    let refused = client.clone().get_order(&key(2), &[]).await.unwrap_err();
+    assert!(
+        asked_at.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        asked_at.elapsed()
+    );
+    let left = refused.retry_after().expect("refused as throttled");
+    assert!(
+        left <= paused && left > paused - Duration::from_millis(500),
+        "{left:?}"
+    );
+    assert!(refused.to_string().contains("not sent"), "{refused}");
     assert_eq!(
         data_requests(&emu).len(),
         sent_before,
         "a request left during the pause"
     );
-    let entity = waiting.await.unwrap().expect("succeeds after the pause");
-    assert!(throttled_at.elapsed() >= retry_after - Duration::from_millis(50));
+
+    testkit::wait_for(retry_after + Duration::from_secs(1), || async {
+        client.paused_for().is_none().then_some(())
+    })
+    .await
+    .expect("the pause ends");
+    let entity = client
+        .get_order(&key(2), &[])
+        .await
+        .expect("sent after the pause");
     assert_eq!(entity.fields[STATUS], "Backorder");
-    assert_eq!(client.paused_for(), None);
     assert_eq!(
         data_requests(&emu)
             .iter()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sales_order_operator::api::Reason;
 use sales_order_operator::d365::{RequestEvent, RequestKind, RequestObserver};
-use sales_order_operator::metrics::Metrics;
+use sales_order_operator::metrics::{Metrics, RequeueCause};
 use serde_json::Value;
 
 const DASHBOARD: &str = include_str!("../../docs/grafana-dashboard.json");
@@ -22,6 +22,7 @@ fn exported_samples() -> BTreeSet<String> {
     m.outcome("orders/a", Reason::Updated);
     m.status_written();
     m.set_leader(true);
+    m.connection_requeue(RequeueCause::Busy);
     m.observe(&RequestEvent {
         method: "PATCH",
         kind: RequestKind::Entity,

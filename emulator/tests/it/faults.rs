@@ -71,6 +71,29 @@ async fn max_concurrent_429() {
 }
 
 #[tokio::test]
+async fn resource_throttling_answers_every_request_429_until_cleared() {
+    let env = start_faults(Faults {
+        throttle_retry_after: Some(120),
+        ..Faults::default()
+    })
+    .await;
+    let path = key_path("usmf", "SO-2025-0001");
+    for _ in 0..2 {
+        let r = env.get(&path).await;
+        assert_eq!(r.status(), 429);
+        assert_eq!(
+            r.headers()["retry-after"],
+            "120",
+            "a fixed wait, not a growing one"
+        );
+        let (_, msg) = inner_message(r).await;
+        assert!(msg.contains("high resource utilization"), "{msg}");
+    }
+    env.emu.set_faults(Faults::default());
+    assert_eq!(env.get(&path).await.status(), 200);
+}
+
+#[tokio::test]
 async fn latency_and_jitter() {
     let env = start_faults(Faults {
         latency_ms: 150,
