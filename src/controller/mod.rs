@@ -45,6 +45,8 @@ pub struct Options {
     pub label_selector: Option<String>,
     pub max_concurrent_reconciles: u16,
     pub settings: Settings,
+    /// This replica to D365: its User-Agent and its write fence.
+    pub writer: crate::d365::Writer,
 }
 
 /// Runs the controller until `shutdown` resolves; `ready` turns true once
@@ -131,7 +133,8 @@ fn context(
         secrets,
         Arc::new(client.clone()),
         metrics.clone(),
-    );
+    )
+    .with_writer(options.writer.clone());
     let mut ctx = Context::new(
         client.clone(),
         options.settings.clone(),
