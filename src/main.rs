@@ -162,6 +162,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             // ready and exit, so Kubernetes restarts this as a standby.
             ready.iter().for_each(|r| r.store(false, Ordering::SeqCst));
             metrics.set_leader(false);
+            tracing::error!(reason = %lost, "lost the leader lease; exiting");
             anyhow::bail!("lost the leader lease ({lost}); exiting so a standby takes over");
         }
     }

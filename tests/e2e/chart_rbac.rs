@@ -26,7 +26,6 @@ async fn cluster_scope_rbac_is_enough_to_reconcile_and_lead() {
         "rbac-cluster",
         &[
             "rbac.scope=cluster",
-            "leaderElection.enabled=true",
             &selector,
         ],
     )

@@ -15,4 +15,5 @@ mod connection;
 mod control_plane;
 mod converge;
 mod crds;
+mod fencing;
 mod leader;

@@ -1,0 +1,230 @@
+//! Fencing on the real control plane. Two replicas reach the API server
+//! each through its own testkit::Proxy; the leader's is cut. It still
+//! reaches D365, and its caches hold orders a concurrent writer keeps
+//! moving back (its resync and backoff are 1 s), so it goes on wanting to
+//! write. The emulator's journal (which replica wrote, and when) must show
+//! it stopped by its deadline (last renewal + lease − margin, so before cut
+//! + lease), that it exited, and that the standby took over only after and
+//! converged orders created after the cut. Run with `--nocapture` for the
+//! measured times.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::leader::{LEASE, holder, logged_at, secs, wait_logged};
+use crate::support::{Operator, connect, create_orders, wait_all};
+use d365_emulator::{Emulator, Faults, WriteRecord, WriteSource};
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use sales_order_operator::api::SalesOrderStatus;
+use sales_order_operator::fixtures::order_number;
+use serde_json::{Map, Value};
+use testkit::{Proxy, wait_for};
+use tokio::task::JoinHandle;
+
+const IDS: [&str; 2] = ["fence-a", "fence-b"];
+const LEASE_SECONDS: u64 = 5;
+const MARGIN_MS: u64 = 1000;
+/// Orders converged before the cut (and then drifted), and after it.
+const BEFORE: usize = 10;
+const ALL: usize = 15;
+
+fn start(kubeconfig: &Path, ns: &str, identity: &str) -> Operator {
+    let seconds = LEASE_SECONDS.to_string();
+    let margin = format!("{MARGIN_MS}ms");
+    Operator::start(
+        kubeconfig,
+        ns,
+        &[
+            "--leader-elect",
+            "--lease-namespace",
+            ns,
+            "--lease-name",
+            LEASE,
+            "--lease-duration-seconds",
+            &seconds,
+            "--lease-renew-interval",
+            "1s",
+            "--lease-fence-margin",
+            &margin,
+            "--identity",
+            identity,
+            // Re-read every order every second, retry failures within one:
+            // a leader cut off keeps finding drift to undo.
+            "--resync-interval",
+            "1s",
+            "--backoff-cap",
+            "1s",
+        ],
+    )
+}
+
+/// Another D365 user moving orders 1..=n back to Backorder, one every
+/// 100 ms, until aborted: drift the leader wants to undo (it wants
+/// Delivered).
+fn concurrent_writer(emu: Emulator, n: usize) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut pace = tokio::time::interval(Duration::from_millis(100));
+        for i in (1..=n).cycle() {
+            pace.tick().await;
+            let fields = Map::from_iter([("SalesOrderStatus".to_owned(), Value::from("Backorder"))]);
+            let _ = emu.external_write("usmf", &order_number(i), fields);
+        }
+    })
+}
+
+/// The writes (accepted or not) whose User-Agent names `identity`.
+fn writes_by(emu: &Emulator, identity: &str) -> Vec<WriteRecord> {
+    let agent = format!(
+        "sales-order-operator/{} ({identity})",
+        env!("CARGO_PKG_VERSION")
+    );
+    emu.history()
+        .into_iter()
+        .filter(|w| w.source == WriteSource::Client && w.agent.as_deref() == Some(&agent))
+        .collect()
+}
+
+fn ms(t: Timestamp) -> u64 {
+    t.as_millisecond().try_into().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_leader_cut_off_from_the_api_server_stops_writing_before_its_deadline() {
+    let cp = testkit::control_plane().await;
+    cp.apply_crds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crds"))
+        .await;
+    let ns = cp.namespace("fencing").await;
+    let client = cp.client();
+    let emu = crate::support::emulator(30, Faults::default()).await;
+    connect(&client, &ns, &emu).await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let proxies = [
+        Proxy::start(cp.addr()).await.unwrap(),
+        Proxy::start(cp.addr()).await.unwrap(),
+    ];
+    let mut ops: Vec<Operator> = IDS
+        .iter()
+        .zip(&proxies)
+        .map(|(id, proxy)| start(&cp.kubeconfig_through(proxy), &ns, id))
+        .collect();
+    let winner = wait_for(Duration::from_secs(30), || async { holder(&leases).await })
+        .await
+        .expect("a Lease holder");
+    let (old, new) = if winner == IDS[0] { (0, 1) } else { (1, 0) };
+    wait_logged(&ops[old], "became leader", Duration::from_secs(10)).await;
+    create_orders(&client, &ns, (1..=BEFORE).map(SalesOrderStatus::test)).await;
+    let done = ["Updated", "InSync"];
+    wait_all(&client, &ns, BEFORE, &done, Duration::from_secs(60)).await;
+
+    // The leader is busy undoing a concurrent writer when it is cut off.
+    let drift = concurrent_writer(emu.clone(), BEFORE);
+    let fought = writes_by(&emu, IDS[old]).len();
+    wait_for(Duration::from_secs(10), || async {
+        (writes_by(&emu, IDS[old]).len() > fought).then_some(())
+    })
+    .await
+    .expect("the leader undoes the drift");
+    let cut = Timestamp::now();
+    proxies[old].cut();
+    create_orders(&client, &ns, (BEFORE + 1..=ALL).map(SalesOrderStatus::test)).await;
+
+    let bound = Duration::from_secs(LEASE_SECONDS + 10);
+    let status = {
+        let op = &mut ops[old];
+        wait_for(bound, || {
+            let exited = op.exited();
+            async move { exited }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the cut-off leader never exited:\n{}", ops[old].logs()))
+    };
+    assert!(!status.success(), "it exits non-zero, to restart as a standby");
+    let lost = logged_at(&ops[old], "lost the leader lease; exiting").expect("says why it exits");
+    let took_over = wait_logged(&ops[new], "became leader", bound).await;
+    drift.abort();
+    let converged = wait_for(Duration::from_secs(60), || async {
+        (1..=ALL)
+            .all(|n| {
+                emu.order("usmf", &order_number(n))
+                    .is_some_and(|o| o["SalesOrderStatus"] == "Delivered")
+            })
+            .then(Timestamp::now)
+    })
+    .await
+    .expect("the new leader converges every order in D365");
+    wait_all(&client, &ns, ALL, &done, Duration::from_secs(60)).await;
+
+    let (old_last, new_first) = check_journal(&emu, (old, new), cut, lost);
+    eprintln!(
+        "fencing: lease {LEASE_SECONDS}s, margin {MARGIN_MS}ms; after the cut the old leader wrote until +{:.2}s, its deadline (exit) came at +{:.2}s, the standby led at +{:.2}s and wrote first at +{:.2}s; all {ALL} orders Delivered at +{:.2}s; {} write(s) refused by the fence",
+        (old_last as f64 - ms(cut) as f64) / 1000.0,
+        secs(cut, lost),
+        secs(cut, took_over),
+        (new_first as f64 - ms(cut) as f64) / 1000.0,
+        secs(cut, converged),
+        ops[old].logs().matches("D365 write not sent").count(),
+    );
+}
+
+/// What the journal must show; returns the old leader's last write and
+/// the new one's first (unix ms).
+fn check_journal(
+    emu: &Emulator,
+    (old, new): (usize, usize),
+    cut: Timestamp,
+    lost: Timestamp,
+) -> (u64, u64) {
+    let (old_writes, new_writes) = (writes_by(emu, IDS[old]), writes_by(emu, IDS[new]));
+    let client_writes = emu
+        .history()
+        .iter()
+        .filter(|w| w.source == WriteSource::Client)
+        .count();
+    assert_eq!(
+        old_writes.len() + new_writes.len(),
+        client_writes,
+        "every write names its replica"
+    );
+    let after_cut: Vec<u64> = old_writes
+        .iter()
+        .map(|w| w.at_ms)
+        .filter(|t| *t >= ms(cut))
+        .collect();
+    // Else this test would prove nothing: without a fence it would go on.
+    let old_last = *after_cut
+        .iter()
+        .max()
+        .expect("the cut-off leader kept writing from its caches");
+    let deadline_bound = ms(cut) + LEASE_SECONDS * 1000;
+    assert!(
+        old_last <= deadline_bound,
+        "old leader wrote {}ms after cut + lease",
+        old_last.saturating_sub(deadline_bound)
+    );
+    assert!(
+        old_last <= ms(lost) + MARGIN_MS,
+        "old leader wrote {}ms after its deadline",
+        old_last - ms(lost)
+    );
+    let new_first = new_writes
+        .iter()
+        .map(|w| w.at_ms)
+        .min()
+        .expect("the new leader wrote");
+    assert!(
+        new_first > old_last,
+        "two writers overlapped: new leader from {new_first}, old until {old_last}"
+    );
+    for n in BEFORE + 1..=ALL {
+        let number = order_number(n);
+        assert!(
+            new_writes
+                .iter()
+                .any(|w| w.accepted && w.sales_order_number == number),
+            "{number} (created after the cut) written by the new leader"
+        );
+    }
+    (old_last, new_first)
+}
