@@ -206,7 +206,12 @@ fn every_replica_count_runs_leader_election_with_a_named_lease_role() {
         &["--set", "replicaCount=1"][..],
         &["--set", "replicaCount=2"][..],
         &["--set", "leaderElection.enabled=true"][..],
-        &["--set", "rbac.scope=namespaces", "--set", "watchNamespaces={a}"][..],
+        &[
+            "--set",
+            "rbac.scope=namespaces",
+            "--set",
+            "watchNamespaces={a}",
+        ][..],
     ] {
         let docs = render("so", "ops", extra);
         assert_eq!(

@@ -68,7 +68,8 @@ fn concurrent_writer(emu: Emulator, n: usize) -> JoinHandle<()> {
         let mut pace = tokio::time::interval(Duration::from_millis(100));
         for i in (1..=n).cycle() {
             pace.tick().await;
-            let fields = Map::from_iter([("SalesOrderStatus".to_owned(), Value::from("Backorder"))]);
+            let fields =
+                Map::from_iter([("SalesOrderStatus".to_owned(), Value::from("Backorder"))]);
             let _ = emu.external_write("usmf", &order_number(i), fields);
         }
     })
@@ -90,6 +91,76 @@ fn ms(t: Timestamp) -> u64 {
     t.as_millisecond().try_into().unwrap_or_default()
 }
 
+/// Two replicas, each reaching the API server through its own proxy.
+struct Replicas {
+    ops: Vec<Operator>,
+    proxies: [Proxy; 2],
+}
+
+impl Replicas {
+    async fn start(cp: &testkit::ControlPlane, ns: &str) -> Replicas {
+        let proxies = [
+            Proxy::start(cp.addr()).await.unwrap(),
+            Proxy::start(cp.addr()).await.unwrap(),
+        ];
+        let ops = IDS
+            .iter()
+            .zip(&proxies)
+            .map(|(id, proxy)| start(&cp.kubeconfig_through(proxy), ns, id))
+            .collect();
+        Replicas { ops, proxies }
+    }
+
+    /// (leader, standby) indices once the Lease has a holder.
+    async fn leader(&self, leases: &Api<Lease>) -> (usize, usize) {
+        let winner = wait_for(Duration::from_secs(30), || async { holder(leases).await })
+            .await
+            .expect("a Lease holder");
+        let pair = if winner == IDS[0] { (0, 1) } else { (1, 0) };
+        wait_logged(&self.ops[pair.0], "became leader", Duration::from_secs(10)).await;
+        pair
+    }
+
+    /// Waits for replica `i` to end; its exit status.
+    async fn exit_of(&mut self, i: usize, bound: Duration) -> std::process::ExitStatus {
+        let op = &mut self.ops[i];
+        let status = wait_for(bound, || {
+            let exited = op.exited();
+            async move { exited }
+        })
+        .await;
+        status.unwrap_or_else(|_| panic!("{} never exited:\n{}", IDS[i], self.ops[i].logs()))
+    }
+}
+
+/// Waits until `identity` has written orders 1..=BEFORE `count` times since
+/// `since`: it is fighting the concurrent writer.
+async fn wait_fighting(emu: &Emulator, identity: &str, since: Timestamp, count: usize) {
+    wait_for(Duration::from_secs(30), || async {
+        let fights = writes_by(emu, identity)
+            .iter()
+            .filter(|w| w.at_ms >= ms(since) && w.sales_order_number <= order_number(BEFORE))
+            .count();
+        (fights >= count).then_some(())
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{identity} never undid the drift {count} times"));
+}
+
+/// When every order 1..=ALL is Delivered in D365.
+async fn wait_converged(emu: &Emulator) -> Timestamp {
+    wait_for(Duration::from_secs(60), || async {
+        (1..=ALL)
+            .all(|n| {
+                emu.order("usmf", &order_number(n))
+                    .is_some_and(|o| o["SalesOrderStatus"] == "Delivered")
+            })
+            .then(Timestamp::now)
+    })
+    .await
+    .expect("the new leader converges every order in D365")
+}
+
 #[tokio::test]
 async fn a_leader_cut_off_from_the_api_server_stops_writing_before_its_deadline() {
     let cp = testkit::control_plane().await;
@@ -100,71 +171,45 @@ async fn a_leader_cut_off_from_the_api_server_stops_writing_before_its_deadline(
     let emu = crate::support::emulator(30, Faults::default()).await;
     connect(&client, &ns, &emu).await;
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
-    let proxies = [
-        Proxy::start(cp.addr()).await.unwrap(),
-        Proxy::start(cp.addr()).await.unwrap(),
-    ];
-    let mut ops: Vec<Operator> = IDS
-        .iter()
-        .zip(&proxies)
-        .map(|(id, proxy)| start(&cp.kubeconfig_through(proxy), &ns, id))
-        .collect();
-    let winner = wait_for(Duration::from_secs(30), || async { holder(&leases).await })
-        .await
-        .expect("a Lease holder");
-    let (old, new) = if winner == IDS[0] { (0, 1) } else { (1, 0) };
-    wait_logged(&ops[old], "became leader", Duration::from_secs(10)).await;
+    let mut replicas = Replicas::start(cp, &ns).await;
+    let (old, new) = replicas.leader(&leases).await;
     create_orders(&client, &ns, (1..=BEFORE).map(SalesOrderStatus::test)).await;
     let done = ["Updated", "InSync"];
     wait_all(&client, &ns, BEFORE, &done, Duration::from_secs(60)).await;
 
     // The leader is busy undoing a concurrent writer when it is cut off.
     let drift = concurrent_writer(emu.clone(), BEFORE);
-    let fought = writes_by(&emu, IDS[old]).len();
-    wait_for(Duration::from_secs(10), || async {
-        (writes_by(&emu, IDS[old]).len() > fought).then_some(())
-    })
-    .await
-    .expect("the leader undoes the drift");
+    wait_fighting(&emu, IDS[old], Timestamp::now(), 1).await;
     let cut = Timestamp::now();
-    proxies[old].cut();
+    replicas.proxies[old].cut();
     create_orders(&client, &ns, (BEFORE + 1..=ALL).map(SalesOrderStatus::test)).await;
 
     let bound = Duration::from_secs(LEASE_SECONDS + 10);
-    let status = {
-        let op = &mut ops[old];
-        wait_for(bound, || {
-            let exited = op.exited();
-            async move { exited }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("the cut-off leader never exited:\n{}", ops[old].logs()))
-    };
-    assert!(!status.success(), "it exits non-zero, to restart as a standby");
-    let lost = logged_at(&ops[old], "lost the leader lease; exiting").expect("says why it exits");
-    let took_over = wait_logged(&ops[new], "became leader", bound).await;
+    let status = replicas.exit_of(old, bound).await;
+    assert!(!status.success(), "exits non-zero, to restart as a standby");
+    let lost = logged_at(&replicas.ops[old], "lost the leader lease; exiting")
+        .expect("it says why it exits");
+    let took_over = wait_logged(&replicas.ops[new], "became leader", bound).await;
+    // The drift goes on until the new leader has fought it for a while: an
+    // old leader still writing would show in the journal by then.
+    wait_fighting(&emu, IDS[new], took_over, 2 * BEFORE).await;
     drift.abort();
-    let converged = wait_for(Duration::from_secs(60), || async {
-        (1..=ALL)
-            .all(|n| {
-                emu.order("usmf", &order_number(n))
-                    .is_some_and(|o| o["SalesOrderStatus"] == "Delivered")
-            })
-            .then(Timestamp::now)
-    })
-    .await
-    .expect("the new leader converges every order in D365");
+    let converged = wait_converged(&emu).await;
     wait_all(&client, &ns, ALL, &done, Duration::from_secs(60)).await;
 
     let (old_last, new_first) = check_journal(&emu, (old, new), cut, lost);
+    let after_cut = |at_ms: u64| (at_ms as f64 - ms(cut) as f64) / 1000.0;
     eprintln!(
         "fencing: lease {LEASE_SECONDS}s, margin {MARGIN_MS}ms; after the cut the old leader wrote until +{:.2}s, its deadline (exit) came at +{:.2}s, the standby led at +{:.2}s and wrote first at +{:.2}s; all {ALL} orders Delivered at +{:.2}s; {} write(s) refused by the fence",
-        (old_last as f64 - ms(cut) as f64) / 1000.0,
+        after_cut(old_last),
         secs(cut, lost),
         secs(cut, took_over),
-        (new_first as f64 - ms(cut) as f64) / 1000.0,
+        after_cut(new_first),
         secs(cut, converged),
-        ops[old].logs().matches("D365 write not sent").count(),
+        replicas.ops[old]
+            .logs()
+            .matches("D365 write not sent")
+            .count(),
     );
 }
 
