@@ -124,10 +124,11 @@ fn namespaces_mode_renders_a_role_per_namespace_and_nothing_cluster_wide() {
     assert!(
         of_kind(&docs, "ClusterRole").is_empty() && of_kind(&docs, "ClusterRoleBinding").is_empty()
     );
+    // One per watched namespace, plus leader election's in the release's.
     for k in ["Role", "RoleBinding"] {
         let mut namespaces: Vec<&str> = of_kind(&docs, k).iter().map(|d| namespace(d)).collect();
         namespaces.sort();
-        assert_eq!(namespaces, ["orders-eu", "orders-us"], "{k}");
+        assert_eq!(namespaces, ["ops", "orders-eu", "orders-us"], "{k}");
     }
     for binding in of_kind(&docs, "RoleBinding") {
         assert_eq!(
