@@ -3,10 +3,10 @@
 //! reaches D365, and its caches hold orders a concurrent writer keeps
 //! moving back (its resync and backoff are 1 s), so it goes on wanting to
 //! write. The emulator's journal (which replica wrote, and when) must show
-//! it stopped by its deadline (last renewal + lease − margin, so before cut
-//! + lease), that it exited, and that the standby took over only after and
-//! converged orders created after the cut. Run with `--nocapture` for the
-//! measured times.
+//! that it stopped by its deadline (last renewal plus lease minus margin,
+//! so before the cut plus one lease), that it exited, and that the standby
+//! took over only after and converged orders created after the cut. Run
+//! with `--nocapture` for the measured times.
 
 use std::path::Path;
 use std::time::Duration;
