@@ -194,14 +194,16 @@ impl Lease {
             return std::future::pending().await;
         };
         let mut role = held.role.clone();
+        // The elector's reason first: its revocation also ends `expired`.
         let why = tokio::select! {
-            _ = self.fence.expired() => match self.fence.check() {
-                Err(refused) => refused.to_string(),
-                Ok(()) => "the write fence closed".to_owned(),
-            },
+            biased;
             lost = role.wait_for(|r| matches!(r, Role::Lost(_))) => match lost.as_deref() {
                 Ok(Role::Lost(why)) => why.clone(),
                 _ => "the lease loop stopped".to_owned(),
+            },
+            _ = self.fence.expired() => match self.fence.check() {
+                Err(refused) => refused.to_string(),
+                Ok(()) => "the write fence closed".to_owned(),
             },
         };
         self.fence.revoke();
