@@ -273,3 +273,60 @@ fn check_journal(
     }
     (old_last, new_first)
 }
+
+/// A leader that reads another holder in the Lease (here written by hand,
+/// as a replica with a faster clock might) stops writing and exits at its
+/// next look, long before its deadline.
+#[tokio::test]
+async fn a_leader_that_finds_another_holder_exits_at_its_next_look() {
+    let cp = testkit::control_plane().await;
+    cp.apply_crds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crds"))
+        .await;
+    let ns = cp.namespace("usurped").await;
+    let client = cp.client();
+    let emu = crate::support::emulator(5, Faults::default()).await;
+    connect(&client, &ns, &emu).await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let mut op = start(cp.kubeconfig(), &ns, IDS[0]);
+    wait_logged(&op, "became leader", Duration::from_secs(30)).await;
+
+    let usurped = Timestamp::now();
+    let patch = serde_json::json!({"spec": {"holderIdentity": "intruder"}});
+    leases
+        .patch(
+            LEASE,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(patch),
+        )
+        .await
+        .expect("patch the Lease");
+    let status = wait_for(Duration::from_secs(10), || {
+        let exited = op.exited();
+        async move { exited }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the usurped leader never exited:\n{}", op.logs()));
+    assert!(!status.success());
+    let lost = logged_at(&op, "lost the leader lease; exiting").expect("it says why");
+    assert!(
+        op.logs().contains("intruder holds the Lease"),
+        "{}",
+        op.logs()
+    );
+    // One renew interval (1 s) plus a round trip, not the 4 s of writes a
+    // renewal allows.
+    assert!(
+        secs(usurped, lost) < 3.0,
+        "exited {:.2}s after",
+        secs(usurped, lost)
+    );
+    assert_eq!(
+        holder(&leases).await.as_deref(),
+        Some("intruder"),
+        "left alone"
+    );
+    eprintln!(
+        "fencing: usurped leader exited {:.2}s after",
+        secs(usurped, lost)
+    );
+}
