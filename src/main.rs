@@ -3,12 +3,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use sales_order_operator::controller::{self, Options, Owners, Settings};
+use sales_order_operator::d365::Writer;
 use sales_order_operator::metrics::Metrics;
 use sales_order_operator::reconcile::{Backoff, BackoffPolicy};
 use sales_order_operator::telemetry::{self, LogFormat};
@@ -116,7 +117,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         ready.clone(),
     ));
 
-    let options = Options {
+    let mut options = Options {
         namespace: None,
         label_selector: Some(args.selector.clone()).filter(|s| !s.is_empty()),
         max_concurrent_reconciles: args.max_concurrent_reconciles,
@@ -134,12 +135,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 },
             },
         },
+        writer: Writer::default(),
     };
     let shutdown = shutdown_signal();
     let lease =
         sales_order_operator::leader::acquire(&client, &args.leader, metrics.clone(), &ready[..])
             .await
             .context("leader election")?;
+    options.writer = Writer {
+        replica: Some(args.leader.identity()),
+        fence: lease.fence(),
+    };
     tracing::info!(namespace = %args.namespace, selector = %args.selector, "starting controller");
     let shutdown = futures::future::FutureExt::shared(shutdown);
     let controllers =
@@ -162,6 +168,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     tokio::select! {
         _ = futures::future::join_all(controllers) => {}
         lost = lease.lost() => {
+            // Writes stopped already (the fence is closed); stop looking
+            // ready and exit, so Kubernetes restarts this as a standby.
+            ready.iter().for_each(|r| r.store(false, Ordering::SeqCst));
+            metrics.set_leader(false);
+            tracing::error!(reason = %lost, "lost the leader lease; exiting");
             anyhow::bail!("lost the leader lease ({lost}); exiting so a standby takes over");
         }
     }

@@ -17,7 +17,7 @@ use super::admission::Admission;
 use super::sync::OrderRules;
 use super::sync::Resolved;
 use crate::api::{D365Connection, Reason};
-use crate::d365::{BatchSettings, ConnectionSettings, D365Client, RequestObserver};
+use crate::d365::{BatchSettings, ConnectionSettings, D365Client, RequestObserver, Writer};
 use crate::locks::lock;
 
 /// Why an order's connection could not be resolved; each is a condition.
@@ -108,6 +108,8 @@ pub struct Connections {
     pub secrets: Store<PartialObjectMeta<Secret>>,
     source: Arc<dyn SecretSource>,
     observer: Arc<dyn RequestObserver>,
+    /// Named in every client's User-Agent; its fence gates every write.
+    writer: Writer,
     cache: Mutex<HashMap<(String, String), (Fingerprint, Resolved)>>,
     /// Serialises cache misses, so a burst of orders on a cold connection
     /// builds one client (one token cache, one limiter), not one each.
@@ -126,9 +128,16 @@ impl Connections {
             secrets,
             source,
             observer,
+            writer: Writer::default(),
             cache: Mutex::new(HashMap::new()),
             build: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Clients built from now on write as `writer` (the default: unnamed,
+    /// never fenced).
+    pub fn with_writer(self, writer: Writer) -> Self {
+        Self { writer, ..self }
     }
 
     /// The connection `name` in `namespace`, from the cache.
@@ -248,6 +257,7 @@ impl Connections {
             max_operations: b.max_operations as usize,
             window: Duration::from_millis(b.window_milliseconds.into()),
         });
+        settings.writer = self.writer.clone();
         let client = D365Client::new(settings, self.observer.clone()).map_err(|e| e.to_string())?;
         let rules = OrderRules {
             status_field: spec.fields.sales_status.clone(),

@@ -52,6 +52,8 @@ pub struct Options {
     /// Who writes each D365 order: one index for every controller of the
     /// process, made for as many controllers as will run.
     pub owners: Arc<Owners>,
+    /// This replica to D365: its User-Agent and its write fence.
+    pub writer: crate::d365::Writer,
 }
 
 /// Runs the controller until `shutdown` resolves; `ready` turns true once
@@ -147,7 +149,8 @@ fn context(
         secrets,
         Arc::new(client.clone()),
         metrics.clone(),
-    );
+    )
+    .with_writer(options.writer.clone());
     let mut ctx = Context::new(
         client.clone(),
         options.settings.clone(),

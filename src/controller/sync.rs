@@ -307,12 +307,15 @@ fn failed(reason: Reason, message: String, observed: Option<ObservedOrder>) -> S
 
 /// Maps a D365 error to a condition reason. A 428 cannot happen while the
 /// operator always sends If-Match, so it is a misconfigured service:
-/// Rejected, not a retry loop.
+/// Rejected, not a retry loop. A fenced write is retried like an
+/// unavailable service (the replica exits; the new leader writes).
 fn from_error(error: &D365Error, observed: Option<ObservedOrder>) -> SyncResult {
     let reason = match error {
         D365Error::Conflict { .. } => Reason::Conflict,
         D365Error::Throttled { .. } => Reason::Throttled,
-        D365Error::Unavailable { .. } | D365Error::InvalidResponse { .. } => Reason::Unavailable,
+        D365Error::Unavailable { .. }
+        | D365Error::InvalidResponse { .. }
+        | D365Error::Fenced(_) => Reason::Unavailable,
         D365Error::Unauthorized { .. } => Reason::Unauthorized,
         D365Error::Forbidden { .. } => Reason::Forbidden,
         D365Error::NotFound { .. } => Reason::NotFound,

@@ -60,11 +60,12 @@ impl D365Client {
         // The token requests share this client, so they follow none either.
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("sales-order-operator/", env!("CARGO_PKG_VERSION")))
+            .user_agent(settings.writer.user_agent())
             .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
             .build()
             .map_err(|e| D365Error::config(format!("HTTP client: {e}")).caused_by(e))?;
-        let transport = Transport::new(http, observer, settings.request_timeout);
+        let transport = Transport::new(http, observer, settings.request_timeout)
+            .fenced_by(settings.writer.fence.clone());
         let tokens = TokenCache::new(
             transport.clone(),
             settings.token_endpoint()?,

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use serde::Deserialize;
 
-use super::{ETag, OrderKey};
+use super::{ETag, Fenced, OrderKey};
 use crate::text::truncate;
 
 /// Wait after a 429 that carries no usable `Retry-After`: Microsoft's
@@ -97,6 +97,11 @@ pub enum D365Error {
         #[source]
         source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
+    /// Not sent: this replica may not write (its Lease was not renewed in
+    /// time, or was lost). Never an update; retried later, by the new
+    /// leader if there is one.
+    #[error("write not sent: {0}")]
+    Fenced(#[from] Fenced),
     /// Bad settings or arguments, found before anything was sent.
     #[error("invalid configuration: {message}")]
     Config {
@@ -133,16 +138,20 @@ impl D365Error {
             Self::Forbidden { .. } => Some(403),
             Self::NotFound { .. } => Some(404),
             Self::Unavailable { status, .. } => *status,
-            Self::InvalidResponse { .. } | Self::Config { .. } => None,
+            Self::InvalidResponse { .. } | Self::Config { .. } | Self::Fenced(_) => None,
         }
     }
 
     /// Whether the same request may succeed later without a human:
-    /// conflicts (after a re-read), throttling and unavailability.
+    /// conflicts (after a re-read), throttling, unavailability and a fenced
+    /// write (once a replica holds the Lease).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Conflict { .. } | Self::Throttled { .. } | Self::Unavailable { .. }
+            Self::Conflict { .. }
+                | Self::Throttled { .. }
+                | Self::Unavailable { .. }
+                | Self::Fenced(_)
         )
     }
 

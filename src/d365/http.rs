@@ -15,15 +15,16 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::entity::json_object;
-use super::{D365Error, ETag, RequestEvent, RequestKind, RequestObserver};
+use super::{D365Error, ETag, Fence, Fenced, RequestEvent, RequestKind, RequestObserver};
 
-/// The HTTP client, the per-request timeout and the metrics hook of one
-/// connection. Cheap to clone: the token cache holds a clone.
+/// The HTTP client, the per-request timeout, the metrics hook and the write
+/// fence of one connection. Cheap to clone: the token cache holds a clone.
 #[derive(Clone)]
 pub(crate) struct Transport {
     http: reqwest::Client,
     observer: Arc<dyn RequestObserver>,
     timeout: Duration,
+    fence: Fence,
 }
 
 /// What an exchange is about, for its event and its log line. `target` is
@@ -37,6 +38,13 @@ pub(crate) struct Label<'a> {
     pub etag_sent: &'a str,
     /// 1, or 2 for the resend after a 401.
     pub attempt: u32,
+}
+
+impl Label<'_> {
+    /// Anything but a read of D365's data (a PATCH, a `$batch`) changes it.
+    fn is_write(&self) -> bool {
+        self.kind == RequestKind::Entity && self.method != "GET"
+    }
 }
 
 /// A complete answer, whatever its status.
@@ -67,17 +75,29 @@ pub(crate) struct Failure {
     pub status: Option<u16>,
     /// The error in words (see [`describe`]), for messages and logs.
     pub why: String,
-    pub error: reqwest::Error,
+    pub error: Cause,
+}
+
+/// What stopped an exchange.
+#[derive(Debug)]
+pub(crate) enum Cause {
+    Transport(reqwest::Error),
+    /// Never sent: the fence refused a write.
+    Fenced(Fenced),
 }
 
 impl Failure {
     /// `Unavailable` with the message `describe` makes of the failure in
-    /// words, keeping the transport error as its source.
+    /// words, keeping the transport error as its source; `Fenced` for a
+    /// write the fence refused.
     pub(crate) fn into_error(self, describe: impl FnOnce(&str) -> String) -> D365Error {
-        D365Error::Unavailable {
-            status: self.status,
-            message: describe(&self.why),
-            source: Some(Arc::new(self.error)),
+        match self.error {
+            Cause::Transport(error) => D365Error::Unavailable {
+                status: self.status,
+                message: describe(&self.why),
+                source: Some(Arc::new(error)),
+            },
+            Cause::Fenced(refused) => D365Error::Fenced(refused),
         }
     }
 }
@@ -92,7 +112,13 @@ impl Transport {
             http,
             observer,
             timeout,
+            fence: Fence::open(),
         }
+    }
+
+    /// Writes go out only while `fence` allows them.
+    pub(crate) fn fenced_by(self, fence: Fence) -> Self {
+        Self { fence, ..self }
     }
 
     /// A request with the connection's timeout; the caller adds headers.
@@ -104,11 +130,15 @@ impl Transport {
     /// its limiter permit around this call (the token endpoint is Entra's,
     /// not D365's, and needs none), so the limiter wait is not part of the
     /// measured duration. Reports the exchange to the observer and logs it.
+    /// A write is checked against the fence last, after the caller's
+    /// limiter wait, right before it leaves; a refused one is logged but
+    /// neither sent nor observed.
     pub(crate) async fn send_once(
         &self,
         request: RequestBuilder,
         label: &Label<'_>,
     ) -> Result<Reply, Failure> {
+        self.check_fence(label)?;
         let started = Instant::now();
         let result = receive(request, self.timeout).await;
         let duration = started.elapsed();
@@ -125,13 +155,28 @@ impl Transport {
         log(label, status, &result, duration);
         result
     }
+
+    /// A write the fence refuses fails here, never sent.
+    fn check_fence(&self, label: &Label<'_>) -> Result<(), Failure> {
+        if !label.is_write() {
+            return Ok(());
+        }
+        self.fence.check().map_err(|refused| {
+            tracing::warn!(method = label.method, key = %label.target, error = %refused, "D365 write not sent");
+            Failure {
+                status: None,
+                why: refused.to_string(),
+                error: Cause::Fenced(refused),
+            }
+        })
+    }
 }
 
 async fn receive(request: RequestBuilder, timeout: Duration) -> Result<Reply, Failure> {
     let failure = |status, error| Failure {
         status,
         why: describe(&error, timeout),
-        error,
+        error: Cause::Transport(error),
     };
     let response = request.send().await.map_err(|e| failure(None, e))?;
     let status = response.status().as_u16();

@@ -17,6 +17,7 @@ mod coalesce;
 mod entity;
 mod error;
 mod etag;
+mod fence;
 mod http;
 mod key;
 mod limiter;
@@ -30,6 +31,7 @@ pub use error::{
     D365Error, DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER, ODataErrorDetails, ResponseContext,
 };
 pub use etag::{ETag, ODATA_ETAG};
+pub use fence::{Fence, Fenced};
 pub use key::OrderKey;
 pub use observe::{NoopObserver, RequestEvent, RequestKind, RequestObserver};
-pub use settings::{BatchSettings, ConnectionSettings, MAX_BATCH_OPERATIONS};
+pub use settings::{BatchSettings, ConnectionSettings, MAX_BATCH_OPERATIONS, Writer};

@@ -5,7 +5,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
-use super::D365Error;
+use super::{D365Error, Fence};
 
 /// Settings of one D365 environment. `Debug` is safe: the secret prints as
 /// `[REDACTED]`.
@@ -32,6 +32,40 @@ pub struct ConnectionSettings {
     /// Coalesce concurrent PATCHes into OData `$batch` calls; `None` (the
     /// default) sends one PATCH per write.
     pub batch: Option<BatchSettings>,
+    /// Who writes, and whether it still may.
+    pub writer: Writer,
+}
+
+/// The process behind the requests: named in every request's `User-Agent`
+/// (so D365's logs and the emulator's journal tell replicas apart), and
+/// allowed to write only while its [`Fence`] is open. Shared by every
+/// connection of a process.
+#[derive(Debug, Clone, Default)]
+pub struct Writer {
+    /// The replica's identity (the pod name in a cluster).
+    pub replica: Option<String>,
+    pub fence: Fence,
+}
+
+impl Writer {
+    /// `sales-order-operator/<version> (<replica>)`; the replica is cut to
+    /// characters safe in a header comment, so any identity fits.
+    pub fn user_agent(&self) -> String {
+        let product = concat!("sales-order-operator/", env!("CARGO_PKG_VERSION"));
+        let replica: String = self
+            .replica
+            .as_deref()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "-._:@".contains(*c))
+            .take(128)
+            .collect();
+        if replica.is_empty() {
+            product.to_owned()
+        } else {
+            format!("{product} ({replica})")
+        }
+    }
 }
 
 /// How PATCHes are coalesced. Batching trades a little latency (`window`)
@@ -71,6 +105,7 @@ impl ConnectionSettings {
             max_concurrent_requests: 8,
             request_timeout: Duration::from_secs(30),
             batch: None,
+            writer: Writer::default(),
         }
     }
 
@@ -281,6 +316,31 @@ mod tests {
     fn debug_hides_the_secret() {
         let text = format!("{:?}", settings("https://x.example"));
         assert!(!text.contains("s3cret"), "{text}");
+    }
+
+    #[test]
+    fn user_agent_names_the_replica_in_a_safe_comment() {
+        let version = env!("CARGO_PKG_VERSION");
+        let agent = |replica: Option<&str>| {
+            Writer {
+                replica: replica.map(str::to_owned),
+                ..Writer::default()
+            }
+            .user_agent()
+        };
+        assert_eq!(agent(None), format!("sales-order-operator/{version}"));
+        assert_eq!(
+            agent(Some("operator-7f9c-x2")),
+            format!("sales-order-operator/{version} (operator-7f9c-x2)")
+        );
+        // Parentheses and control characters would break the header.
+        assert_eq!(
+            agent(Some("a)\r\nb (c")),
+            format!("sales-order-operator/{version} (abc)")
+        );
+        assert_eq!(agent(Some("\n")), format!("sales-order-operator/{version}"));
+        let value = agent(Some(&"é".repeat(50)));
+        assert!(reqwest::header::HeaderValue::from_str(&value).is_ok());
     }
 
     #[test]

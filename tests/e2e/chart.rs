@@ -56,6 +56,9 @@ fn contradictory_values_are_refused() {
         "rbac.scope=everywhere",
         "operator.logFormat=xml",
         "leaderElection.leaseDurationSeconds=1",
+        // Leader election is always on: turning it off is refused, not ignored.
+        "leaderElection.enabled=false",
+        "leaderElection.fenceMargin=3 seconds",
     ] {
         assert!(!lint(&["--set", bad]).status.success(), "{bad} accepted");
     }
@@ -74,20 +77,25 @@ fn cluster_mode_renders_a_cluster_role_and_watches_everything() {
     ] {
         assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
     }
-    assert!(
-        of_kind(&docs, "Role").is_empty(),
-        "no Role without leader election in cluster mode"
+    assert_eq!(
+        of_kind(&docs, "Role")
+            .iter()
+            .map(|r| name(r))
+            .collect::<Vec<_>>(),
+        ["so-sales-order-operator-leader-election"],
+        "in cluster mode the one Role is leader election's"
     );
     assert!(
         of_kind(&docs, "ServiceMonitor").is_empty(),
         "ServiceMonitor is opt-in"
     );
     assert_eq!(env_var(&docs, "WATCH_NAMESPACE").as_deref(), Some(""));
-    assert_eq!(env_var(&docs, "LEADER_ELECT").as_deref(), Some("false"));
-    // One writer during upgrades too: no Lease, so no overlapping pods.
+    // One writer with any replica count, during upgrades too: the new pod
+    // stands by until the old one gives up the Lease.
+    assert_eq!(env_var(&docs, "LEADER_ELECT").as_deref(), Some("true"));
     assert_eq!(
         one(&docs, "Deployment")["spec"]["strategy"]["type"],
-        "Recreate"
+        "RollingUpdate"
     );
     let binding = one(&docs, "ClusterRoleBinding");
     assert_eq!(
@@ -116,10 +124,11 @@ fn namespaces_mode_renders_a_role_per_namespace_and_nothing_cluster_wide() {
     assert!(
         of_kind(&docs, "ClusterRole").is_empty() && of_kind(&docs, "ClusterRoleBinding").is_empty()
     );
+    // One per watched namespace, plus leader election's in the release's.
     for k in ["Role", "RoleBinding"] {
         let mut namespaces: Vec<&str> = of_kind(&docs, k).iter().map(|d| namespace(d)).collect();
         namespaces.sort();
-        assert_eq!(namespaces, ["orders-eu", "orders-us"], "{k}");
+        assert_eq!(namespaces, ["ops", "orders-eu", "orders-us"], "{k}");
     }
     for binding in of_kind(&docs, "RoleBinding") {
         assert_eq!(
@@ -193,10 +202,17 @@ fn operator_rules_are_the_least_the_code_needs() {
 }
 
 #[test]
-fn several_replicas_turn_on_leader_election_with_a_named_lease_role() {
+fn every_replica_count_runs_leader_election_with_a_named_lease_role() {
     for extra in [
+        &["--set", "replicaCount=1"][..],
         &["--set", "replicaCount=2"][..],
         &["--set", "leaderElection.enabled=true"][..],
+        &[
+            "--set",
+            "rbac.scope=namespaces",
+            "--set",
+            "watchNamespaces={a}",
+        ][..],
     ] {
         let docs = render("so", "ops", extra);
         assert_eq!(
@@ -208,6 +224,12 @@ fn several_replicas_turn_on_leader_election_with_a_named_lease_role() {
             one(&docs, "Deployment")["spec"]["strategy"]["type"],
             "RollingUpdate"
         );
+        // The fencing timings reach the operator (its defaults, spelled out).
+        assert_eq!(
+            env_var(&docs, "LEASE_RENEW_INTERVAL").as_deref(),
+            Some("2s")
+        );
+        assert_eq!(env_var(&docs, "LEASE_FENCE_MARGIN").as_deref(), Some("3s"));
         let lease = env_var(&docs, "LEASE_NAME").unwrap();
         let role = of_kind(&docs, "Role")
             .into_iter()

@@ -21,16 +21,7 @@ async fn cluster_scope_rbac_is_enough_to_reconcile_and_lead() {
     let cp = testkit::control_plane().await;
     let orders_ns = cp.namespace("rbac-cluster-orders").await;
     let selector = format!("operator.labelSelector=rbac-test={orders_ns}");
-    let install = Install::render(
-        cp,
-        "rbac-cluster",
-        &[
-            "rbac.scope=cluster",
-            "leaderElection.enabled=true",
-            &selector,
-        ],
-    )
-    .await;
+    let install = Install::render(cp, "rbac-cluster", &["rbac.scope=cluster", &selector]).await;
     install.apply(cp);
     let client = cp.client();
     let emu = crate::support::emulator(5, Faults::default()).await;

@@ -1,10 +1,10 @@
 //! Leader election with two (then three) operator processes on one control
 //! plane and one emulator: exactly one writes to D365; when the leader is
-//! SIGKILLed a standby takes the Lease within the lease duration and
-//! converges new orders; a SIGTERMed leader releases the Lease on its way
-//! out (kube-lease-manager standbys poll, waking at the expiry they last
-//! saw, so the hand-over still takes up to one lease duration).
-//! Run with `--nocapture` to see the measured failover times.
+//! SIGKILLed a standby takes the Lease within the lease duration (plus one
+//! look) and converges new orders; a SIGTERMed leader releases the Lease on
+//! its way out and a standby takes it at its next look. Fencing (a leader
+//! cut off from the API server) is in fencing.rs. Run with `--nocapture`
+//! to see the measured failover times.
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,9 +16,9 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use sales_order_operator::api::SalesOrderStatus;
 
-const LEASE: &str = "sales-order-operator";
+pub const LEASE: &str = "sales-order-operator";
 const LEASE_SECONDS: u64 = 4;
-/// Lease duration plus the standby's polling (the grace period) and a
+/// Lease duration plus the standby's polling (one renew interval) and a
 /// margin for a loaded 2-core CI machine.
 const FAILOVER_BOUND: Duration = Duration::from_secs(LEASE_SECONDS + 6);
 
@@ -39,6 +39,11 @@ fn start_watching(kubeconfig: &Path, watch: &str, lease_ns: &str, identity: &str
             LEASE,
             "--lease-duration-seconds",
             &seconds,
+            // Writes stop 3 s after a renewal; one renewal may fail.
+            "--lease-renew-interval",
+            "1s",
+            "--lease-fence-margin",
+            "1s",
             "--identity",
             identity,
         ],
@@ -46,14 +51,14 @@ fn start_watching(kubeconfig: &Path, watch: &str, lease_ns: &str, identity: &str
 }
 
 /// When the operator logged `message` (its own clock, RFC 3339), if it did.
-fn logged_at(op: &Operator, message: &str) -> Option<Timestamp> {
+pub fn logged_at(op: &Operator, message: &str) -> Option<Timestamp> {
     op.logs().lines().find_map(|line| {
         let v: serde_json::Value = serde_json::from_str(line).ok()?;
         (v["fields"]["message"] == message).then(|| v["timestamp"].as_str()?.parse().ok())?
     })
 }
 
-async fn wait_logged(op: &Operator, message: &str, timeout: Duration) -> Timestamp {
+pub async fn wait_logged(op: &Operator, message: &str, timeout: Duration) -> Timestamp {
     testkit::wait_for(timeout, || async { logged_at(op, message) })
         .await
         .unwrap_or_else(|_| {
@@ -75,11 +80,11 @@ async fn patches(op: &Operator) -> f64 {
     op.metric_sum(r#"d365_requests_total{method="PATCH""#).await
 }
 
-async fn holder(leases: &Api<Lease>) -> Option<String> {
+pub async fn holder(leases: &Api<Lease>) -> Option<String> {
     leases.get(LEASE).await.ok()?.spec?.holder_identity
 }
 
-fn secs(from: Timestamp, to: Timestamp) -> f64 {
+pub fn secs(from: Timestamp, to: Timestamp) -> f64 {
     (to.as_millisecond() - from.as_millisecond()) as f64 / 1000.0
 }
 

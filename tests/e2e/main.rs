@@ -15,6 +15,7 @@ mod connection;
 mod control_plane;
 mod converge;
 mod crds;
+mod fencing;
 mod leader;
 mod owners;
 mod proven_writes;

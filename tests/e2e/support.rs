@@ -178,6 +178,11 @@ impl Operator {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// How the process ended, once it has (it is not waited for).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// SIGKILL, as a crashed node would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

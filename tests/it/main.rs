@@ -11,6 +11,7 @@ mod crdgen;
 mod d365_batch;
 mod d365_client;
 mod d365_client_failures;
+mod d365_fence;
 mod dockerfile;
 mod grafana;
 mod proven_writes;

@@ -41,12 +41,6 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- end }}
 
-{{/* "true" when a Lease decides who reconciles: asked for, or needed because
-more than one replica would otherwise write to D365 at once. */}}
-{{- define "sales-order-operator.leaderElect" -}}
-{{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) }}true{{ else }}false{{ end }}
-{{- end }}
-
 {{- define "sales-order-operator.leaseName" -}}
 {{- default (include "sales-order-operator.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}
