@@ -15,8 +15,8 @@ use crate::api::{
 };
 use crate::d365::{D365Client, D365Error, ETag, Entity, OrderKey, PatchOutcome};
 use crate::reconcile::{
-    Accepted, Action, Desired, FieldNames, LastWrite, Observed, Outcome, UNSET_DATE, accepted,
-    last_write, not_shown, plan,
+    Accepted, Action, Desired, Evidence, FieldNames, LastWrite, Observed, Outcome, UNSET_DATE,
+    accepted, last_write, not_shown, plan,
 };
 
 /// Connection-level settings the planner needs.
@@ -28,6 +28,16 @@ pub struct OrderRules {
 }
 
 impl OrderRules {
+    /// The properties every read asks for: the key and the mapped fields.
+    fn select(&self) -> [&str; 4] {
+        [
+            "dataAreaId",
+            "SalesOrderNumber",
+            &self.status_field,
+            &self.date_field,
+        ]
+    }
+
     fn names(&self) -> FieldNames<'_> {
         FieldNames {
             sales_status: &self.status_field,
@@ -93,7 +103,7 @@ pub struct Resolved {
     pub admission: Arc<Admission>,
 }
 
-/// One GET and at most one PATCH.
+/// One GET, at most one PATCH, and the GET that proves an accepted PATCH.
 pub async fn sync_order(
     client: &D365Client,
     rules: &OrderRules,
@@ -149,13 +159,7 @@ async fn sync_active(
         data_area_id: spec.data_area_id.clone(),
         sales_order_number: spec.sales_order_number.clone(),
     };
-    let select = [
-        "dataAreaId",
-        "SalesOrderNumber",
-        &rules.status_field,
-        &rules.date_field,
-    ];
-    let entity = match client.get_order(&key, &select).await {
+    let entity = match client.get_order(&key, &rules.select()).await {
         Ok(e) => e,
         Err(e) => return from_error(&e, None),
     };
@@ -206,7 +210,7 @@ async fn sync_active(
                 changes: &changes,
                 resends,
             };
-            patch(client, rules, write, spec, observed_view, attempt).await
+            patch(client, rules, write, observed_view, attempt).await
         }
     }
 }
@@ -221,13 +225,12 @@ struct Write<'a> {
 }
 
 /// The PATCH of a planned change, `If-Match` the ETag just read. Updated
-/// only when proven: a 204, or a 200 whose entity shows what was sent;
-/// and never for a resend, which only a read can prove.
+/// only when proven: a 200 whose entity shows what was sent (a first
+/// sending), or a read after a 204 that shows it.
 async fn patch(
     client: &D365Client,
     rules: &OrderRules,
     write: Write<'_>,
-    spec: &SalesOrderStatusSpec,
     observed_view: ObservedOrder,
     attempt: Attempt<'_>,
 ) -> SyncResult {
@@ -241,44 +244,55 @@ async fn patch(
     };
     let (to_etag, returned) = match &done {
         PatchOutcome::NoContent { etag } => (etag.as_ref().map(|e| e.as_str().to_owned()), None),
-        PatchOutcome::Entity(e) => (Some(e.etag.as_str().to_owned()), Some(e)),
+        PatchOutcome::Entity(e) => (Some(e.etag.as_str().to_owned()), Some(e.clone())),
     };
-    let missing = not_shown(
-        write.changes,
-        returned.map(|e| &e.fields),
-        &rules.date_field,
-    );
+    // A 204 says D365 took the request, not that the order changed: read it
+    // back, so Ready always means D365 was seen holding the values.
+    let (returned, read_back) = match returned {
+        Some(entity) => (entity, false),
+        None => match client.get_order(write.key, &rules.select()).await {
+            Ok(entity) => (entity, true),
+            Err(e) => return from_error(&e, Some(observed_view)),
+        },
+    };
+    let missing = not_shown(write.changes, Some(&returned.fields), &rules.date_field);
     let update = LastUpdate {
         time: Timestamp::now().to_string(),
         from_etag: write.etag.as_str().to_owned(),
-        to_etag: to_etag.clone(),
+        // The version after the write: the answer's, else the one read back
+        // (whose ETag the next read compares, to tell whether anyone wrote).
+        to_etag: to_etag.or_else(|| Some(returned.etag.as_str().to_owned())),
         attempts: attempt.number,
         fields: fields.clone(),
         generation: attempt.generation,
         resends: write.resends,
     };
-    let verdict = accepted(write.resends, &fields, write.etag.as_str(), &missing);
+    let evidence = if read_back {
+        Evidence::Read
+    } else {
+        Evidence::Answer
+    };
+    let verdict = accepted(
+        write.resends,
+        &fields,
+        write.etag.as_str(),
+        &missing,
+        evidence,
+    );
     let (message, retrying) = match verdict {
         Accepted::Updated => {
-            let observed = ObservedOrder {
-                sales_status: Some(spec.sales_status.as_str().into()),
-                delivery_date: spec.delivery_date.clone().or(observed_view.delivery_date),
-                etag: to_etag,
-            };
+            let observed = observed_order(&returned, rules);
             return Outcome::Updated { observed, update }.into();
         }
         Accepted::Unconfirmed { message } => (message, true),
         Accepted::NotApplied { message } => (message, false),
     };
-    // What D365 holds as far as known: its answer's entity, else the read.
-    let observed = match returned {
-        Some(entity) => observed_order(entity, rules),
-        None => ObservedOrder {
-            etag: to_etag.or(observed_view.etag),
-            ..observed_view
-        },
-    };
-    not_applied(observed, Some(update), message, retrying)
+    not_applied(
+        observed_order(&returned, rules),
+        Some(update),
+        message,
+        retrying,
+    )
 }
 
 fn not_applied(

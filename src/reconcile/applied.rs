@@ -111,12 +111,38 @@ pub enum Accepted {
     NotApplied { message: String },
 }
 
+/// What showed the values after an accepted PATCH.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Evidence {
+    /// The 200 answer's entity.
+    Answer,
+    /// A read right after a 204.
+    Read,
+}
+
+impl Evidence {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Answer => "its answer",
+            Self::Read => "the read after it",
+        }
+    }
+}
+
 /// Judges an accepted PATCH of `fields` sent with `if_match` as resend
-/// number `resends`, whose answer did not show `not_shown`.
-pub fn accepted(resends: u32, fields: &[String], if_match: &str, not_shown: &[String]) -> Accepted {
+/// number `resends`, after which `evidence` did not show `not_shown`. A
+/// read showing every value proves even a resend; an answer's entity
+/// proves only a first sending.
+pub fn accepted(
+    resends: u32,
+    fields: &[String],
+    if_match: &str,
+    not_shown: &[String],
+    evidence: Evidence,
+) -> Accepted {
     let fields = fields.join(", ");
     if not_shown.is_empty() {
-        if resends == 0 {
+        if resends == 0 || evidence == Evidence::Read {
             return Accepted::Updated;
         }
         return Accepted::Unconfirmed {
@@ -126,18 +152,26 @@ pub fn accepted(resends: u32, fields: &[String], if_match: &str, not_shown: &[St
             ),
         };
     }
-    let shown = format!(
-        "D365 accepted the PATCH of {fields} (If-Match {if_match}) but its answer still shows \
-         other values in {}",
+    let others = format!(
+        "{} still shows other values in {}",
+        evidence.as_str(),
         not_shown.join(", ")
     );
     if resends < NOT_APPLIED_RESENDS {
         return Accepted::Unconfirmed {
-            message: format!("{shown}: not counted as written; sending it once more"),
+            message: format!(
+                "D365 accepted the PATCH of {fields} (If-Match {if_match}) but {others}: not \
+                 counted as written; sending it once more"
+            ),
         };
     }
     Accepted::NotApplied {
-        message: format!("{shown}, and the PATCH before it was not applied either. {GIVING_UP}"),
+        message: format!(
+            "D365 accepted {} PATCHes of {fields} (the last with If-Match {if_match}) but did not \
+             apply them: {others}, and the ETag had not moved in between, so no one else wrote. \
+             {GIVING_UP}",
+            resends + 1
+        ),
     }
 }
 

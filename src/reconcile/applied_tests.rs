@@ -178,42 +178,59 @@ fn an_answer_proves_a_write_when_it_shows_every_value_sent() {
 }
 
 #[test]
-fn an_accepted_write_is_updated_only_when_proven_and_first() {
+fn an_accepted_write_is_updated_only_when_proven_by_a_read_or_a_first_answer() {
+    use Evidence::{Answer, Read};
     let sent = fields(&[STATUS]);
     let shown: &[String] = &[];
     let old = fields(&[STATUS]);
-    assert_eq!(accepted(0, &sent, "e0", shown), Accepted::Updated);
-    let cases: [(u32, &[String], &str, &[&str]); 3] = [
+    let cases: [(u32, &[String], Evidence, &str, &[&str]); 7] = [
+        (0, shown, Answer, "updated", &[]),
+        (0, shown, Read, "updated", &[]),
+        (1, shown, Read, "updated", &[]),
         (
             1,
             shown,
+            Answer,
             "unconfirmed",
             &["again", "If-Match e0", "once a read shows it"],
         ),
         (
             0,
             &old,
+            Read,
             "unconfirmed",
-            &["still shows other values in SalesOrderStatus", "once more"],
+            &[
+                "the read after it still shows other values in SalesOrderStatus",
+                "once more",
+            ],
+        ),
+        (
+            0,
+            &old,
+            Answer,
+            "unconfirmed",
+            &["its answer still shows other values in SalesOrderStatus"],
         ),
         (
             1,
             &old,
+            Read,
             "not applied",
             &[
+                "2 PATCHes of SalesOrderStatus",
                 "still shows other values",
-                "not applied",
+                "no one else wrote",
                 "Not writing again",
             ],
         ),
     ];
-    for (resends, not_shown, want, needles) in cases {
-        let (kind, message) = match accepted(resends, &sent, "e0", not_shown) {
+    for (resends, not_shown, evidence, want, needles) in cases {
+        let (kind, message) = match accepted(resends, &sent, "e0", not_shown, evidence) {
             Accepted::Unconfirmed { message } => ("unconfirmed", message),
             Accepted::NotApplied { message } => ("not applied", message),
             Accepted::Updated => ("updated", String::new()),
         };
-        assert_eq!(kind, want, "resend {resends}, {not_shown:?}");
+        assert_eq!(kind, want, "resend {resends}, {not_shown:?}, {evidence:?}");
         for needle in needles {
             assert!(message.contains(needle), "{needle:?} in {message}");
         }

@@ -8,7 +8,9 @@ mod plan;
 pub mod simulate;
 mod status;
 
-pub use applied::{Accepted, LastWrite, NOT_APPLIED_RESENDS, accepted, last_write, not_shown};
+pub use applied::{
+    Accepted, Evidence, LastWrite, NOT_APPLIED_RESENDS, accepted, last_write, not_shown,
+};
 pub use backoff::{
     Backoff, BackoffPolicy, DEFAULT_CONFLICT_CAP, FAST_RETRIES, FailureKind, Failures,
 };

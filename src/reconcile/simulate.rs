@@ -17,6 +17,10 @@ use super::BackoffPolicy;
 /// D365 requests per attempt: one GET, one PATCH (conflicted or not).
 pub const REQUESTS_PER_ATTEMPT: u32 = 2;
 
+/// D365 requests once an attempt's PATCH is accepted: the GET that proves
+/// the 204 (D365 answers no entity).
+pub const PROVING_READS: u32 = 1;
+
 /// Seeds [`conflict_bound`] takes the worst of.
 const BOUND_SEEDS: u64 = 20;
 
@@ -57,7 +61,8 @@ pub fn simulate(policy: &BackoffPolicy, orders: usize, conflict_rate: f64, seed:
     Converged {
         p99: nth(0.99),
         all: nth(1.0),
-        requests_per_order: (attempts * u64::from(REQUESTS_PER_ATTEMPT)) as f64
+        requests_per_order: (attempts * u64::from(REQUESTS_PER_ATTEMPT)
+            + orders as u64 * u64::from(PROVING_READS)) as f64
             / orders.max(1) as f64,
     }
 }
@@ -101,7 +106,7 @@ mod tests {
         let c = simulate(&policy(8), 100, 0.0, 1);
         assert_eq!(
             (c.p99, c.all, c.requests_per_order),
-            (Duration::ZERO, Duration::ZERO, 2.0)
+            (Duration::ZERO, Duration::ZERO, 3.0)
         );
     }
 
@@ -109,8 +114,9 @@ mod tests {
     fn the_same_seed_gives_the_same_figures_and_the_cap_shortens_the_tail() {
         let a = simulate(&policy(8), 1000, 0.4, 7);
         assert_eq!(a, simulate(&policy(8), 1000, 0.4, 7));
-        // About 1 / (1 - 0.4) attempts of two requests each.
-        assert!((3.1..3.6).contains(&a.requests_per_order), "{a:?}");
+        // About 1 / (1 - 0.4) attempts of two requests each, plus the
+        // proving read.
+        assert!((4.1..4.6).contains(&a.requests_per_order), "{a:?}");
         let long = simulate(&policy(300), 1000, 0.4, 7);
         assert!(long.all > a.all * 2, "{long:?} vs {a:?}");
         assert!(a.p99 <= a.all);

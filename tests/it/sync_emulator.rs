@@ -62,13 +62,15 @@ fn reason(r: &SyncResult) -> Reason {
 }
 
 #[tokio::test]
-async fn changed_order_takes_one_get_and_one_patch_then_in_sync_takes_one_get() {
+/// A changed order: GET, PATCH, and the GET that proves the 204; in sync
+/// afterwards: one GET.
+async fn changed_order_takes_a_get_a_patch_and_a_proving_get_then_in_sync_takes_one_get() {
     let (emu, client) = setup(Faults::default()).await;
     let first = sync(&client, "SO-2025-0001", SalesStatus::Delivered, 1).await;
     let Outcome::Updated { update, observed } = &first.outcome else {
         panic!("{first:?}")
     };
-    assert_eq!(counts(&emu, "SO-2025-0001"), (1, 1));
+    assert_eq!(counts(&emu, "SO-2025-0001"), (2, 1));
     assert_eq!(
         update.fields,
         vec!["ConfirmedReceiptDate", "SalesOrderStatus"]
@@ -85,12 +87,18 @@ async fn changed_order_takes_one_get_and_one_patch_then_in_sync_takes_one_get() 
         "PATCH carried the GET's ETag"
     );
     assert!(history[0].accepted);
+    assert_eq!(
+        update.to_etag.as_deref(),
+        history[0].etag_after.as_deref(),
+        "the new version, read back after the 204"
+    );
+    assert_eq!(observed.etag, update.to_etag);
 
     let second = sync(&client, "SO-2025-0001", SalesStatus::Delivered, 1).await;
     assert_eq!(reason(&second), Reason::InSync);
     assert_eq!(
         counts(&emu, "SO-2025-0001"),
-        (2, 1),
+        (3, 1),
         "in sync costs exactly one GET"
     );
 }
