@@ -183,7 +183,9 @@ fn an_accepted_write_is_updated_only_when_proven_by_a_read_or_a_first_answer() {
     let sent = fields(&[STATUS]);
     let shown: &[String] = &[];
     let old = fields(&[STATUS]);
-    let cases: [(u32, &[String], Evidence, &str, &[&str]); 7] = [
+    // (resends, fields not shown, evidence, verdict, words of its message)
+    type Case<'a> = (u32, &'a [String], Evidence, &'a str, &'a [&'a str]);
+    let cases: [Case<'_>; 7] = [
         (0, shown, Answer, "updated", &[]),
         (0, shown, Read, "updated", &[]),
         (1, shown, Read, "updated", &[]),
