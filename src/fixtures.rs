@@ -58,16 +58,6 @@ impl SalesOrderStatus {
         self
     }
 
-    pub fn named(mut self, name: &str) -> Self {
-        self.metadata.name = Some(name.into());
-        self
-    }
-
-    pub fn in_namespace(mut self, namespace: &str) -> Self {
-        self.metadata.namespace = Some(namespace.into());
-        self
-    }
-
     /// The D365 order it names: company and number.
     pub fn for_order(mut self, data_area_id: &str, number: &str) -> Self {
         self.spec.data_area_id = data_area_id.into();
@@ -154,14 +144,20 @@ impl D365Connection {
             },
         )
     }
+}
 
-    pub fn named(mut self, name: &str) -> Self {
-        self.metadata.name = Some(name.into());
+/// Naming and placing any fixture object, orders and connections alike.
+pub trait Placed: kube::Resource + Sized {
+    fn named(mut self, name: &str) -> Self {
+        self.meta_mut().name = Some(name.into());
         self
     }
 
-    pub fn in_namespace(mut self, namespace: &str) -> Self {
-        self.metadata.namespace = Some(namespace.into());
+    fn in_namespace(mut self, namespace: &str) -> Self {
+        self.meta_mut().namespace = Some(namespace.into());
         self
     }
 }
+
+impl Placed for SalesOrderStatus {}
+impl Placed for D365Connection {}

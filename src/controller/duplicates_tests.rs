@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::api::SalesStatus;
+use crate::fixtures::Placed;
 
 #[test]
 fn environment_urls_that_reach_one_environment_are_equal() {

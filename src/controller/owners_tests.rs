@@ -2,6 +2,7 @@
 //! across namespaces and connections, who is woken when, re-lists, and the
 //! startup gate.
 
+use crate::fixtures::Placed;
 use futures::FutureExt;
 use futures::channel::mpsc::{self, UnboundedReceiver};
 use kube::runtime::reflector::{self, store::Writer};

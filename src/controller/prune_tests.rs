@@ -3,6 +3,7 @@
 //! gap) forgets it, as does the periodic prune; the exported
 //! `sales_order_objects` gauge is the witness.
 
+use crate::fixtures::Placed;
 use kube::runtime::reflector::store::Writer;
 
 use super::*;

@@ -2,6 +2,7 @@
 //! retry storms, steady state without writes, triggers, duplicates, and
 //! what a user sees through kubectl.
 
+use sales_order_operator::fixtures::Placed;
 use std::collections::BTreeMap;
 use std::time::Duration;
 

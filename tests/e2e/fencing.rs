@@ -11,9 +11,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::leader::{LEASE, holder, logged_at, secs, wait_logged};
-use crate::support::{Operator, connect, create_orders, wait_all};
-use d365_emulator::{Emulator, Faults, WriteRecord, WriteSource};
+use crate::leader::{
+    LEASE, LeaseEnv, LeaseTiming, holder, logged_at, secs, start_replica, wait_logged,
+};
+use crate::support::{Operator, create_orders, wait_all};
+use d365_emulator::{Emulator, WriteRecord, WriteSource};
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
@@ -31,33 +33,15 @@ const BEFORE: usize = 10;
 const ALL: usize = 15;
 
 fn start(kubeconfig: &Path, ns: &str, identity: &str) -> Operator {
-    let seconds = LEASE_SECONDS.to_string();
     let margin = format!("{MARGIN_MS}ms");
-    Operator::start(
-        kubeconfig,
-        ns,
-        &[
-            "--leader-elect",
-            "--lease-namespace",
-            ns,
-            "--lease-name",
-            LEASE,
-            "--lease-duration-seconds",
-            &seconds,
-            "--lease-renew-interval",
-            "1s",
-            "--lease-fence-margin",
-            &margin,
-            "--identity",
-            identity,
-            // Re-read every order every second, retry failures within one:
-            // a leader cut off keeps finding drift to undo.
-            "--resync-interval",
-            "1s",
-            "--backoff-cap",
-            "1s",
-        ],
-    )
+    let timing = LeaseTiming {
+        seconds: LEASE_SECONDS,
+        margin: &margin,
+    };
+    // Re-read every order every second, retry failures within one: a
+    // leader cut off keeps finding drift to undo.
+    let extra = ["--resync-interval", "1s", "--backoff-cap", "1s"];
+    start_replica(kubeconfig, (ns, ns), identity, timing, &extra)
 }
 
 /// Another D365 user moving orders 1..=n back to Backorder, one every
@@ -163,14 +147,13 @@ async fn wait_converged(emu: &Emulator) -> Timestamp {
 
 #[tokio::test]
 async fn a_leader_cut_off_from_the_api_server_stops_writing_before_its_deadline() {
-    let cp = testkit::control_plane().await;
-    cp.apply_crds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crds"))
-        .await;
-    let ns = cp.namespace("fencing").await;
-    let client = cp.client();
-    let emu = crate::support::emulator(30, Faults::default()).await;
-    connect(&client, &ns, &emu).await;
-    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let LeaseEnv {
+        cp,
+        ns,
+        client,
+        emu,
+        leases,
+    } = LeaseEnv::new("fencing", 30).await;
     let mut replicas = Replicas::start(cp, &ns).await;
     let (old, new) = replicas.leader(&leases).await;
     create_orders(&client, &ns, (1..=BEFORE).map(SalesOrderStatus::test)).await;
@@ -279,14 +262,14 @@ fn check_journal(
 /// next look, long before its deadline.
 #[tokio::test]
 async fn a_leader_that_finds_another_holder_exits_at_its_next_look() {
-    let cp = testkit::control_plane().await;
-    cp.apply_crds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crds"))
-        .await;
-    let ns = cp.namespace("usurped").await;
-    let client = cp.client();
-    let emu = crate::support::emulator(5, Faults::default()).await;
-    connect(&client, &ns, &emu).await;
-    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let LeaseEnv {
+        cp,
+        ns,
+        leases,
+        // Kept to the end: the operator's connection points at it.
+        emu: _emu,
+        ..
+    } = LeaseEnv::new("usurped", 5).await;
     let mut op = start(cp.kubeconfig(), &ns, IDS[0]);
     wait_logged(&op, "became leader", Duration::from_secs(30)).await;
 

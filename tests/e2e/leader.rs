@@ -27,27 +27,48 @@ fn start(kubeconfig: &Path, ns: &str, identity: &str) -> Operator {
 }
 
 fn start_watching(kubeconfig: &Path, watch: &str, lease_ns: &str, identity: &str) -> Operator {
-    let seconds = LEASE_SECONDS.to_string();
-    Operator::start(
-        kubeconfig,
-        watch,
-        &[
-            "--leader-elect",
-            "--lease-namespace",
-            lease_ns,
-            "--lease-name",
-            LEASE,
-            "--lease-duration-seconds",
-            &seconds,
-            // Writes stop 3 s after a renewal; one renewal may fail.
-            "--lease-renew-interval",
-            "1s",
-            "--lease-fence-margin",
-            "1s",
-            "--identity",
-            identity,
-        ],
-    )
+    // Writes stop 3 s after a renewal; one renewal may fail.
+    let timing = LeaseTiming {
+        seconds: LEASE_SECONDS,
+        margin: "1s",
+    };
+    start_replica(kubeconfig, (watch, lease_ns), identity, timing, &[])
+}
+
+/// A lease duration and fence margin for a test's replicas.
+pub struct LeaseTiming<'a> {
+    pub seconds: u64,
+    pub margin: &'a str,
+}
+
+/// A leader-electing replica named `identity`, watching `watch` and
+/// competing for the Lease in `lease_ns`, renewing every second, with
+/// `extra` flags.
+pub fn start_replica(
+    kubeconfig: &Path,
+    (watch, lease_ns): (&str, &str),
+    identity: &str,
+    timing: LeaseTiming<'_>,
+    extra: &[&str],
+) -> Operator {
+    let seconds = timing.seconds.to_string();
+    let mut args = vec![
+        "--leader-elect",
+        "--lease-namespace",
+        lease_ns,
+        "--lease-name",
+        LEASE,
+        "--lease-duration-seconds",
+        &seconds,
+        "--lease-renew-interval",
+        "1s",
+        "--lease-fence-margin",
+        timing.margin,
+        "--identity",
+        identity,
+    ];
+    args.extend_from_slice(extra);
+    Operator::start(kubeconfig, watch, &args)
 }
 
 /// When the operator logged `message` (its own clock, RFC 3339), if it did.
@@ -84,20 +105,49 @@ pub async fn holder(leases: &Api<Lease>) -> Option<String> {
     leases.get(LEASE).await.ok()?.spec?.holder_identity
 }
 
+/// A namespace with the CRDs, an emulator holding `orders` orders, its
+/// connection, and the namespace's Leases: where replicas compete.
+pub struct LeaseEnv {
+    pub cp: &'static testkit::ControlPlane,
+    pub ns: String,
+    pub client: kube::Client,
+    pub emu: Emulator,
+    pub leases: Api<Lease>,
+}
+
+impl LeaseEnv {
+    pub async fn new(prefix: &str, orders: usize) -> LeaseEnv {
+        let cp = testkit::control_plane().await;
+        cp.apply_crds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crds"))
+            .await;
+        let ns = cp.namespace(prefix).await;
+        let client = cp.client();
+        let emu = crate::support::emulator(orders, Faults::default()).await;
+        connect(&client, &ns, &emu).await;
+        let leases = Api::namespaced(client.clone(), &ns);
+        LeaseEnv {
+            cp,
+            ns,
+            client,
+            emu,
+            leases,
+        }
+    }
+}
+
 pub fn secs(from: Timestamp, to: Timestamp) -> f64 {
     (to.as_millisecond() - from.as_millisecond()) as f64 / 1000.0
 }
 
 #[tokio::test]
 async fn one_writer_and_failover_within_the_lease_duration() {
-    let cp = testkit::control_plane().await;
-    cp.apply_crds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crds"))
-        .await;
-    let ns = cp.namespace("leader").await;
-    let client = cp.client();
-    let emu = crate::support::emulator(30, Faults::default()).await;
-    connect(&client, &ns, &emu).await;
-    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let LeaseEnv {
+        cp,
+        ns,
+        client,
+        emu,
+        leases,
+    } = LeaseEnv::new("leader", 30).await;
 
     // Two replicas at once; whichever wins, the other must stand by.
     let mut a = start(cp.kubeconfig(), &ns, "replica-a");

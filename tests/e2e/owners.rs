@@ -4,6 +4,7 @@
 //! case) have one writer, the oldest; the others are Stalled naming it,
 //! and the next takes over at once when it goes.
 
+use sales_order_operator::fixtures::Placed;
 use std::time::{Duration, Instant};
 
 use crate::support::{Env, Operator, create_connection, env, put_secret, wait_reason_in};

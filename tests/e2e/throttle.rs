@@ -6,6 +6,7 @@
 //! A merely busy connection turns its extra orders away without a status
 //! write.
 
+use sales_order_operator::fixtures::Placed;
 use std::time::{Duration, Instant};
 
 use d365_emulator::Faults;

@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use mlua::serde::SerializeOptions;
 use mlua::{Lua, LuaSerdeExt};
 use sales_order_operator::api::{LastUpdate, ObservedOrder, Reason, SalesOrderStatus};
+use sales_order_operator::fixtures::Placed;
 use sales_order_operator::reconcile::{Outcome, next_status};
 use serde_json::Value;
 
