@@ -9,6 +9,12 @@ mod support;
 
 mod batch;
 mod behaviour;
+mod chaos;
+mod chaos_checks;
+mod chaos_cluster;
+mod chaos_invariants;
+mod chaos_schedule;
+mod chaos_timeline;
 mod chart;
 mod chart_rbac;
 mod connection;
