@@ -51,6 +51,9 @@ pub struct Knobs {
     /// The operator's `--backoff-cap`: the run compresses time (a 4 s
     /// lease instead of 15 s), so the error back-off cap shrinks with it.
     pub backoff_cap: String,
+    /// The operator's `--resync-interval`, short so that a cut-off leader
+    /// re-reads its orders (from its stale cache) while it is cut off.
+    pub resync: String,
 }
 
 fn knob<T: FromStr>(name: &str, default: T) -> T
@@ -86,6 +89,7 @@ impl Knobs {
             converge_seconds: knob("CONVERGE_SECONDS", 90),
             max_requests_per_order: knob("MAX_REQUESTS_PER_ORDER", 40.0),
             backoff_cap: knob("BACKOFF_CAP", "15s".to_string()),
+            resync: knob("RESYNC", "3s".to_string()),
         }
     }
 
@@ -111,7 +115,12 @@ async fn invariants_hold_through_kills_outages_and_faults() {
     let ns = cp.namespace("chaos").await;
     let emu = emulator(k.orders, Faults::default()).await;
     connect(&cp.client(), &ns, &emu).await;
-    let args = ["--backoff-cap", k.backoff_cap.as_str()];
+    let args = [
+        "--backoff-cap",
+        k.backoff_cap.as_str(),
+        "--resync-interval",
+        k.resync.as_str(),
+    ];
     let mut cluster = Cluster::start(cp, &ns, k.lease_seconds, &args).await;
     cluster.leader(Duration::from_secs(60)).await;
 
@@ -126,10 +135,11 @@ async fn invariants_hold_through_kills_outages_and_faults() {
     let rows = rows(&cluster, &emu, &k, &story, converged);
     let table = render(&rows);
     eprintln!(
-        "\nchaos run: {} orders, {}s of chaos, lease {}s, {:.0}% conflicts, {:.0}% 503, {:.0}% hangs of {}ms, {edits} external edits; {:.0}s in all\n{}\n{}\n\n{table}",
+        "\nchaos run: {} orders, {}s of chaos, lease {}s, resync {}, {:.0}% conflicts, {:.0}% 503, {:.0}% hangs of {}ms, {edits} external edits; {:.0}s in all\n{}\n{}\n\n{table}",
         k.orders,
         k.seconds,
         k.lease_seconds,
+        k.resync,
         k.conflict_rate * 100.0,
         k.error_rate * 100.0,
         k.hang_rate * 100.0,

@@ -22,9 +22,16 @@ use crate::support::create_orders;
 /// The field the external writer edits: unmanaged (no spec field maps to
 /// it), so the operator must never write it.
 pub const EDITED_FIELD: &str = "CustomersOrderReference";
-/// What an order's desired state changes to mid-run.
-pub const CHANGED_STATUS: &str = "Backorder";
-pub const CHANGED_DATE: &str = "2025-03-15";
+/// A new desired status and date for every n-th order.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Change(&'static str, &'static str);
+
+/// Made while the leader is cut off: the standby applies it, and the cut
+/// leader's cache still holds the old spec, so without fencing its resync
+/// would write the old values back.
+const IN_THE_CUT: Change = Change("Backorder", "2025-03-15");
+/// The same orders change again later, with every replica connected.
+const LATER: Change = Change("Delivered", "2025-04-01");
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Step {
@@ -32,9 +39,10 @@ enum Step {
     Wave(usize),
     RevokeTokens,
     KillLeader,
-    /// Cut the leader off the API server; a wave arrives meanwhile.
+    /// Cut the leader off the API server; desired states change and a
+    /// wave arrives meanwhile.
     CutLeader(usize),
-    ChangeDesired,
+    ChangeDesired(Change),
     RestartApiserver,
 }
 
@@ -46,7 +54,7 @@ fn plan(orders: usize, kills: usize) -> Vec<Step> {
         Step::Wave(orders / 2),
         Step::RevokeTokens,
         Step::CutLeader(orders * 3 / 4),
-        Step::ChangeDesired,
+        Step::ChangeDesired(LATER),
         Step::RestartApiserver,
         Step::Wave(orders),
         Step::RevokeTokens,
@@ -113,12 +121,8 @@ async fn act(
             format!("SIGKILLed the leader {killed}, started its replacement")
         }
         Step::CutLeader(upto) => cut(cluster, k, created, upto, story).await,
-        Step::ChangeDesired => {
-            story.changed = change_desired(cluster, created, k.change_every).await;
-            format!(
-                "changed {} orders to {CHANGED_STATUS} on {CHANGED_DATE}",
-                story.changed
-            )
+        Step::ChangeDesired(to) => {
+            change_desired(cluster, created, k.change_every, to, story).await
         }
         Step::RestartApiserver => {
             let down = Duration::from_secs(k.apiserver_down_seconds);
@@ -154,22 +158,29 @@ async fn cut(
     let cut_at = Instant::now();
     let end = cut_at + Duration::from_secs(k.cut_seconds);
     let seen = cluster.takeover(slot, end).await;
+    let changed = change_desired(cluster, created, k.change_every, IN_THE_CUT, story).await;
     let created_line = wave(cluster, created, upto).await;
     cluster.pause_until(end).await;
     cluster.restore(slot, from_ms);
     let took_over = seen.map(|t| t - cut_at);
     story.cut = Some((identity.clone(), took_over));
     format!(
-        "cut the leader {identity} off the API server for {}s (taken over after {}); {created_line} meanwhile",
+        "cut the leader {identity} off the API server for {}s (taken over after {}); meanwhile {changed}, {created_line}",
         k.cut_seconds,
         took_over.map_or("never".into(), |d| format!("{:.1}s", d.as_secs_f64()))
     )
 }
 
 /// Every `every`-th created order now wants another status and date.
-async fn change_desired(cluster: &Cluster, created: &AtomicUsize, every: usize) -> usize {
+async fn change_desired(
+    cluster: &Cluster,
+    created: &AtomicUsize,
+    every: usize,
+    Change(status, date): Change,
+    story: &mut Story,
+) -> String {
     let api: Api<SalesOrderStatus> = Api::namespaced(cluster.client.clone(), &cluster.ns);
-    let patch = json!({"spec": {"salesStatus": CHANGED_STATUS, "deliveryDate": CHANGED_DATE}});
+    let patch = json!({"spec": {"salesStatus": status, "deliveryDate": date}});
     let upto = created.load(Ordering::SeqCst);
     let mut changed = 0;
     for i in (every..=upto).step_by(every.max(1)) {
@@ -179,7 +190,8 @@ async fn change_desired(cluster: &Cluster, created: &AtomicUsize, every: usize) 
             .unwrap_or_else(|e| panic!("changing {name}: {e}"));
         changed += 1;
     }
-    changed
+    story.changed += changed;
+    format!("changed {changed} orders to {status} on {date}")
 }
 
 /// Another D365 user editing [`EDITED_FIELD`] of created orders at a
