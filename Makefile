@@ -55,6 +55,7 @@ CHAOS_CONFLICT_RATE ?= 0.35
 CHAOS_ERROR_RATE ?= 0.05
 CHAOS_HANG_RATE ?= 0.02
 CHAOS_EDITS_PER_SECOND ?= 15
+CHAOS_RESYNC_SECONDS ?= 5
 CHAOS_CONVERGE_SECONDS ?= 180
 chaos: ## The chaos run on a real control plane; prints the invariants table.
 	@hack/envtest/build.sh >/dev/null & tools=$$!; \
@@ -66,7 +67,7 @@ chaos: ## The chaos run on a real control plane; prints the invariants table.
 	CHAOS_APISERVER_DOWN_SECONDS=$(CHAOS_APISERVER_DOWN_SECONDS) \
 	CHAOS_CONFLICT_RATE=$(CHAOS_CONFLICT_RATE) CHAOS_ERROR_RATE=$(CHAOS_ERROR_RATE) \
 	CHAOS_HANG_RATE=$(CHAOS_HANG_RATE) CHAOS_EDITS_PER_SECOND=$(CHAOS_EDITS_PER_SECOND) \
-	CHAOS_CONVERGE_SECONDS=$(CHAOS_CONVERGE_SECONDS) \
+	CHAOS_RESYNC_SECONDS=$(CHAOS_RESYNC_SECONDS) CHAOS_CONVERGE_SECONDS=$(CHAOS_CONVERGE_SECONDS) \
 	$(CARGO) test --test e2e chaos:: -- --nocapture
 
 # The lint policy itself lives in Cargo.toml ([workspace.lints]); clippy
