@@ -230,7 +230,7 @@ fn d365_matches(emu: &Emulator, o: &SalesOrderStatus) -> bool {
     let Some(entity) = emu.order(&o.spec.data_area_id, &o.spec.sales_order_number) else {
         return false;
     };
-    let status = serde_json::to_value(&o.spec.sales_status).unwrap_or_default();
+    let status = serde_json::to_value(o.spec.sales_status).unwrap_or_default();
     let date = entity["ConfirmedReceiptDate"].as_str().unwrap_or_default();
     entity["SalesOrderStatus"] == status
         && o.spec

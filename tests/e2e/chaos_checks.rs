@@ -46,7 +46,10 @@ fn client(seq: u64) -> WriteRecord {
 #[test]
 fn a_write_on_an_old_or_missing_etag_is_stale() {
     let good = client(1);
-    assert_eq!(stale_etag_row(&[good.clone()]).verdict, Verdict::Pass);
+    assert_eq!(
+        stale_etag_row(std::slice::from_ref(&good)).verdict,
+        Verdict::Pass
+    );
     let mut old = client(2);
     old.if_match = Some("W/\"1\"".into());
     let mut blind = client(3);
