@@ -68,7 +68,7 @@ chaos: ## The chaos run on a real control plane; prints the invariants table.
 	CHAOS_CONFLICT_RATE=$(CHAOS_CONFLICT_RATE) CHAOS_ERROR_RATE=$(CHAOS_ERROR_RATE) \
 	CHAOS_HANG_RATE=$(CHAOS_HANG_RATE) CHAOS_EDITS_PER_SECOND=$(CHAOS_EDITS_PER_SECOND) \
 	CHAOS_RESYNC_SECONDS=$(CHAOS_RESYNC_SECONDS) CHAOS_CONVERGE_SECONDS=$(CHAOS_CONVERGE_SECONDS) \
-	$(CARGO) test --test e2e chaos:: -- --nocapture
+	RUST_BACKTRACE=0 $(CARGO) test --test e2e chaos:: -- --nocapture
 
 # The lint policy itself lives in Cargo.toml ([workspace.lints]); clippy
 # adds its default set with warnings as errors. cargo-machete finds

@@ -153,10 +153,14 @@ async fn invariants_hold_through_kills_outages_and_faults() {
         story.lines.join("\n"),
         processes(&cluster),
     );
-    let failed: Vec<_> = rows.iter().filter(|r| r.verdict == Verdict::Fail).collect();
+    let failed: Vec<_> = rows
+        .iter()
+        .filter(|r| r.verdict == Verdict::Fail)
+        .map(|r| r.invariant)
+        .collect();
     assert!(
         failed.is_empty(),
-        "chaos invariants failed:\n{table}\noperator logs: {:?}",
+        "chaos invariants failed (table above): {failed:?}; operator logs: {:?}",
         cluster.logs
     );
 }

@@ -149,13 +149,17 @@ fn a_write_past_the_deadline_or_after_death_breaks_the_fence() {
     ];
     let row = fence_row(&fine, &t);
     assert_eq!(row.verdict, Verdict::Pass, "{}", row.value);
-    for bad in [
-        at(5, 16_500, AGENT_A),
-        at(6, 42_000, AGENT_A),
-        at(7, 20_000, "sales-order-operator/0.1.0 (someone-else)"),
+    for (bad, kind) in [
+        (at(5, 16_500, AGENT_A), "1 in cut"),
+        (at(6, 42_000, AGENT_A), "1 after the process was SIGKILLed"),
+        (
+            at(7, 20_000, "sales-order-operator/0.1.0 (someone-else)"),
+            "1 by an unknown replica",
+        ),
     ] {
         let row = fence_row(&[fine[0].clone(), bad], &t);
         assert_eq!(row.verdict, Verdict::Fail, "{}", row.value);
+        assert!(row.value.contains(kind), "{}", row.value);
     }
 }
 

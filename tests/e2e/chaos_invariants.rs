@@ -137,18 +137,21 @@ pub fn writer_identity(agent: Option<&str>) -> Option<&str> {
     Some(inner[open + 1..].trim()).filter(|id| !id.is_empty())
 }
 
-/// Why a write by a known replica should not exist, if it should not.
-fn fence_breach(w: &WriteRecord, identity: &str, timeline: &Timeline) -> Option<String> {
+/// Why a write by a known replica should not exist, if it should not:
+/// (which kind of breach, an example).
+fn fence_breach(w: &WriteRecord, identity: &str, timeline: &Timeline) -> Option<(String, String)> {
     let Some(inc) = timeline.incarnation(identity) else {
-        return Some(format!("#{} by unknown replica {identity}", w.seq));
+        let example = format!("#{} by unknown replica {identity}", w.seq);
+        return Some(("by an unknown replica".into(), example));
     };
     if let Some(end) = inc.ended_ms.filter(|end| w.at_ms > end + IN_FLIGHT_MS) {
-        return Some(format!(
+        let example = format!(
             "#{} by {identity} {} ms after it {}",
             w.seq,
             w.at_ms - end,
             inc.end
-        ));
+        );
+        return Some((format!("after the process {}", inc.end), example));
     }
     let lease = timeline.lease_ms;
     let outage = timeline.outages.iter().find(|o| {
@@ -156,13 +159,13 @@ fn fence_breach(w: &WriteRecord, identity: &str, timeline: &Timeline) -> Option<
             && w.at_ms > o.from_ms + lease
             && w.at_ms < o.to_ms
     })?;
-    Some(format!(
-        "#{} by {identity} {} ms into {} (lease {} ms)",
+    let example = format!(
+        "#{} by {identity} {} ms into {} (lease {lease} ms)",
         w.seq,
         w.at_ms - outage.from_ms,
         outage.what,
-        lease
-    ))
+    );
+    Some((format!("in {}", outage.what), example))
 }
 
 /// No replica writes past its fencing deadline: its deadline is at most
@@ -186,21 +189,29 @@ pub fn fence_row(history: &[WriteRecord], timeline: &Timeline) -> Row {
             verdict: Verdict::NotApplicable,
         };
     }
-    let breaches: Vec<String> = identified
+    let breaches: Vec<(String, String)> = identified
         .iter()
         .filter_map(|(w, id)| fence_breach(w, id, timeline))
         .collect();
+    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    for (kind, _) in &breaches {
+        *kinds.entry(kind).or_default() += 1;
+    }
+    let windows: Vec<&str> = timeline.outages.iter().map(|o| o.what.as_str()).collect();
     let mut value = format!(
-        "{} of {} writes ({} windows checked)",
+        "{} of {} writes (checked: {}, and after kills)",
         breaches.len(),
         writes.len(),
-        timeline.outages.len()
+        windows.join(", ")
     );
+    for (kind, n) in &kinds {
+        value += &format!("; {n} {kind}");
+    }
     if unnamed > 0 {
         value += &format!("; {unnamed} writes name no replica");
     }
-    if let Some(first) = breaches.first() {
-        value += &format!("; e.g. {first}");
+    if let Some((_, example)) = breaches.first() {
+        value += &format!("; e.g. {example}");
     }
     Row::new(invariant, value, breaches.is_empty() && unnamed == 0)
 }
