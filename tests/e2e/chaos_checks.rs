@@ -29,6 +29,7 @@ fn write(seq: u64, source: WriteSource, fields: Value) -> WriteRecord {
         accepted: true,
         status: 204,
         fields,
+        ignored: Vec::new(),
         via_batch: false,
         at_ms: 10_000 + seq * 1_000,
         agent: Some(AGENT_A.into()),
@@ -109,17 +110,20 @@ fn an_edit_is_lost_when_a_client_write_carries_its_field_or_the_end_differs() {
 }
 
 fn timeline() -> Timeline {
-    let inc = |identity: &str, slot: &str, ended_ms, end| Incarnation {
+    let inc = |identity: &str, slot: &str, started_ms, ended_ms, end| Incarnation {
         identity: identity.into(),
         slot: slot.into(),
+        started_ms,
         ended_ms,
         end,
     };
     Timeline {
         lease_ms: 4_000,
         incarnations: vec![
-            inc("chaos-a-1", "a", Some(40_000), End::Killed),
-            inc("chaos-b-1", "b", None, End::Running),
+            inc("chaos-a-1", "a", 0, Some(40_000), End::Killed),
+            // Exited, and restarted in its pod under the same name.
+            inc("chaos-b-1", "b", 0, Some(22_000), End::Exited),
+            inc("chaos-b-1", "b", 25_000, None, End::Running),
         ],
         outages: vec![Outage {
             slot: Some("a".into()),
@@ -145,6 +149,7 @@ fn a_write_past_the_deadline_or_after_death_breaks_the_fence() {
         at(1, 13_000, AGENT_A),       // cut, but within the lease
         at(2, 31_000, AGENT_A),       // after the restore
         at(3, 20_000, b),             // the other slot was not cut
+        at(8, 26_000, b),             // b's restarted container
         at(4, 40_000 + 900, AGENT_A), // in flight at the kill
     ];
     let row = fence_row(&fine, &t);
@@ -152,6 +157,7 @@ fn a_write_past_the_deadline_or_after_death_breaks_the_fence() {
     for (bad, kind) in [
         (at(5, 16_500, AGENT_A), "1 in cut"),
         (at(6, 42_000, AGENT_A), "1 after the process was SIGKILLed"),
+        (at(9, 23_500, b), "1 after the process exited"),
         (
             at(7, 20_000, "sales-order-operator/0.1.0 (someone-else)"),
             "1 by an unknown replica",

@@ -26,7 +26,8 @@ struct Replica {
     slot: String,
     proxy: Proxy,
     kubeconfig: PathBuf,
-    starts: u32,
+    /// Pods so far: a new pod (new identity) after each SIGKILL.
+    pods: u32,
     running: Option<(String, Operator)>,
     exited_at: Option<Instant>,
 }
@@ -53,6 +54,12 @@ impl Cluster {
             ns,
             "--lease-duration-seconds",
             &lease_seconds.to_string(),
+            // Short leases need short renewals and margin: the operator
+            // wants lease − margin ≥ two renew intervals.
+            "--lease-renew-interval",
+            "1s",
+            "--lease-fence-margin",
+            "1s",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -65,7 +72,7 @@ impl Cluster {
                 slot: slot.into(),
                 kubeconfig: cp.kubeconfig_through(&proxy),
                 proxy,
-                starts: 0,
+                pods: 0,
                 running: None,
                 exited_at: None,
             });
@@ -83,16 +90,17 @@ impl Cluster {
             logs: Vec::new(),
         };
         for i in 0..cluster.replicas.len() {
-            cluster.launch(i);
+            cluster.launch(i, true);
         }
         cluster
     }
 
-    /// A new process in slot `i`, under a new identity (a new pod).
-    fn launch(&mut self, i: usize) {
+    /// A new process in slot `i`: in a new pod (a new identity) or in the
+    /// same pod (a container restart, the same identity).
+    fn launch(&mut self, i: usize, new_pod: bool) {
         let r = &mut self.replicas[i];
-        r.starts += 1;
-        let identity = format!("chaos-{}-{}", r.slot, r.starts);
+        r.pods += u32::from(new_pod);
+        let identity = format!("chaos-{}-{}", r.slot, r.pods);
         let mut args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         args.extend(["--identity", &identity]);
         let op = Operator::start(&r.kubeconfig, &self.ns, &args);
@@ -103,7 +111,7 @@ impl Cluster {
     }
 
     /// Restarts replicas that exited by themselves (e.g. on losing the
-    /// Lease), as their Deployment would.
+    /// Lease) in their pod, as the kubelet would.
     pub fn supervise(&mut self) {
         for i in 0..self.replicas.len() {
             let r = &mut self.replicas[i];
@@ -116,7 +124,7 @@ impl Cluster {
                 r.exited_at = Some(Instant::now());
             }
             if r.running.is_none() && r.exited_at.is_some_and(|t| t.elapsed() >= RESTART_DELAY) {
-                self.launch(i);
+                self.launch(i, false);
             }
         }
     }
@@ -168,14 +176,14 @@ impl Cluster {
         }
     }
 
-    /// SIGKILLs the leader and starts its replacement at once; returns the
-    /// killed identity.
+    /// SIGKILLs the leader (a node crash) and starts its replacement pod at
+    /// once; returns the killed identity.
     pub async fn kill_leader(&mut self, timeout: Duration) -> String {
         let i = self.leader(timeout).await;
         let (identity, mut op) = self.replicas[i].running.take().expect("leader runs");
         op.kill();
         self.timeline.ended(&identity, End::Killed);
-        self.launch(i);
+        self.launch(i, true);
         identity
     }
 
@@ -217,9 +225,22 @@ impl Cluster {
         });
     }
 
+    /// Once a replica leads (an outage without a leader tests no fence),
     /// SIGKILLs kube-apiserver, keeps it down for `down`, starts it again
-    /// and waits until it is ready; returns how long it was unreachable.
-    pub async fn restart_apiserver(&mut self, down: Duration) -> Duration {
+    /// and waits until it is ready; returns the leader's identity and how
+    /// long the API server was unreachable.
+    pub async fn restart_apiserver(
+        &mut self,
+        down: Duration,
+        timeout: Duration,
+    ) -> (String, Duration) {
+        let i = self.leader(timeout).await;
+        let leader = self.replicas[i]
+            .running
+            .as_ref()
+            .expect("leader runs")
+            .0
+            .clone();
         let stopped = Instant::now();
         self.cp.stop_apiserver().await;
         let from_ms = now_ms();
@@ -233,6 +254,6 @@ impl Cluster {
             from_ms,
             to_ms,
         });
-        stopped.elapsed()
+        (leader, stopped.elapsed())
     }
 }

@@ -140,19 +140,27 @@ pub fn writer_identity(agent: Option<&str>) -> Option<&str> {
 /// Why a write by a known replica should not exist, if it should not:
 /// (which kind of breach, an example).
 fn fence_breach(w: &WriteRecord, identity: &str, timeline: &Timeline) -> Option<(String, String)> {
-    let Some(inc) = timeline.incarnation(identity) else {
+    let runs = timeline.incarnations_of(identity);
+    let Some(last) = runs.last() else {
         let example = format!("#{} by unknown replica {identity}", w.seq);
         return Some(("by an unknown replica".into(), example));
     };
-    if let Some(end) = inc.ended_ms.filter(|end| w.at_ms > end + IN_FLIGHT_MS) {
+    let Some(inc) = runs.iter().find(|i| i.alive_at(w.at_ms, IN_FLIGHT_MS)) else {
+        // No process of that name ran then: name the last one that ended.
+        let dead = runs
+            .iter()
+            .rev()
+            .find(|i| i.ended_ms.is_some_and(|e| e < w.at_ms))
+            .unwrap_or(last);
+        let end = dead.ended_ms.unwrap_or_default();
         let example = format!(
             "#{} by {identity} {} ms after it {}",
             w.seq,
-            w.at_ms - end,
-            inc.end
+            w.at_ms.saturating_sub(end),
+            dead.end
         );
-        return Some((format!("after the process {}", inc.end), example));
-    }
+        return Some((format!("after the process {}", dead.end), example));
+    };
     let lease = timeline.lease_ms;
     let outage = timeline.outages.iter().find(|o| {
         o.slot.as_ref().is_none_or(|s| *s == inc.slot)

@@ -126,10 +126,10 @@ async fn act(
         }
         Step::RestartApiserver => {
             let down = Duration::from_secs(k.apiserver_down_seconds);
-            let took = cluster.restart_apiserver(down).await;
+            let (leader, took) = cluster.restart_apiserver(down, patience).await;
             story.apiserver_down = Some(took);
             format!(
-                "killed kube-apiserver; back after {:.1}s",
+                "killed kube-apiserver under the leader {leader}; back after {:.1}s",
                 took.as_secs_f64()
             )
         }

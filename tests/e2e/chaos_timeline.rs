@@ -30,15 +30,26 @@ impl fmt::Display for End {
     }
 }
 
-/// One operator process: a restart is a new identity (a new pod), so a
-/// write names exactly one process.
+/// One operator process. A process that exited by itself comes back under
+/// the same identity (the kubelet restarts the container in its pod); a
+/// SIGKILLed one is replaced under a new identity (a new pod), so a write
+/// after a kill is told apart from its replacement's.
 #[derive(Clone, Debug)]
 pub struct Incarnation {
     pub identity: String,
     /// The replica slot (its own proxy to the API server).
     pub slot: String,
+    pub started_ms: u64,
     pub ended_ms: Option<u64>,
     pub end: End,
+}
+
+impl Incarnation {
+    /// Whether it could have written at `at_ms`, allowing `in_flight` for a
+    /// request sent just before it died.
+    pub fn alive_at(&self, at_ms: u64, in_flight: u64) -> bool {
+        self.started_ms <= at_ms && self.ended_ms.is_none_or(|end| at_ms <= end + in_flight)
+    }
 }
 
 /// A time when a slot (or, with `slot: None`, every replica) could not
@@ -59,24 +70,30 @@ pub struct Timeline {
 }
 
 impl Timeline {
-    pub fn incarnation(&self, identity: &str) -> Option<&Incarnation> {
-        self.incarnations.iter().find(|i| i.identity == identity)
+    /// Every process that ran under `identity`, in start order.
+    pub fn incarnations_of(&self, identity: &str) -> Vec<&Incarnation> {
+        self.incarnations
+            .iter()
+            .filter(|i| i.identity == identity)
+            .collect()
     }
 
     pub fn started(&mut self, identity: &str, slot: &str) {
         self.incarnations.push(Incarnation {
             identity: identity.to_string(),
             slot: slot.to_string(),
+            started_ms: now_ms(),
             ended_ms: None,
             end: End::Running,
         });
     }
 
+    /// The running process under `identity` ended.
     pub fn ended(&mut self, identity: &str, end: End) {
         if let Some(i) = self
             .incarnations
             .iter_mut()
-            .find(|i| i.identity == identity)
+            .find(|i| i.identity == identity && i.ended_ms.is_none())
         {
             i.ended_ms = Some(now_ms());
             i.end = end;
