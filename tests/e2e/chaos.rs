@@ -24,6 +24,7 @@ use sales_order_operator::api::SalesOrderStatus;
 use crate::chaos_cluster::Cluster;
 use crate::chaos_invariants::{
     Row, Verdict, fence_row, lost_edits_row, render, requests_row, stale_etag_row,
+    writes_per_desired_row,
 };
 use crate::chaos_schedule::{self, Story, Writer};
 use crate::chaos_timeline::End;
@@ -265,6 +266,7 @@ fn rows(cluster: &Cluster, emu: &Emulator, k: &Knobs, story: &Story, c: Converge
     vec![
         Row::new("all orders converged", converged, all),
         stale_etag_row(&history),
+        writes_per_desired_row(&history, k.orders + story.changed),
         lost_edits_row(&history, current),
         takeover_row(story, k),
         fence_row(&history, &cluster.timeline),

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::chaos_invariants::{
     Verdict, fence_row, lost_edits_row, requests_row, stale_etag_row, writer_identity,
+    writes_per_desired_row,
 };
 use crate::chaos_timeline::{End, Incarnation, Outage, Timeline};
 
@@ -68,6 +69,23 @@ fn a_write_on_an_old_or_missing_etag_is_stale() {
         assert_eq!(row.verdict, Verdict::Fail);
         assert!(row.value.starts_with("1 of 2"), "{}", row.value);
     }
+}
+
+#[test]
+fn a_desired_state_written_twice_is_a_second_writer() {
+    let writes = [client(1), client(2), client(3)];
+    assert_eq!(writes_per_desired_row(&writes, 3).verdict, Verdict::Pass);
+    assert_eq!(writes_per_desired_row(&writes, 4).verdict, Verdict::Pass);
+    let row = writes_per_desired_row(&writes, 2);
+    assert_eq!(row.verdict, Verdict::Fail);
+    assert!(row.value.starts_with("3 for 2"), "{}", row.value);
+    let mut refused = client(4);
+    refused.accepted = false;
+    let with_refused = [client(1), client(2), refused];
+    assert_eq!(
+        writes_per_desired_row(&with_refused, 2).verdict,
+        Verdict::Pass
+    );
 }
 
 #[test]

@@ -87,6 +87,19 @@ pub fn stale_etag_row(history: &[WriteRecord]) -> Row {
     )
 }
 
+/// One writer means each desired state is written at most once: a second
+/// writer undoing the first, or a write repeated after a lost answer,
+/// shows as more accepted writes than desired states (orders + changes).
+/// Fewer is fine: a spec that changed before its first write needs one.
+pub fn writes_per_desired_row(history: &[WriteRecord], desired_states: usize) -> Row {
+    let accepted = accepted_client_writes(history).count();
+    Row::new(
+        "accepted writes per desired state",
+        format!("{accepted} for {desired_states} desired states (at most one each)"),
+        accepted <= desired_states,
+    )
+}
+
 /// Every edit by someone else (the external writer, the conflict fault's
 /// concurrent writer) must survive until someone else edits that field
 /// again: a client write that carries the field loses it, and so does a
