@@ -97,15 +97,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .await
         .context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
     let metrics = Arc::new(Metrics::default());
-    let namespaces: Vec<Option<String>> = if args.namespace.trim().is_empty() {
-        vec![None]
-    } else {
-        args.namespace
-            .split(',')
-            .map(|n| Some(n.trim().to_owned()))
-            .filter(|n| n.as_deref() != Some(""))
-            .collect()
-    };
+    let namespaces = watched_namespaces(&args.namespace);
     let ready: Vec<Arc<AtomicBool>> = namespaces
         .iter()
         .map(|_| Arc::new(AtomicBool::new(false)))
@@ -117,26 +109,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         ready.clone(),
     ));
 
-    let mut options = Options {
-        namespace: None,
-        label_selector: Some(args.selector.clone()).filter(|s| !s.is_empty()),
-        max_concurrent_reconciles: args.max_concurrent_reconciles,
-        // One owner index for every controller below, so duplicates are
-        // found across the watched namespaces.
-        owners: Arc::new(Owners::new(namespaces.len())),
-        settings: Settings {
-            resync_interval: args.resync_interval,
-            stalled_recheck: args.stalled_recheck,
-            backoff: Backoff {
-                conflict: BackoffPolicy::conflicts(args.conflict_backoff_cap),
-                error: BackoffPolicy {
-                    cap: args.backoff_cap,
-                    ..BackoffPolicy::default()
-                },
-            },
-        },
-        writer: Writer::default(),
-    };
+    let mut options = options(&args, namespaces.len());
     let shutdown = shutdown_signal();
     let lease =
         sales_order_operator::leader::acquire(&client, &args.leader, metrics.clone(), &ready[..])
@@ -179,6 +152,43 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     lease.release().await;
     server.abort();
     Ok(())
+}
+
+/// `--namespace a,b` as one entry per namespace; all namespaces (`None`)
+/// when empty.
+fn watched_namespaces(flag: &str) -> Vec<Option<String>> {
+    if flag.trim().is_empty() {
+        return vec![None];
+    }
+    flag.split(',')
+        .map(|n| Some(n.trim().to_owned()))
+        .filter(|n| n.as_deref() != Some(""))
+        .collect()
+}
+
+/// The controllers' options from the flags; the namespace and the writer
+/// (known once the Lease is held) are filled in later.
+fn options(args: &RunArgs, controllers: usize) -> Options {
+    Options {
+        namespace: None,
+        label_selector: Some(args.selector.clone()).filter(|s| !s.is_empty()),
+        max_concurrent_reconciles: args.max_concurrent_reconciles,
+        // One owner index for every controller, so duplicates are
+        // found across the watched namespaces.
+        owners: Arc::new(Owners::new(controllers)),
+        settings: Settings {
+            resync_interval: args.resync_interval,
+            stalled_recheck: args.stalled_recheck,
+            backoff: Backoff {
+                conflict: BackoffPolicy::conflicts(args.conflict_backoff_cap),
+                error: BackoffPolicy {
+                    cap: args.backoff_cap,
+                    ..BackoffPolicy::default()
+                },
+            },
+        },
+        writer: Writer::default(),
+    }
 }
 
 /// SIGTERM (Kubernetes) or Ctrl-C: stop taking work, finish in-flight
