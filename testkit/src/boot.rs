@@ -164,6 +164,27 @@ fn restart_apiserver(running: &mut Running) -> Result<()> {
     Ok(())
 }
 
+/// envtest's kube-apiserver flags: loopback only, RBAC, our certs, and
+/// service-account tokens signed with our key.
+fn apiserver_flags(certs: &Path, etcd_url: &str, api_port: u16) -> Vec<String> {
+    let cert = |f: &str| certs.join(f).display().to_string();
+    vec![
+        format!("--etcd-servers={etcd_url}"),
+        format!("--secure-port={api_port}"),
+        "--bind-address=127.0.0.1".into(),
+        "--advertise-address=127.0.0.1".into(),
+        format!("--cert-dir={}", certs.display()),
+        format!("--client-ca-file={}", cert("ca.crt")),
+        "--authorization-mode=RBAC".into(),
+        "--service-cluster-ip-range=10.0.0.0/24".into(),
+        "--disable-admission-plugins=ServiceAccount".into(),
+        format!("--service-account-issuer=https://127.0.0.1:{api_port}"),
+        format!("--service-account-key-file={}", cert("sa.pub")),
+        format!("--service-account-signing-key-file={}", cert("sa.key")),
+        "--allow-privileged=true".into(),
+    ]
+}
+
 /// What starting kube-apiserver again needs: its program and flags.
 struct Relaunch {
     program: PathBuf,
@@ -212,26 +233,10 @@ fn boot(children: &mut Vec<(PathBuf, Child)>) -> Result<(ControlPlane, Relaunch)
 
     // No wait for etcd: the apiserver retries it, and /readyz covers it.
     let url = format!("https://127.0.0.1:{api_port}");
-    let cert = |f: &str| certs.join(f).display().to_string();
-    let args = vec![
-        format!("--etcd-servers={etcd_url}"),
-        format!("--secure-port={api_port}"),
-        "--bind-address=127.0.0.1".into(),
-        "--advertise-address=127.0.0.1".into(),
-        format!("--cert-dir={}", certs.display()),
-        format!("--client-ca-file={}", cert("ca.crt")),
-        "--authorization-mode=RBAC".into(),
-        "--service-cluster-ip-range=10.0.0.0/24".into(),
-        "--disable-admission-plugins=ServiceAccount".into(),
-        format!("--service-account-issuer={url}"),
-        format!("--service-account-key-file={}", cert("sa.pub")),
-        format!("--service-account-signing-key-file={}", cert("sa.key")),
-        "--allow-privileged=true".into(),
-    ];
     let kubeconfig = dir.join("kubeconfig");
     let relaunch = Relaunch {
         program: assets.join("kube-apiserver"),
-        args,
+        args: apiserver_flags(&certs, &etcd_url, api_port),
         kubeconfig: kubeconfig.clone(),
         dir: dir.clone(),
     };
