@@ -197,7 +197,21 @@ fn decide(state: &State, faults: &Faults, current: Option<&Order>, op: &PatchOp<
         Ok(f) => f,
         Err(e) => return Err((ODataError::new(400, e.to_string(), PROTOCOL_EXCEPTION), raw)),
     };
-    let refuse = |e: ODataError| Err((e, fields.clone()));
+    if let Some(e) = refusal(faults, current, op, &fields) {
+        return Err((e, fields));
+    }
+    Ok(change(state, faults, current, fields))
+}
+
+/// Why D365 would refuse this PATCH of a visible order with valid fields:
+/// no write privilege, a missing or stale `If-Match`, or leaving a final
+/// status; `None` when it goes through.
+fn refusal(
+    faults: &Faults,
+    current: &Order,
+    op: &PatchOp<'_>,
+    fields: &Map<String, Value>,
+) -> Option<ODataError> {
     if faults
         .read_only_companies
         .iter()
@@ -206,13 +220,13 @@ fn decide(state: &State, faults: &Faults, current: Option<&Order>, op: &PatchOp<
         if faults.forbidden_as_conflict {
             // [field report] a missing privilege can surface as the
             // optimistic-concurrency 409 although nobody wrote the record.
-            return refuse(ODataError::new(
+            return Some(ODataError::new(
                 409,
                 MODIFIED_BY_ANOTHER_USER.to_string(),
                 CONCURRENCY_EXCEPTION,
             ));
         }
-        return refuse(ODataError::new(
+        return Some(ODataError::new(
             403,
             format!(
                 "Access denied: the user does not have the privilege to update '{ENTITY_SET}' in company '{}'.",
@@ -229,7 +243,7 @@ fn decide(state: &State, faults: &Faults, current: Option<&Order>, op: &PatchOp<
             } else {
                 "This operation requires an If-Match header with the entity's ETag.".to_string()
             };
-            return refuse(ODataError::new(status, msg, CONCURRENCY_EXCEPTION));
+            return Some(ODataError::new(status, msg, CONCURRENCY_EXCEPTION));
         }
         Some(h) if !if_match_matches(h, &current.etag) => {
             let status = faults.conflict_status();
@@ -240,7 +254,7 @@ fn decide(state: &State, faults: &Faults, current: Option<&Order>, op: &PatchOp<
                     "The ETag '{h}' does not match the current ETag of the record; {MODIFIED_BY_ANOTHER_USER}"
                 )
             };
-            return refuse(ODataError::new(status, msg, CONCURRENCY_EXCEPTION));
+            return Some(ODataError::new(status, msg, CONCURRENCY_EXCEPTION));
         }
         _ => {}
     }
@@ -251,7 +265,7 @@ fn decide(state: &State, faults: &Faults, current: Option<&Order>, op: &PatchOp<
             .iter()
             .any(|s| s.eq_ignore_ascii_case(from));
         if is_final && !to.eq_ignore_ascii_case(from) {
-            return refuse(ODataError::new(
+            return Some(ODataError::new(
                 500,
                 format!(
                     "Write failed for table row of type 'SalesOrderHeaderV2Entity'. Infolog: Error: Sales order {} cannot be changed from status {from} to {to}.; Update has been canceled.",
@@ -261,8 +275,12 @@ fn decide(state: &State, faults: &Faults, current: Option<&Order>, op: &PatchOp<
             ));
         }
     }
-    // The `ignoreWrites` fault: accepted, but those fields stay as they
-    // are; with nothing applied the record (and its ETag) is unchanged.
+    None
+}
+
+/// The accepted PATCH applied. The `ignoreWrites` fault: those fields stay
+/// as they are; with nothing applied the record (and its ETag) is unchanged.
+fn change(state: &State, faults: &Faults, current: &Order, fields: Map<String, Value>) -> Change {
     let (ignored, applied): (Vec<_>, Vec<_>) = fields.iter().partition(|(k, _)| faults.ignores(k));
     let mut order = current.clone();
     if !applied.is_empty() {
@@ -274,11 +292,11 @@ fn decide(state: &State, faults: &Faults, current: Option<&Order>, op: &PatchOp<
         order.etag = state.store.next_etag(order.rec_id);
     }
     let ignored = ignored.into_iter().map(|(k, _)| k.clone()).collect();
-    Ok(Change {
+    Change {
         order,
         fields,
         ignored,
-    })
+    }
 }
 
 /// The `conflictRate` fault: another user changes an unmanaged field (so
