@@ -86,6 +86,20 @@ async fn an_unlabelled_secret_is_not_used_until_it_is_labelled() {
     wait_connection(&env, "Authenticated").await;
     wait_reason(&env, "so-2025-0001", "Updated").await;
     assert!(env.emu.token_requests() > 0);
+
+    // Losing the label leaves the filtered watch (a Delete): stalled again.
+    let unlabel = json!({"metadata": {"labels": {"d365.salesops.io/credentials": null}}});
+    secrets
+        .patch(
+            fixtures::SECRET,
+            &PatchParams::default(),
+            &Patch::Merge(&unlabel),
+        )
+        .await
+        .unwrap();
+    let conn = wait_connection(&env, "SecretNotFound").await;
+    let message = &conn.status.unwrap().conditions[0].message;
+    assert!(message.contains(&hint), "{message}");
 }
 
 async fn wait_connection(env: &Env, reason: &str) -> D365Connection {
