@@ -74,6 +74,11 @@ All $total orders are Ready. Poke it from another terminal:
   kubectl annotate sos -n orders so-2025-0004 d365.salesops.io/reconcile-requested-at="\$(date -Is)" --overwrite
   curl -s localhost:$emulator_port/_emulator/history | head -c 600; echo   # every write and its If-Match
   curl -s localhost:$operator_port/metrics | grep -E '^(d365_|sales_order_)'
+  # the operator reads only Secrets labelled d365.salesops.io/credentials=true:
+  # unlabel it and the connection stalls (SecretNotFound), label it again to recover
+  kubectl label secret -n orders d365-credentials d365.salesops.io/credentials-
+  kubectl get d365c -n orders -o jsonpath='{.items[0].status.conditions[0].message}'; echo
+  kubectl label secret -n orders d365-credentials d365.salesops.io/credentials=true
 Logs: $work/{operator,emulator,control-plane}.log.  Stop: Ctrl-C.
 MSG
 

@@ -5,12 +5,13 @@
 //! test targets turn on (a dev-dependency of the crate on itself); the
 //! shipped binary never contains it.
 
-use d365_emulator::{DEFAULT_CLIENT_ID, DEFAULT_TENANT};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use d365_emulator::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use crate::api::{
-    ClientSecretRef, ConnectionAuth, ConnectionRef, D365Connection, D365ConnectionSpec,
-    FieldMapping, Policy, SalesOrderStatus, SalesOrderStatusSpec, SalesStatus,
+    CREDENTIALS_LABEL, ClientSecretRef, ConnectionAuth, ConnectionRef, D365Connection,
+    D365ConnectionSpec, FieldMapping, Policy, SalesOrderStatus, SalesOrderStatusSpec, SalesStatus,
 };
 
 /// Name of the connection every fixture order uses.
@@ -146,6 +147,39 @@ impl D365Connection {
     }
 }
 
+/// Secret [`SECRET`] holding the emulator's client secret under
+/// [`SECRET_KEY`], labelled as credentials (the operator reads no other).
+pub fn secret() -> Secret {
+    unlabelled_secret().with_credentials_label()
+}
+
+/// [`secret`] without the credentials label: the operator must not read it.
+pub fn unlabelled_secret() -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(SECRET.into()),
+            ..ObjectMeta::default()
+        },
+        string_data: Some([(SECRET_KEY.into(), DEFAULT_CLIENT_SECRET.into())].into()),
+        ..Secret::default()
+    }
+}
+
+/// Opting a Secret in to being read by the operator.
+pub trait CredentialsLabel {
+    fn with_credentials_label(self) -> Self;
+}
+
+impl CredentialsLabel for Secret {
+    fn with_credentials_label(mut self) -> Self {
+        self.metadata
+            .labels
+            .get_or_insert_default()
+            .insert(CREDENTIALS_LABEL.into(), "true".into());
+        self
+    }
+}
+
 /// Naming and placing any fixture object, orders and connections alike.
 pub trait Placed: kube::Resource + Sized {
     fn named(mut self, name: &str) -> Self {
@@ -161,3 +195,4 @@ pub trait Placed: kube::Resource + Sized {
 
 impl Placed for SalesOrderStatus {}
 impl Placed for D365Connection {}
+impl Placed for Secret {}

@@ -21,6 +21,13 @@ pub const GROUP: &str = "d365.salesops.io";
 /// `reconcile.fluxcd.io/requestedAt`), without editing the spec.
 pub const RECONCILE_REQUESTED_AT: &str = "d365.salesops.io/reconcile-requested-at";
 
+/// Label a Secret must carry (value `"true"`) for the operator to read it:
+/// the Secret watch selects on it, so no other Secret is cached or read.
+pub const CREDENTIALS_LABEL: &str = "d365.salesops.io/credentials";
+
+/// The [`CREDENTIALS_LABEL`] selector, as the Secret watch uses it.
+pub const CREDENTIALS_SELECTOR: &str = "d365.salesops.io/credentials=true";
+
 /// Both CRDs, in the order `kubectl apply` wants them.
 pub fn crds()
 -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>

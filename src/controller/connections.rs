@@ -16,7 +16,7 @@ use secrecy::SecretString;
 use super::admission::Admission;
 use super::sync::OrderRules;
 use super::sync::Resolved;
-use crate::api::{D365Connection, Reason};
+use crate::api::{CREDENTIALS_LABEL, CREDENTIALS_SELECTOR, D365Connection, Reason};
 use crate::d365::{BatchSettings, ConnectionSettings, D365Client, RequestObserver, Writer};
 use crate::locks::lock;
 
@@ -27,8 +27,26 @@ pub enum ResolveError {
     ConnectionNotFound { namespace: String, name: String },
     #[error("D365Connection {connection} is invalid: {message}")]
     InvalidConnection { connection: String, message: String },
-    #[error("Secret {namespace}/{name} (client secret of D365Connection {connection}) not found")]
+    /// Missing, or not labelled: the operator sees only labelled Secrets,
+    /// so it cannot tell the two apart without reading one it must not.
+    #[error(
+        "Secret {namespace}/{name} (client secret of D365Connection {connection}) not found \
+         among the Secrets labelled {CREDENTIALS_SELECTOR}, the only ones the operator reads; \
+         create it with that label, or label it: \
+         kubectl label secret -n {namespace} {name} {CREDENTIALS_SELECTOR}"
+    )]
     SecretNotFound {
+        namespace: String,
+        name: String,
+        connection: String,
+    },
+    /// Read, but without the label (removed since it was cached): refused.
+    #[error(
+        "Secret {namespace}/{name} (client secret of D365Connection {connection}) is not \
+         labelled {CREDENTIALS_SELECTOR}, so the operator does not use it; label it: \
+         kubectl label secret -n {namespace} {name} {CREDENTIALS_SELECTOR}"
+    )]
+    SecretNotLabelled {
         namespace: String,
         name: String,
         connection: String,
@@ -65,7 +83,9 @@ impl ResolveError {
             }
             Self::Kube { source, .. } if refused(source) => Reason::ConnectionNotReady,
             Self::Kube { .. } => Reason::Unavailable,
-            Self::SecretNotFound { .. } | Self::SecretKeyMissing { .. } => Reason::SecretNotFound,
+            Self::SecretNotFound { .. }
+            | Self::SecretNotLabelled { .. }
+            | Self::SecretKeyMissing { .. } => Reason::SecretNotFound,
         }
     }
 }
@@ -77,7 +97,8 @@ fn refused(error: &kube::Error) -> bool {
 }
 
 /// Where a Secret's data comes from: the API server in the operator (one GET
-/// per client build), a map in tests.
+/// per client build), a map in tests. What it returns is used only if it
+/// carries the credentials label.
 pub trait SecretSource: Send + Sync {
     fn secret<'a>(
         &'a self,
@@ -214,6 +235,13 @@ impl Connections {
                 source,
             })?
             .ok_or_else(|| at.secret_not_found())?;
+        if !labelled(&secret) {
+            return Err(ResolveError::SecretNotLabelled {
+                namespace: at.namespace.into(),
+                name: at.secret.into(),
+                connection: at.connection.clone(),
+            });
+        }
         let value = secret_value(&secret, &secret_ref.key).ok_or_else(|| {
             ResolveError::SecretKeyMissing {
                 namespace: at.namespace.into(),
@@ -307,6 +335,11 @@ impl Located<'_> {
             connection: self.connection.clone(),
         }
     }
+}
+
+/// Whether the Secret opted in to being read as credentials.
+fn labelled(secret: &Secret) -> bool {
+    secret.labels().get(CREDENTIALS_LABEL).map(String::as_str) == Some("true")
 }
 
 /// A Secret's value (trimmed: a trailing newline from `kubectl create

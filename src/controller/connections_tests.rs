@@ -14,22 +14,32 @@ use serde_json::json;
 use super::*;
 use crate::d365::NoopObserver;
 
-/// Secrets by (namespace, name); counts the reads; fails every read with
-/// `failure`'s error while it is set.
+/// Secrets by (namespace, name): labels and data; counts the reads; fails
+/// every read with `failure`'s error while it is set.
 #[derive(Default)]
 struct FakeSecrets {
-    data: Mutex<HashMap<(String, String), BTreeMap<String, String>>>,
+    data: Mutex<HashMap<(String, String), (Labels, Data)>>,
     reads: AtomicUsize,
     failure: Mutex<Option<fn() -> kube::Error>>,
 }
 
+type Labels = BTreeMap<String, String>;
+type Data = BTreeMap<String, String>;
+
 impl FakeSecrets {
+    /// A Secret labelled as credentials.
     fn put(&self, name: &str, pairs: &[(&str, &str)]) {
-        let map = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        lock(&self.data).insert(("orders".into(), name.into()), map);
+        self.put_labelled(name, &[(CREDENTIALS_LABEL, "true")], pairs);
+    }
+
+    fn put_labelled(&self, name: &str, labels: &[(&str, &str)], pairs: &[(&str, &str)]) {
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        lock(&self.data).insert(("orders".into(), name.into()), (map(labels), map(pairs)));
     }
 }
 
@@ -45,7 +55,11 @@ impl SecretSource for FakeSecrets {
         }
         let found = lock(&self.data)
             .get(&(namespace.to_owned(), name.to_owned()))
-            .map(|pairs| Secret {
+            .map(|(labels, pairs)| Secret {
+                metadata: ObjectMeta {
+                    labels: Some(labels.clone()),
+                    ..ObjectMeta::default()
+                },
                 data: Some(
                     pairs
                         .iter()
@@ -100,12 +114,14 @@ impl Fixture {
         }
     }
 
-    /// Puts the Secret's metadata in the cache at `resource_version`.
+    /// Puts the Secret's metadata in the cache at `resource_version`, as the
+    /// labelled watch delivers it.
     fn secret_seen(&mut self, resource_version: &str) {
         let meta = ObjectMeta {
             name: Some("creds".into()),
             namespace: Some("orders".into()),
             resource_version: Some(resource_version.into()),
+            labels: Some([(CREDENTIALS_LABEL.into(), "true".into())].into()),
             ..ObjectMeta::default()
         };
         self.secret_writer
@@ -228,4 +244,49 @@ async fn an_api_server_that_fails_to_answer_is_transient_and_one_that_refuses_is
     f.resolve()
         .await
         .expect("resolves once the API server answers");
+}
+
+const HINT: &str = "kubectl label secret -n orders creds d365.salesops.io/credentials=true";
+
+#[tokio::test]
+async fn a_secret_the_labelled_watch_has_not_seen_is_not_read_and_the_message_says_how_to_label_it()
+{
+    let f = Fixture::new();
+    // It exists and is labelled otherwise, but the watch never delivered it.
+    f.secrets
+        .put_labelled("creds", &[], &[("client-secret", "s3cret")]);
+    let err = f.resolve().await.err().expect("not in the labelled cache");
+    assert!(matches!(err, ResolveError::SecretNotFound { .. }), "{err}");
+    assert_eq!(err.reason(), Reason::SecretNotFound);
+    assert!(err.to_string().contains(HINT), "{err}");
+    assert_eq!(f.reads(), 0, "an unseen Secret is never read");
+}
+
+#[tokio::test]
+async fn a_secret_read_without_the_label_is_refused() {
+    let mut f = Fixture::new();
+    let unlabelled: [&[(&str, &str)]; 3] = [
+        &[],
+        &[(CREDENTIALS_LABEL, "false")],
+        &[("d365.salesops.io/other", "true")],
+    ];
+    for (version, labels) in unlabelled.into_iter().enumerate() {
+        f.secrets
+            .put_labelled("creds", labels, &[("client-secret", "s3cret")]);
+        // Cached while labelled, label removed before the read.
+        f.secret_seen(&version.to_string());
+        let err = f.resolve().await.err().expect("refused");
+        assert!(
+            matches!(err, ResolveError::SecretNotLabelled { .. }),
+            "{labels:?}: {err}"
+        );
+        assert_eq!(err.reason(), Reason::SecretNotFound);
+        assert!(err.to_string().contains(HINT), "{err}");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+    assert_eq!(f.connections.cached_clients(), 0, "no client was built");
+
+    f.secrets.put("creds", &[("client-secret", "s3cret")]);
+    f.secret_seen("9");
+    f.resolve().await.expect("labelled: resolves");
 }

@@ -36,7 +36,7 @@ pub use context::{Context, Settings};
 pub use owners::Owners;
 pub use reconciler::{Error, MANAGER, error_policy, reconcile};
 
-use crate::api::{D365Connection, RECONCILE_REQUESTED_AT, SalesOrderStatus};
+use crate::api::{CREDENTIALS_SELECTOR, D365Connection, RECONCILE_REQUESTED_AT, SalesOrderStatus};
 use crate::metrics::Metrics;
 use connections::Connections;
 
@@ -60,7 +60,8 @@ pub struct Options {
 /// every watch has listed its objects. What triggers a reconcile:
 /// - an order's spec or reconcile-requested-at annotation changes;
 /// - a connection's spec changes or it is deleted: its orders;
-/// - a Secret changes or is deleted: the orders of connections using it;
+/// - a labelled Secret changes, is deleted, gains or loses the credentials
+///   label: the orders of connections using it;
 /// - an order that owns a D365 order goes, or a newer owner appears: the
 ///   duplicates concerned, in whichever controller watches them (the owner
 ///   index wakes them);
@@ -202,14 +203,16 @@ fn connection_changes(
 }
 
 /// Changed or deleted Secrets, metadata only (the operator reads a Secret's
-/// data just when it builds a client); the connections using one are
-/// re-checked on the way.
+/// data just when it builds a client), and only those labelled as
+/// credentials: no other Secret is cached. A Secret gaining the label
+/// arrives as an Apply, one losing it as a Delete; either way the
+/// connections using it are re-checked on the way.
 fn secret_changes(
     api: Api<PartialObjectMeta<Secret>>,
     writer: Writer<PartialObjectMeta<Secret>>,
     ctx: Arc<Context>,
 ) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static {
-    watch_all(api, watcher::Config::default())
+    watch_all(api, watcher::Config::default().labels(CREDENTIALS_SELECTOR))
         .reflect(writer)
         .inspect_ok(move |event| on_secret_event(&ctx, event))
         .touched_objects()

@@ -20,6 +20,7 @@ fn lint(extra: &[&str]) -> std::process::Output {
 fn helm_lint_passes_in_both_rbac_modes() {
     for extra in [
         &[][..],
+        &["--set", "rbac.scope=cluster"][..],
         &[
             "--set",
             "replicaCount=3",
@@ -44,14 +45,6 @@ fn helm_lint_passes_in_both_rbac_modes() {
 
 #[test]
 fn contradictory_values_are_refused() {
-    // namespaces mode without namespaces: the schema says so.
-    let out = lint(&["--set", "rbac.scope=namespaces"]);
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("watchNamespaces"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
     for bad in [
         "rbac.scope=everywhere",
         "operator.logFormat=xml",
@@ -64,9 +57,32 @@ fn contradictory_values_are_refused() {
     }
 }
 
+/// The default grants nothing cluster-wide: Secrets are readable only in
+/// the namespace it is installed in, which is also the one it watches.
+#[test]
+fn default_is_namespaced_rbac_for_the_release_namespace_only() {
+    let docs = render("so", "ops", &[]);
+    assert!(
+        of_kind(&docs, "ClusterRole").is_empty() && of_kind(&docs, "ClusterRoleBinding").is_empty()
+    );
+    let mut roles: Vec<(&str, &str)> = of_kind(&docs, "Role")
+        .iter()
+        .map(|r| (namespace(r), name(r)))
+        .collect();
+    roles.sort();
+    assert_eq!(
+        roles,
+        [
+            ("ops", "so-sales-order-operator"),
+            ("ops", "so-sales-order-operator-leader-election")
+        ]
+    );
+    assert_eq!(env_var(&docs, "WATCH_NAMESPACE").as_deref(), Some("ops"));
+}
+
 #[test]
 fn cluster_mode_renders_a_cluster_role_and_watches_everything() {
-    let docs = render("so", "ops", &[]);
+    let docs = render("so", "ops", &["--set", "rbac.scope=cluster"]);
     let kinds: Vec<&str> = docs.iter().map(kind).collect();
     for k in [
         "ServiceAccount",
@@ -144,7 +160,7 @@ fn namespaces_mode_renders_a_role_per_namespace_and_nothing_cluster_wide() {
 
 #[test]
 fn operator_rules_are_the_least_the_code_needs() {
-    let docs = render("so", "ops", &[]);
+    let docs = render("so", "ops", &["--set", "rbac.scope=cluster"]);
     let rules = one(&docs, "ClusterRole")["rules"]
         .as_sequence()
         .unwrap()
@@ -378,6 +394,7 @@ fn notes_tell_how_to_create_the_secret_and_connection() {
     for needle in [
         "kubectl -n",
         "create secret generic d365-credentials",
+        "label secret d365-credentials d365.salesops.io/credentials=true",
         "kind: D365Connection",
         "clientSecretRef",
         "crds/",
@@ -388,12 +405,8 @@ fn notes_tell_how_to_create_the_secret_and_connection() {
     // --dry-run does, without a cluster when the client is offline).
     for extra in [
         &[][..],
-        &[
-            "--set",
-            "rbac.scope=namespaces",
-            "--set",
-            "watchNamespaces={orders}",
-        ][..],
+        &["--set", "rbac.scope=cluster"][..],
+        &["--set", "watchNamespaces={orders}"][..],
     ] {
         let chart = crate::helm::chart_dir();
         let mut args = vec![
@@ -416,11 +429,21 @@ fn notes_tell_how_to_create_the_secret_and_connection() {
             stdout.contains("create secret generic d365-credentials"),
             "{stdout}"
         );
-        if !extra.is_empty() {
-            assert!(
-                stdout.contains("kubectl -n orders create secret"),
-                "{stdout}"
-            );
+        assert!(
+            stdout.contains("d365.salesops.io/credentials=true"),
+            "{stdout}"
+        );
+        let first = match extra {
+            [] => "ops",
+            [_, "rbac.scope=cluster"] => "<namespace>",
+            _ => "orders",
+        };
+        assert!(
+            stdout.contains(&format!("kubectl -n {first} create secret")),
+            "{stdout}"
+        );
+        if extra.contains(&"rbac.scope=cluster") {
+            assert!(stdout.contains("every Secret in the cluster"), "{stdout}");
         }
     }
 }

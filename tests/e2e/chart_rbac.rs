@@ -88,6 +88,9 @@ async fn cluster_scope_rbac_is_enough_to_reconcile_and_lead() {
             ns,
         ][..],
         &["get", "secrets", "-n", ns][..],
+        // What cluster scope grants, as docs/operations.md says: every
+        // Secret in the cluster (RBAC cannot hold it to labelled ones).
+        &["list", "secrets", "-n", "kube-system"][..],
         &["create", "events.events.k8s.io", "-n", ns][..],
         &[
             "patch",
@@ -128,7 +131,8 @@ async fn namespaces_scope_rbac_watches_exactly_the_listed_namespaces() {
         cp.namespace("rbac-ns-c").await,
     );
     let list = format!("watchNamespaces={{{a},{b}}}");
-    let install = Install::render(cp, "rbac-ns", &["rbac.scope=namespaces", &list]).await;
+    // rbac.scope=namespaces is the default.
+    let install = Install::render(cp, "rbac-ns", &[&list]).await;
     assert_eq!(
         crate::helm::env_var(&install.docs, "WATCH_NAMESPACE"),
         Some(format!("{a},{b}"))
@@ -170,10 +174,16 @@ async fn namespaces_scope_rbac_watches_exactly_the_listed_namespaces() {
 
     let kc = install.kubeconfig(cp);
     assert!(can_i(cp, &kc, &["get", "secrets", "-n", &a]));
-    assert!(
-        !can_i(cp, &kc, &["get", "secrets", "-n", &c]),
-        "no Secret access outside watchNamespaces"
-    );
+    for denied in [
+        &["get", "secrets", "-n", &c][..],
+        &["list", "secrets", "-n", "kube-system"][..],
+        &["list", "secrets", "--all-namespaces"][..],
+    ] {
+        assert!(
+            !can_i(cp, &kc, denied),
+            "no Secret access outside watchNamespaces: {denied:?}"
+        );
+    }
     assert!(!can_i(
         cp,
         &kc,

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use sales_order_operator::api::D365Connection;
 use sales_order_operator::api::SalesOrderStatus;
+use sales_order_operator::fixtures;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -36,14 +37,69 @@ async fn connection_and_secret_arriving_later_wake_the_order() {
         .await
         .unwrap();
     wait_reason(&env, "so-2025-0001", "SecretNotFound").await;
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "d365-credentials"},
-        "stringData": {"client-secret": d365_emulator::DEFAULT_CLIENT_SECRET}
-    }))
-    .unwrap();
-    secrets.create(&Default::default(), &secret).await.unwrap();
+    secrets
+        .create(&Default::default(), &fixtures::secret())
+        .await
+        .unwrap();
     wait_reason(&env, "so-2025-0001", "Updated").await;
     wait_connection(&env, "Authenticated").await;
+}
+
+/// Opt-in Secrets: one without the credentials label is never read and no
+/// token request carries it; labelling it is enough to recover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlabelled_secret_is_not_used_until_it_is_labelled() {
+    let env = env("unlabelled", 1, Faults::default()).await;
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
+    secrets
+        .delete(fixtures::SECRET, &DeleteParams::default())
+        .await
+        .unwrap();
+    crate::support::create_secret(&env.client, &env.ns, fixtures::unlabelled_secret()).await;
+    let _op = env.operator(&[]);
+    crate::support::create_orders(&env.client, &env.ns, [SalesOrderStatus::test(1)]).await;
+    let hint = format!(
+        "kubectl label secret -n {} {} d365.salesops.io/credentials=true",
+        env.ns,
+        fixtures::SECRET
+    );
+    let conn = wait_connection(&env, "SecretNotFound").await;
+    let ready = &conn.status.unwrap().conditions[0];
+    assert_eq!(ready.status, "False");
+    assert!(ready.message.contains(&hint), "{}", ready.message);
+    let order = wait_reason(&env, "so-2025-0001", "SecretNotFound").await;
+    let message = &order.ready_condition().unwrap().message;
+    assert!(message.contains(&hint), "{message}");
+    assert_eq!(env.emu.token_requests(), 0, "no token request was made");
+    assert_eq!(env.requests_for("SO-2025-0001"), 0, "nor any D365 request");
+
+    // Labelling arrives in the filtered watch as an Apply: a recheck.
+    let label = json!({"metadata": {"labels": {"d365.salesops.io/credentials": "true"}}});
+    secrets
+        .patch(
+            fixtures::SECRET,
+            &PatchParams::default(),
+            &Patch::Merge(&label),
+        )
+        .await
+        .unwrap();
+    wait_connection(&env, "Authenticated").await;
+    wait_reason(&env, "so-2025-0001", "Updated").await;
+    assert!(env.emu.token_requests() > 0);
+
+    // Losing the label leaves the filtered watch (a Delete): stalled again.
+    let unlabel = json!({"metadata": {"labels": {"d365.salesops.io/credentials": null}}});
+    secrets
+        .patch(
+            fixtures::SECRET,
+            &PatchParams::default(),
+            &Patch::Merge(&unlabel),
+        )
+        .await
+        .unwrap();
+    let conn = wait_connection(&env, "SecretNotFound").await;
+    let message = &conn.status.unwrap().conditions[0].message;
+    assert!(message.contains(&hint), "{message}");
 }
 
 async fn wait_connection(env: &Env, reason: &str) -> D365Connection {

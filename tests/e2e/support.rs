@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use d365_emulator::{Config, DEFAULT_CLIENT_SECRET, Emulator, Faults};
+use d365_emulator::{Config, Emulator, Faults};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
@@ -31,14 +31,14 @@ pub async fn connect(client: &Client, ns: &str, emu: &Emulator) {
     create_connection(client, ns, D365Connection::test(&emu.url())).await;
 }
 
-/// Creates the fixture Secret (the emulator's client secret) in `ns`.
+/// Creates the fixture Secret (the emulator's client secret, labelled as
+/// credentials) in `ns`.
 pub async fn put_secret(client: &Client, ns: &str) {
+    create_secret(client, ns, fixtures::secret()).await;
+}
+
+pub async fn create_secret(client: &Client, ns: &str, secret: Secret) {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let secret: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": fixtures::SECRET},
-        "stringData": {(fixtures::SECRET_KEY): DEFAULT_CLIENT_SECRET}
-    }))
-    .unwrap();
     secrets
         .create(&PostParams::default(), &secret)
         .await

@@ -53,10 +53,16 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- end }}
 
-{{/* Fails the render on contradictory values (the schema checks shapes). */}}
-{{- define "sales-order-operator.validate" -}}
-{{- if and (eq .Values.rbac.scope "namespaces") (empty .Values.watchNamespaces) }}
-{{- fail "rbac.scope=namespaces needs watchNamespaces: the namespaces to create Roles in and to watch" }}
+{{/*
+The namespaces watched, comma-separated: watchNamespaces; with
+rbac.scope=namespaces and none given, the release's own (so a default install
+grants nothing outside it). Empty, i.e. every namespace, only with cluster scope.
+*/}}
+{{- define "sales-order-operator.watchNamespaces" -}}
+{{- if .Values.watchNamespaces }}
+{{- join "," .Values.watchNamespaces }}
+{{- else if eq .Values.rbac.scope "namespaces" }}
+{{- .Release.Namespace }}
 {{- end }}
 {{- end }}
 
@@ -75,7 +81,10 @@ Each one is used by the code; see docs/operations.md#rbac.
   resources: ["salesorderstatuses/status", "d365connections/status"]
   verbs: ["patch"]
 # Secrets: watched as metadata (to notice rotation), and the one a
-# D365Connection names is read when its client is (re)built.
+# D365Connection names is read when its client is (re)built. The operator
+# lists, watches and reads only Secrets labelled
+# d365.salesops.io/credentials=true, but RBAC cannot restrict by label: these
+# verbs reach every Secret in the namespaces bound (cluster scope: all).
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch"]
