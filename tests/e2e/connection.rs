@@ -122,3 +122,35 @@ async fn a_connection_recreated_under_its_name_is_checked_again() {
     let checked = wait_connection(&env, "Authenticated").await;
     assert_eq!(checked.metadata.uid, again.metadata.uid);
 }
+
+/// An operator whose authority allowlist excludes the emulator (on
+/// loopback) sends it no token request: the connection and its order are
+/// Stalled with a message naming the host and the flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authority_off_the_allowlist_gets_no_secret() {
+    let env = env("authority-allowlist", 1, Faults::default()).await;
+    let _op = env.operator(&["--allowed-authority-hosts", "login.microsoftonline.com"]);
+    crate::support::create_orders(&env.client, &env.ns, [SalesOrderStatus::test(1)]).await;
+    let order = wait_reason(&env, "so-2025-0001", "ConnectionNotReady").await;
+    let conn = wait_connection(&env, "ConnectionNotReady").await;
+    let port = url::Url::parse(&env.emu.url()).unwrap().port().unwrap();
+    let messages = [
+        order.ready_condition().unwrap().message.clone(),
+        conn.status
+            .unwrap()
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap()
+            .message,
+    ];
+    for message in messages {
+        assert!(
+            message.contains(&format!("127.0.0.1:{port}"))
+                && message.contains("--allowed-authority-hosts"),
+            "{message}"
+        );
+    }
+    assert_eq!(env.emu.token_requests(), 0, "the secret never left");
+    assert!(env.emu.requests().is_empty(), "nor did anything else");
+}
