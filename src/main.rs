@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use sales_order_operator::controller::{self, Options, Owners, Settings};
 use sales_order_operator::d365::{
-    DEFAULT_AUTHORITY_HOSTS, DEFAULT_INSECURE_HOSTS, Destinations, Writer,
+    DEFAULT_AUTHORITY_HOSTS, DEFAULT_INSECURE_HOSTS, Destinations, HostPattern, Writer,
 };
 use sales_order_operator::metrics::Metrics;
 use sales_order_operator::reconcile::{Backoff, BackoffPolicy};
@@ -98,9 +98,10 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let destinations =
-        Destinations::parse(&args.allowed_authority_hosts, &args.allow_insecure_hosts)
-            .context("--allowed-authority-hosts or --allow-insecure-hosts")?;
+    let destinations = Destinations::new(
+        HostPattern::list(&args.allowed_authority_hosts).context("--allowed-authority-hosts")?,
+        HostPattern::list(&args.allow_insecure_hosts).context("--allow-insecure-hosts")?,
+    );
     // kube_runtime::controller at info keeps its "reconciling object" span,
     // which names the object in every reconcile log line.
     telemetry::init(

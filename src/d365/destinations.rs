@@ -23,6 +23,8 @@ pub const DEFAULT_INSECURE_HOSTS: &str = "127.0.0.1,::1,localhost";
 /// An entry of a host list that is not a host (or `host:port`).
 #[derive(Debug, thiserror::Error)]
 pub enum HostListError {
+    #[error("{entry:?} is a URL; list its host only (e.g. login.microsoftonline.com)")]
+    Url { entry: String },
     #[error("{entry:?} is not a host name or IP address")]
     Host {
         entry: String,
@@ -60,6 +62,11 @@ impl FromStr for HostPattern {
     /// `name`, `name:port`, `1.2.3.4[:port]`, `::1`, `[::1][:port]`.
     fn from_str(entry: &str) -> Result<Self, Self::Err> {
         let entry = entry.trim();
+        if entry.contains("://") {
+            return Err(HostListError::Url {
+                entry: entry.to_owned(),
+            });
+        }
         let (host, port) = match entry.strip_prefix('[').and_then(|r| r.split_once(']')) {
             // Anything but `:port` after the bracket fails as a port.
             Some((v6, "")) => (format!("[{v6}]"), None),
@@ -88,6 +95,17 @@ impl FromStr for HostPattern {
     }
 }
 
+impl HostPattern {
+    /// A comma-separated list; empty entries are skipped.
+    pub fn list(hosts: &str) -> Result<Vec<Self>, HostListError> {
+        hosts
+            .split(',')
+            .filter(|e| !e.trim().is_empty())
+            .map(Self::from_str)
+            .collect()
+    }
+}
+
 impl fmt::Display for HostPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.port {
@@ -113,19 +131,20 @@ impl Default for Destinations {
 }
 
 impl Destinations {
-    /// From comma-separated lists (empty entries skipped; an empty list
-    /// allows nothing).
+    /// An empty list allows nothing.
+    pub fn new(authority_hosts: Vec<HostPattern>, insecure_hosts: Vec<HostPattern>) -> Self {
+        Self {
+            authority_hosts,
+            insecure_hosts,
+        }
+    }
+
+    /// From comma-separated lists (see [`HostPattern::list`]).
     pub fn parse(authority_hosts: &str, insecure_hosts: &str) -> Result<Self, HostListError> {
-        let list = |s: &str| {
-            s.split(',')
-                .filter(|e| !e.trim().is_empty())
-                .map(HostPattern::from_str)
-                .collect::<Result<Vec<_>, _>>()
-        };
-        Ok(Self {
-            authority_hosts: list(authority_hosts)?,
-            insecure_hosts: list(insecure_hosts)?,
-        })
+        Ok(Self::new(
+            HostPattern::list(authority_hosts)?,
+            HostPattern::list(insecure_hosts)?,
+        ))
     }
 
     /// Refuses an authority off the list, and plain HTTP to a host not

@@ -147,6 +147,10 @@ fn entries_that_are_not_hosts_are_refused() {
         assert!(Destinations::parse(entry, "").is_err(), "{entry}");
         assert!(Destinations::parse("", entry).is_err(), "{entry}");
     }
+    assert!(matches!(
+        HostPattern::list("a.example, https://b.example"),
+        Err(HostListError::Url { .. })
+    ));
     assert_eq!(
         Destinations::default(),
         Destinations::parse(DEFAULT_AUTHORITY_HOSTS, DEFAULT_INSECURE_HOSTS).unwrap()

@@ -154,3 +154,26 @@ async fn an_authority_off_the_allowlist_gets_no_secret() {
     assert_eq!(env.emu.token_requests(), 0, "the secret never left");
     assert!(env.emu.requests().is_empty(), "nor did anything else");
 }
+
+/// A list entry that is not a host stops the operator at start, before it
+/// talks to anything, naming the entry.
+#[test]
+fn a_malformed_host_list_refuses_to_start() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sales-order-operator"))
+        .args([
+            "run",
+            "--allow-insecure-hosts",
+            "localhost,http://d365.internal",
+        ])
+        .env("KUBECONFIG", "/nonexistent")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--allow-insecure-hosts")
+            && stderr.contains("\"http://d365.internal\" is a URL; list its host only"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Kubernetes API"), "{stderr}");
+}
