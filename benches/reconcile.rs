@@ -14,7 +14,10 @@ use d365_emulator::{
 use futures::StreamExt;
 use sales_order_operator::api::{ConnectionRef, Policy, SalesOrderStatusSpec, SalesStatus};
 use sales_order_operator::controller::sync::{Attempt, OrderRules, sync_order};
-use sales_order_operator::d365::{BatchSettings, ConnectionSettings, D365Client, NoopObserver};
+use sales_order_operator::d365::{
+    BatchSettings, ConnectionSettings, D365Client, DEFAULT_INSECURE_HOSTS, Destinations,
+    NoopObserver,
+};
 
 const ORDERS: usize = 5_000;
 const CONCURRENCY: usize = 64;
@@ -76,6 +79,7 @@ fn main() {
         let emu = Emulator::start(config).await.unwrap();
         let url = url::Url::parse(&emu.url()).unwrap();
         let mut settings = ConnectionSettings::new(url.clone(), url, DEFAULT_TENANT, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET.to_owned().into());
+        settings.destinations = Destinations::parse("127.0.0.1", DEFAULT_INSECURE_HOSTS).unwrap();
         settings.max_requests_per_second = 100_000;
         settings.max_concurrent_requests = CONCURRENCY as u32;
         let client = D365Client::new(settings.clone(), Arc::new(NoopObserver)).unwrap();

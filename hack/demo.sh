@@ -46,7 +46,10 @@ wait_for_line "$work/emulator.log" "listening on" 30
 "$kubectl" wait --for=condition=Established crd/salesorderstatuses.d365.salesops.io crd/d365connections.d365.salesops.io --timeout=30s >/dev/null
 "$kubectl" apply -f config/samples/00-namespace.yaml -f config/samples/10-connection.yaml >/dev/null
 
-target/debug/sales-order-operator run --http-addr "127.0.0.1:$operator_port" --log-format text >"$work/operator.log" 2>&1 & pids+=($!)
+# The emulator is the demo's Entra too: allow it as an authority host (on
+# loopback, which is this machine here; in a pod it would be the pod).
+target/debug/sales-order-operator run --http-addr "127.0.0.1:$operator_port" --log-format text \
+  --allowed-authority-hosts 127.0.0.1 >"$work/operator.log" 2>&1 & pids+=($!)
 "$kubectl" apply -f config/samples/20-orders.yaml >/dev/null
 
 total=$(grep -c '^kind: SalesOrderStatus' config/samples/20-orders.yaml)

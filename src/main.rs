@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use sales_order_operator::controller::{self, Options, Owners, Settings};
-use sales_order_operator::d365::Writer;
+use sales_order_operator::d365::{
+    DEFAULT_AUTHORITY_HOSTS, DEFAULT_INSECURE_HOSTS, Destinations, HostPattern, Writer,
+};
 use sales_order_operator::metrics::Metrics;
 use sales_order_operator::reconcile::{Backoff, BackoffPolicy};
 use sales_order_operator::telemetry::{self, LogFormat};
@@ -59,6 +61,15 @@ struct RunArgs {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
     http_addr: SocketAddr,
+    /// Hosts the client secret may be sent to (token requests),
+    /// comma-separated, matched exactly; `host:port` allows one port only.
+    /// Default: Entra's login hosts (docs/operations.md).
+    #[arg(long, env = "ALLOWED_AUTHORITY_HOSTS", default_value = DEFAULT_AUTHORITY_HOSTS)]
+    allowed_authority_hosts: String,
+    /// Hosts that connection URLs may reach over plain http,
+    /// comma-separated; every other host needs https.
+    #[arg(long, env = "ALLOW_INSECURE_HOSTS", default_value = DEFAULT_INSECURE_HOSTS)]
+    allow_insecure_hosts: String,
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "auto")]
     log_format: LogFormat,
     #[command(flatten)]
@@ -87,6 +98,10 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let destinations = Destinations::new(
+        HostPattern::list(&args.allowed_authority_hosts).context("--allowed-authority-hosts")?,
+        HostPattern::list(&args.allow_insecure_hosts).context("--allow-insecure-hosts")?,
+    );
     // kube_runtime::controller at info keeps its "reconciling object" span,
     // which names the object in every reconcile log line.
     telemetry::init(
@@ -109,7 +124,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         ready.clone(),
     ));
 
-    let mut options = options(&args, namespaces.len());
+    let mut options = options(&args, namespaces.len(), destinations);
     let shutdown = shutdown_signal();
     let lease =
         sales_order_operator::leader::acquire(&client, &args.leader, metrics.clone(), &ready[..])
@@ -168,7 +183,7 @@ fn watched_namespaces(flag: &str) -> Vec<Option<String>> {
 
 /// The controllers' options from the flags; the namespace and the writer
 /// (known once the Lease is held) are filled in later.
-fn options(args: &RunArgs, controllers: usize) -> Options {
+fn options(args: &RunArgs, controllers: usize, destinations: Destinations) -> Options {
     Options {
         namespace: None,
         label_selector: Some(args.selector.clone()).filter(|s| !s.is_empty()),
@@ -188,6 +203,7 @@ fn options(args: &RunArgs, controllers: usize) -> Options {
             },
         },
         writer: Writer::default(),
+        destinations,
     }
 }
 

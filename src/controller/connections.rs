@@ -17,7 +17,9 @@ use super::admission::Admission;
 use super::sync::OrderRules;
 use super::sync::Resolved;
 use crate::api::{CREDENTIALS_LABEL, CREDENTIALS_SELECTOR, D365Connection, Reason};
-use crate::d365::{BatchSettings, ConnectionSettings, D365Client, RequestObserver, Writer};
+use crate::d365::{
+    BatchSettings, ConnectionSettings, D365Client, Destinations, RequestObserver, Writer,
+};
 use crate::locks::lock;
 
 /// Why an order's connection could not be resolved; each is a condition.
@@ -131,6 +133,8 @@ pub struct Connections {
     observer: Arc<dyn RequestObserver>,
     /// Named in every client's User-Agent; its fence gates every write.
     writer: Writer,
+    /// Where clients may send the secret and tokens.
+    destinations: Destinations,
     cache: Mutex<HashMap<(String, String), (Fingerprint, Resolved)>>,
     /// Serialises cache misses, so a burst of orders on a cold connection
     /// builds one client (one token cache, one limiter), not one each.
@@ -150,6 +154,7 @@ impl Connections {
             source,
             observer,
             writer: Writer::default(),
+            destinations: Destinations::default(),
             cache: Mutex::new(HashMap::new()),
             build: tokio::sync::Mutex::new(()),
         }
@@ -159,6 +164,15 @@ impl Connections {
     /// never fenced).
     pub fn with_writer(self, writer: Writer) -> Self {
         Self { writer, ..self }
+    }
+
+    /// Clients built from now on follow `destinations` (the default:
+    /// Entra's hosts, plain HTTP only on loopback).
+    pub fn with_destinations(self, destinations: Destinations) -> Self {
+        Self {
+            destinations,
+            ..self
+        }
     }
 
     /// The connection `name` in `namespace`, from the cache.
@@ -286,6 +300,7 @@ impl Connections {
             window: Duration::from_millis(b.window_milliseconds.into()),
         });
         settings.writer = self.writer.clone();
+        settings.destinations = self.destinations.clone();
         let client = D365Client::new(settings, self.observer.clone()).map_err(|e| e.to_string())?;
         let rules = OrderRules {
             status_field: spec.fields.sales_status.clone(),

@@ -290,3 +290,37 @@ async fn a_secret_read_without_the_label_is_refused() {
     f.secret_seen("9");
     f.resolve().await.expect("labelled: resolves");
 }
+
+#[tokio::test]
+async fn an_authority_off_the_allowlist_is_a_stalled_connection() {
+    let mut f = Fixture::new();
+    f.secrets.put("creds", &[("client-secret", "s3cret")]);
+    f.secret_seen("1");
+    let conn: D365Connection = serde_json::from_value(json!({
+        "apiVersion": "d365.salesops.io/v1alpha1",
+        "kind": "D365Connection",
+        "metadata": {"name": "usmf", "namespace": "orders", "uid": "u1", "generation": 2},
+        "spec": {
+            "url": "https://contoso.example",
+            "auth": {
+                "tenantId": "t",
+                "clientId": "c",
+                "clientSecretRef": {"name": "creds", "key": "client-secret"},
+                "authorityUrl": "https://login.evil.example",
+            },
+        },
+    }))
+    .expect("a valid D365Connection");
+    f.connection_writer.apply_watcher_event(&Event::Apply(conn));
+    let Err(err) = f.resolve().await else {
+        panic!("an authority off the allowlist resolved")
+    };
+    assert_eq!(err.reason(), Reason::ConnectionNotReady);
+    let text = err.to_string();
+    assert!(
+        text.contains("login.evil.example:443") && text.contains("--allowed-authority-hosts"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret"), "{text}");
+    assert_eq!(f.connections.cached_clients(), 0);
+}

@@ -54,6 +54,8 @@ pub struct Options {
     pub owners: Arc<Owners>,
     /// This replica to D365: its User-Agent and its write fence.
     pub writer: crate::d365::Writer,
+    /// Where connections may send the client secret and tokens.
+    pub destinations: crate::d365::Destinations,
 }
 
 /// Runs the controller until `shutdown` resolves; `ready` turns true once
@@ -151,7 +153,8 @@ fn context(
         Arc::new(client.clone()),
         metrics.clone(),
     )
-    .with_writer(options.writer.clone());
+    .with_writer(options.writer.clone())
+    .with_destinations(options.destinations.clone());
     let mut ctx = Context::new(
         client.clone(),
         options.settings.clone(),

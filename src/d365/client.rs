@@ -209,8 +209,9 @@ mod tests {
     async fn transport_failure_keeps_its_source() {
         // Nothing listens on port 1: the token request cannot connect.
         let url = Url::parse("http://127.0.0.1:1/").unwrap();
-        let settings =
+        let mut settings =
             ConnectionSettings::new(url.clone(), url, "t", "c", SecretString::from("s3cret"));
+        settings.destinations = crate::d365::Destinations::parse("127.0.0.1", "127.0.0.1").unwrap();
         let client = D365Client::new(settings, Arc::new(NoopObserver)).unwrap();
         let err = client.authenticate().await.unwrap_err();
         assert!(

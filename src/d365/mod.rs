@@ -14,6 +14,7 @@ mod auth;
 mod batch;
 mod client;
 mod coalesce;
+mod destinations;
 mod entity;
 mod error;
 mod etag;
@@ -26,6 +27,9 @@ mod sender;
 mod settings;
 
 pub use client::D365Client;
+pub use destinations::{
+    DEFAULT_AUTHORITY_HOSTS, DEFAULT_INSECURE_HOSTS, Destinations, HostListError, HostPattern,
+};
 pub use entity::{Entity, PatchOutcome};
 pub use error::{
     D365Error, DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER, ODataErrorDetails, ResponseContext,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
-use super::{D365Error, Fence};
+use super::{D365Error, Destinations, Fence};
 
 /// Settings of one D365 environment. `Debug` is safe: the secret prints as
 /// `[REDACTED]`.
@@ -34,6 +34,8 @@ pub struct ConnectionSettings {
     pub batch: Option<BatchSettings>,
     /// Who writes, and whether it still may.
     pub writer: Writer,
+    /// Where the secret and tokens may be sent; checked by [`Self::validate`].
+    pub destinations: Destinations,
 }
 
 /// The process behind the requests: named in every request's `User-Agent`
@@ -106,6 +108,7 @@ impl ConnectionSettings {
             request_timeout: Duration::from_secs(30),
             batch: None,
             writer: Writer::default(),
+            destinations: Destinations::default(),
         }
     }
 
@@ -164,6 +167,8 @@ impl ConnectionSettings {
                 )));
             }
         }
+        self.destinations
+            .check(&self.environment_url, &self.authority_url)?;
         if !is_identifier(&self.entity_set) {
             return Err(D365Error::config(format!(
                 "entity set must be an OData identifier, got {:?}",

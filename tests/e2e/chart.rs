@@ -52,6 +52,9 @@ fn contradictory_values_are_refused() {
         // Leader election is always on: turning it off is refused, not ignored.
         "leaderElection.enabled=false",
         "leaderElection.fenceMargin=3 seconds",
+        // Hosts, not URLs; lists, not strings.
+        "allowedAuthorityHosts={https://login.microsoftonline.com}",
+        "allowInsecureHosts=localhost",
     ] {
         assert!(!lint(&["--set", bad]).status.success(), "{bad} accepted");
     }
@@ -446,4 +449,23 @@ fn notes_tell_how_to_create_the_secret_and_connection() {
             assert!(stdout.contains("every Secret in the cluster"), "{stdout}");
         }
     }
+}
+
+/// The chart's default destination lists are the binary's own defaults.
+#[test]
+fn destination_lists_default_to_the_binarys() {
+    use sales_order_operator::d365::{DEFAULT_AUTHORITY_HOSTS, DEFAULT_INSECURE_HOSTS};
+    let docs = render("so", "ops", &[]);
+    let var = |name| env_var(&docs, name).unwrap();
+    assert_eq!(var("ALLOWED_AUTHORITY_HOSTS"), DEFAULT_AUTHORITY_HOSTS);
+    assert_eq!(var("ALLOW_INSECURE_HOSTS"), DEFAULT_INSECURE_HOSTS);
+    let docs = render(
+        "so",
+        "ops",
+        &["--set", "allowedAuthorityHosts={a.example,b.example:8443}"],
+    );
+    assert_eq!(
+        env_var(&docs, "ALLOWED_AUTHORITY_HOSTS").unwrap(),
+        "a.example,b.example:8443"
+    );
 }

@@ -178,3 +178,58 @@ async fn a_connection_recreated_under_its_name_is_checked_again() {
     let checked = wait_connection(&env, "Authenticated").await;
     assert_eq!(checked.metadata.uid, again.metadata.uid);
 }
+
+/// An operator whose authority allowlist excludes the emulator (on
+/// loopback) sends it no token request: the connection and its order are
+/// Stalled with a message naming the host and the flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authority_off_the_allowlist_gets_no_secret() {
+    let env = env("authority-allowlist", 1, Faults::default()).await;
+    let _op = env.operator(&["--allowed-authority-hosts", "login.microsoftonline.com"]);
+    crate::support::create_orders(&env.client, &env.ns, [SalesOrderStatus::test(1)]).await;
+    let order = wait_reason(&env, "so-2025-0001", "ConnectionNotReady").await;
+    let conn = wait_connection(&env, "ConnectionNotReady").await;
+    let port = url::Url::parse(&env.emu.url()).unwrap().port().unwrap();
+    let messages = [
+        order.ready_condition().unwrap().message.clone(),
+        conn.status
+            .unwrap()
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap()
+            .message,
+    ];
+    for message in messages {
+        assert!(
+            message.contains(&format!("127.0.0.1:{port}"))
+                && message.contains("--allowed-authority-hosts"),
+            "{message}"
+        );
+    }
+    assert_eq!(env.emu.token_requests(), 0, "the secret never left");
+    assert!(env.emu.requests().is_empty(), "nor did anything else");
+}
+
+/// A list entry that is not a host stops the operator at start, before it
+/// talks to anything, naming the entry.
+#[test]
+fn a_malformed_host_list_refuses_to_start() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sales-order-operator"))
+        .args([
+            "run",
+            "--allow-insecure-hosts",
+            "localhost,http://d365.internal",
+        ])
+        .env("KUBECONFIG", "/nonexistent")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--allow-insecure-hosts")
+            && stderr.contains("\"http://d365.internal\" is a URL; list its host only"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Kubernetes API"), "{stderr}");
+}

@@ -26,7 +26,8 @@ impl Install {
         cp.apply_crds(&Path::new(crate::helm::ROOT).join("crds"))
             .await;
         let release_ns = cp.namespace(prefix).await;
-        let mut args: Vec<&str> = Vec::new();
+        // The emulator, on loopback, is the tests' Entra.
+        let mut args: Vec<&str> = vec!["--set", "allowedAuthorityHosts={127.0.0.1}"];
         for v in values {
             args.extend(["--set", v]);
         }

@@ -9,7 +9,8 @@ use d365_emulator::{
     WriteSource, generate_orders,
 };
 use sales_order_operator::d365::{
-    ConnectionSettings, D365Client, OrderKey, RequestEvent, RequestObserver,
+    ConnectionSettings, D365Client, DEFAULT_INSECURE_HOSTS, Destinations, OrderKey, RequestEvent,
+    RequestObserver,
 };
 use secrecy::SecretString;
 use serde_json::{Map, Value};
@@ -41,6 +42,8 @@ pub fn settings(emu: &Emulator) -> ConnectionSettings {
         DEFAULT_CLIENT_ID,
         SecretString::from(DEFAULT_CLIENT_SECRET),
     );
+    // The emulator is its own authority, on loopback.
+    s.destinations = Destinations::parse("127.0.0.1", DEFAULT_INSECURE_HOSTS).unwrap();
     s.max_requests_per_second = 200;
     s.max_concurrent_requests = 16;
     s.request_timeout = Duration::from_secs(5);

@@ -11,7 +11,10 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
-use sales_order_operator::d365::{BatchSettings, ConnectionSettings, D365Client, NoopObserver};
+use sales_order_operator::d365::{
+    BatchSettings, ConnectionSettings, D365Client, DEFAULT_INSECURE_HOSTS, Destinations,
+    NoopObserver,
+};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -88,6 +91,7 @@ impl Stub {
             "client",
             SecretString::from("stub-secret"),
         );
+        s.destinations = Destinations::parse("127.0.0.1", DEFAULT_INSECURE_HOSTS).unwrap();
         s.batch = batch;
         D365Client::new(s, Arc::new(NoopObserver)).unwrap()
     }
