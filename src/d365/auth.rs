@@ -355,6 +355,7 @@ mod tests {
             reqwest::Client::new(),
             std::sync::Arc::new(super::super::NoopObserver),
             Duration::from_secs(1),
+            1 << 20,
         );
         TokenCache::new(
             transport,

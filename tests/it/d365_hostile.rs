@@ -1,0 +1,98 @@
+//! Answers meant to hurt the operator: bodies too large to buffer, absurd
+//! token lifetimes, errors that echo the credentials. Each is refused or
+//! defused, never a panic or a leak.
+
+use crate::common::key;
+use crate::stub::{HUGE, Mode, Stub};
+use sales_order_operator::d365::{D365Error, DEFAULT_MAX_ANSWER_BYTES, MAX_SMALL_ANSWER_BYTES};
+
+const MIB: u64 = 1 << 20;
+
+/// Set in the child process that measures memory on its own.
+const MEASURE: &str = "D365_HOSTILE_MEASURE_RSS";
+
+/// The process's peak resident set (`VmHWM`), in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+fn assert_too_large(err: &D365Error, limit: usize) {
+    assert!(
+        matches!(err, D365Error::Unavailable { .. }) && err.is_transient(),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("answer too large (more than {limit} bytes)")),
+        "{text}"
+    );
+}
+
+/// A 1 GiB answer without `Content-Length` is cut at the 16 MiB default.
+/// Measured in a child process running only this test, so the peak RSS is
+/// this test's alone (other tests share the parent).
+#[tokio::test]
+async fn endless_answer_is_refused_with_bounded_memory() {
+    if std::env::var_os(MEASURE).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "d365_hostile::endless_answer_is_refused_with_bounded_memory",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(MEASURE, "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        println!("{text}");
+        assert!(out.status.success(), "child failed:\n{text}");
+        assert!(
+            text.contains("peak RSS"),
+            "the child measured nothing:\n{text}"
+        );
+        return;
+    }
+    let stub = Stub::start(Mode::Huge { declared: false }).await;
+    let client = stub.client(None);
+    client.authenticate().await.unwrap();
+    let before = peak_rss();
+    let err = client.get_order(&key(1), &[]).await.unwrap_err();
+    let after = peak_rss();
+    println!(
+        "peak RSS before {} KiB, after {} KiB; stub produced {} of {} MiB",
+        before / 1024,
+        after / 1024,
+        stub.served() / MIB,
+        HUGE / MIB
+    );
+    assert_too_large(&err, DEFAULT_MAX_ANSWER_BYTES);
+    assert!(
+        after - before < 64 * MIB,
+        "grew {} MiB",
+        (after - before) / MIB
+    );
+    assert!(stub.served() < 256 * MIB, "read on: {}", stub.served());
+}
+
+#[tokio::test]
+async fn declared_length_over_the_limit_is_refused_unread() {
+    let stub = Stub::start(Mode::Huge { declared: true }).await;
+    let err = stub.client(None).get_order(&key(1), &[]).await.unwrap_err();
+    assert_too_large(&err, DEFAULT_MAX_ANSWER_BYTES);
+    // Only what the socket buffers took before the client hung up.
+    assert!(stub.served() < 64 * MIB, "read on: {}", stub.served());
+}
+
+#[tokio::test]
+async fn huge_token_answer_is_refused() {
+    let stub = Stub::start(Mode::HugeToken).await;
+    let err = stub.client(None).authenticate().await.unwrap_err();
+    assert_too_large(&err, MAX_SMALL_ANSWER_BYTES);
+    assert!(err.to_string().contains("token endpoint"), "{err}");
+    assert!(!err.to_string().contains("stub-secret"), "{err}");
+}
