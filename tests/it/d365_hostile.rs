@@ -96,3 +96,21 @@ async fn huge_token_answer_is_refused() {
     assert!(err.to_string().contains("token endpoint"), "{err}");
     assert!(!err.to_string().contains("stub-secret"), "{err}");
 }
+
+/// `Instant + u64::MAX seconds` used to panic the whole process.
+#[tokio::test]
+async fn expires_in_u64_max_is_an_error_not_a_panic() {
+    let stub = Stub::start(Mode::ExpiresIn("18446744073709551615")).await;
+    let err = stub.client(None).authenticate().await.unwrap_err();
+    assert!(matches!(err, D365Error::InvalidResponse { .. }), "{err:?}");
+    assert!(err.to_string().contains("expires_in"), "{err}");
+}
+
+#[tokio::test]
+async fn long_token_lifetime_is_clamped_and_used() {
+    let stub = Stub::start(Mode::ExpiresIn("\"172800\"")).await;
+    let client = stub.client(None);
+    client.get_order(&key(1), &[]).await.unwrap();
+    client.get_order(&key(1), &[]).await.unwrap();
+    assert_eq!(stub.token_requests(), 1, "the clamped token is cached");
+}

@@ -33,6 +33,8 @@ pub enum Mode {
     Huge { declared: bool },
     /// The token endpoint answers a 200 with a [`HUGE`] body.
     HugeToken,
+    /// The token answer's `expires_in` is this JSON value.
+    ExpiresIn(&'static str),
 }
 
 /// The length of a [`Mode::Huge`] answer: 1 GiB, generated chunk by chunk.
@@ -158,6 +160,7 @@ async fn token(State(shared): State<Arc<Shared>>) -> Response {
     let expires_in = match shared.mode {
         Mode::Redirect => return redirect(),
         Mode::HugeToken => return huge_body(shared.served.clone(), false),
+        Mode::ExpiresIn(raw) => serde_json::from_str(raw).unwrap(),
         _ => json!("3599"),
     };
     axum::Json(json!({
@@ -187,7 +190,7 @@ async fn data(State(shared): State<Arc<Shared>>, request: Request) -> Response {
             .into_response(),
         Mode::Redirect => redirect(),
         Mode::Huge { declared } => huge_body(shared.served.clone(), declared),
-        Mode::HugeToken => {
+        Mode::HugeToken | Mode::ExpiresIn(_) => {
             axum::Json(json!({"SalesOrderStatus": "Backorder", "@odata.etag": "W/\"1\""}))
                 .into_response()
         }
