@@ -23,6 +23,7 @@ use url::Url;
 
 use super::error::parse_retry_after;
 use super::http::{Label, Reply, Transport};
+use super::redact::{REDACTED, redact};
 use super::{D365Error, DEFAULT_RETRY_AFTER, RequestKind};
 use crate::text::truncate;
 
@@ -317,6 +318,18 @@ impl TokenCache {
         })
     }
 
+    /// Scrubs `token` (the one a request carried) and the client secret
+    /// from an answer's body before anything quotes it.
+    pub(crate) fn redact_body(&self, body: &mut Vec<u8>, token: &AccessToken) {
+        redact(
+            body,
+            &[
+                token.secret.expose_secret(),
+                self.client_secret.expose_secret(),
+            ],
+        );
+    }
+
     /// Belt and braces: whatever a misbehaving endpoint echoes, the secret
     /// never leaves in a message.
     fn redact(&self, message: String) -> String {
@@ -324,7 +337,7 @@ impl TokenCache {
         if secret.is_empty() {
             message
         } else {
-            message.replace(secret, "[REDACTED]")
+            message.replace(secret, REDACTED)
         }
     }
 }

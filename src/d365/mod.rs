@@ -22,6 +22,7 @@ mod http;
 mod key;
 mod limiter;
 mod observe;
+mod redact;
 mod sender;
 mod settings;
 

@@ -114,3 +114,19 @@ async fn long_token_lifetime_is_clamped_and_used() {
     client.get_order(&key(1), &[]).await.unwrap();
     assert_eq!(stub.token_requests(), 1, "the clamped token is cached");
 }
+
+/// A 403 quoting the request's bearer token and the client secret: the
+/// error (which becomes status, an Event and a log line) quotes neither.
+#[tokio::test]
+async fn echoed_credentials_are_redacted() {
+    let stub = Stub::start(Mode::EchoCredentials403).await;
+    let err = stub.client(None).get_order(&key(1), &[]).await.unwrap_err();
+    assert!(matches!(err, D365Error::Forbidden { .. }), "{err:?}");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("stub-token"), "{text}");
+    assert!(!text.contains("stub-secret"), "{text}");
+    assert!(
+        text.contains("Access denied for Bearer [REDACTED] (client_secret=[REDACTED])"),
+        "{text}"
+    );
+}

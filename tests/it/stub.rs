@@ -35,6 +35,9 @@ pub enum Mode {
     HugeToken,
     /// The token answer's `expires_in` is this JSON value.
     ExpiresIn(&'static str),
+    /// `/data` answers 403 quoting the request's `Authorization` header
+    /// and the client secret, as a careless gateway might.
+    EchoCredentials403,
 }
 
 /// The length of a [`Mode::Huge`] answer: 1 GiB, generated chunk by chunk.
@@ -192,6 +195,20 @@ async fn data(State(shared): State<Arc<Shared>>, request: Request) -> Response {
         Mode::Huge { declared } => huge_body(shared.served.clone(), declared),
         Mode::HugeToken | Mode::ExpiresIn(_) => {
             axum::Json(json!({"SalesOrderStatus": "Backorder", "@odata.etag": "W/\"1\""}))
+                .into_response()
+        }
+        Mode::EchoCredentials403 => {
+            let authorization = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let text = format!("Access denied for {authorization} (client_secret=stub-secret)");
+            (
+                StatusCode::FORBIDDEN,
+                axum::Json(json!({"error": {"code": "", "message": text}})),
+            )
                 .into_response()
         }
         Mode::Batch(parts) => batch_answer(parts),
