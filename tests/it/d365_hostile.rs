@@ -4,7 +4,12 @@
 
 use crate::common::key;
 use crate::stub::{HUGE, Mode, Stub};
-use sales_order_operator::d365::{D365Error, DEFAULT_MAX_ANSWER_BYTES, MAX_SMALL_ANSWER_BYTES};
+use std::time::Duration;
+
+use sales_order_operator::d365::{
+    BatchSettings, D365Error, DEFAULT_MAX_ANSWER_BYTES, ETag, MAX_SMALL_ANSWER_BYTES,
+};
+use serde_json::Map;
 
 const MIB: u64 = 1 << 20;
 
@@ -115,12 +120,30 @@ async fn long_token_lifetime_is_clamped_and_used() {
     assert_eq!(stub.token_requests(), 1, "the clamped token is cached");
 }
 
-/// A 403 quoting the request's bearer token and the client secret: the
-/// error (which becomes status, an Event and a log line) quotes neither.
+/// A 403 quoting the request's bearer token and the client secret, alone
+/// or as a `$batch` part: the error (which becomes status, an Event and a
+/// log line) quotes neither.
 #[tokio::test]
 async fn echoed_credentials_are_redacted() {
     let stub = Stub::start(Mode::EchoCredentials403).await;
     let err = stub.client(None).get_order(&key(1), &[]).await.unwrap_err();
+    assert_redacted(&err);
+    let stub = Stub::start(Mode::EchoCredentialsBatch).await;
+    let batch = BatchSettings {
+        max_operations: 1,
+        window: Duration::ZERO,
+    };
+    let mut changes = Map::new();
+    changes.insert("SalesOrderStatus".into(), "Delivered".into());
+    let err = stub
+        .client(Some(batch))
+        .patch_order(&key(1), &ETag::parse("W/\"e\"").unwrap(), &changes)
+        .await
+        .unwrap_err();
+    assert_redacted(&err);
+}
+
+fn assert_redacted(err: &D365Error) {
     assert!(matches!(err, D365Error::Forbidden { .. }), "{err:?}");
     let text = format!("{err} {err:?}");
     assert!(!text.contains("stub-token"), "{text}");

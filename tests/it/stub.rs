@@ -38,6 +38,8 @@ pub enum Mode {
     /// `/data` answers 403 quoting the request's `Authorization` header
     /// and the client secret, as a careless gateway might.
     EchoCredentials403,
+    /// `$batch` answers one part (Content-ID 1) that is such a 403.
+    EchoCredentialsBatch,
 }
 
 /// The length of a [`Mode::Huge`] answer: 1 GiB, generated chunk by chunk.
@@ -174,6 +176,16 @@ async fn token(State(shared): State<Arc<Shared>>) -> Response {
     .into_response()
 }
 
+/// A 403 error body quoting the `Authorization` header and the secret.
+fn echo_credentials(headers: &HeaderMap) -> serde_json::Value {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let text = format!("Access denied for {authorization} (client_secret=stub-secret)");
+    json!({"error": {"code": "", "message": text}})
+}
+
 async fn data(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     shared.seen.lock().unwrap().push(Seen {
         method: request.method().to_string(),
@@ -197,17 +209,19 @@ async fn data(State(shared): State<Arc<Shared>>, request: Request) -> Response {
             axum::Json(json!({"SalesOrderStatus": "Backorder", "@odata.etag": "W/\"1\""}))
                 .into_response()
         }
-        Mode::EchoCredentials403 => {
-            let authorization = request
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
-            let text = format!("Access denied for {authorization} (client_secret=stub-secret)");
+        Mode::EchoCredentials403 => (
+            StatusCode::FORBIDDEN,
+            axum::Json(echo_credentials(request.headers())),
+        )
+            .into_response(),
+        Mode::EchoCredentialsBatch => {
+            let part = echo_credentials(request.headers());
+            let body = format!(
+                "--b\r\nContent-Type: application/http\r\nContent-ID: 1\r\n\r\nHTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n\r\n{part}\r\n--b--\r\n"
+            );
             (
-                StatusCode::FORBIDDEN,
-                axum::Json(json!({"error": {"code": "", "message": text}})),
+                [(header::CONTENT_TYPE, "multipart/mixed; boundary=b")],
+                body,
             )
                 .into_response()
         }
