@@ -62,6 +62,19 @@ pub enum ResolveError {
         key: String,
         connection: String,
     },
+    /// The bytes are not UTF-8 (e.g. base64-encoded twice, or a binary
+    /// file): no client secret can be.
+    #[error(
+        "Secret {namespace}/{name} key {key} is not UTF-8 text (client secret of D365Connection {connection}): {source}"
+    )]
+    SecretNotUtf8 {
+        namespace: String,
+        name: String,
+        key: String,
+        connection: String,
+        #[source]
+        source: std::str::Utf8Error,
+    },
     /// The API server did not give the Secret: transient (unavailable,
     /// overloaded, timed out) unless it refused the operator (401/403).
     #[error("reading Secret {namespace}/{name}: {source}")]
@@ -87,7 +100,8 @@ impl ResolveError {
             Self::Kube { .. } => Reason::Unavailable,
             Self::SecretNotFound { .. }
             | Self::SecretNotLabelled { .. }
-            | Self::SecretKeyMissing { .. } => Reason::SecretNotFound,
+            | Self::SecretKeyMissing { .. }
+            | Self::SecretNotUtf8 { .. } => Reason::SecretNotFound,
         }
     }
 }
@@ -256,14 +270,21 @@ impl Connections {
                 connection: at.connection.clone(),
             });
         }
-        let value = secret_value(&secret, &secret_ref.key).ok_or_else(|| {
-            ResolveError::SecretKeyMissing {
+        let key = || secret_ref.key.clone();
+        let value = secret_value(&secret, &secret_ref.key)
+            .map_err(|source| ResolveError::SecretNotUtf8 {
                 namespace: at.namespace.into(),
                 name: at.secret.into(),
-                key: secret_ref.key.clone(),
+                key: key(),
                 connection: at.connection.clone(),
-            }
-        })?;
+                source,
+            })?
+            .ok_or_else(|| ResolveError::SecretKeyMissing {
+                namespace: at.namespace.into(),
+                name: at.secret.into(),
+                key: key(),
+                connection: at.connection.clone(),
+            })?;
         self.build(conn, value)
             .map_err(|message| ResolveError::InvalidConnection {
                 connection: at.connection.clone(),
@@ -359,13 +380,14 @@ fn labelled(secret: &Secret) -> bool {
 
 /// A Secret's value (trimmed: a trailing newline from `kubectl create
 /// secret --from-file` is never part of a client secret).
-fn secret_value(secret: &Secret, key: &str) -> Option<SecretString> {
+/// `Err` only for bytes that are not UTF-8 (the error holds no bytes).
+fn secret_value(secret: &Secret, key: &str) -> Result<Option<SecretString>, std::str::Utf8Error> {
     if let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(key)) {
-        let text = String::from_utf8(bytes.0.clone()).ok()?;
-        return Some(SecretString::from(text.trim().to_owned()));
+        let text = std::str::from_utf8(&bytes.0)?;
+        return Ok(Some(SecretString::from(text.trim().to_owned())));
     }
-    let text = secret.string_data.as_ref()?.get(key)?;
-    Some(SecretString::from(text.trim().to_owned()))
+    let text = secret.string_data.as_ref().and_then(|d| d.get(key));
+    Ok(text.map(|t| SecretString::from(t.trim().to_owned())))
 }
 
 #[cfg(test)]

@@ -324,3 +324,20 @@ async fn an_authority_off_the_allowlist_is_a_stalled_connection() {
     assert!(!text.contains("s3cret"), "{text}");
     assert_eq!(f.connections.cached_clients(), 0);
 }
+
+#[test]
+fn a_value_that_is_not_utf8_is_told_apart_from_a_missing_key() {
+    let secret = Secret {
+        data: Some(
+            [(
+                "client-secret".to_owned(),
+                ByteString(vec![0xff, 0xfe, b'a']),
+            )]
+            .into(),
+        ),
+        ..Secret::default()
+    };
+    let err = secret_value(&secret, "client-secret").expect_err("not UTF-8");
+    assert!(err.to_string().contains("invalid utf-8"), "{err}");
+    assert!(matches!(secret_value(&secret, "other"), Ok(None)));
+}

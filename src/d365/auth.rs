@@ -23,6 +23,7 @@ use url::Url;
 
 use super::error::parse_retry_after;
 use super::http::{Label, Reply, Transport};
+use super::redact::{REDACTED, redact};
 use super::{D365Error, DEFAULT_RETRY_AFTER, RequestKind};
 use crate::text::truncate;
 
@@ -32,6 +33,14 @@ const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(300);
 const REFRESH_RETRY: Duration = Duration::from_secs(30);
 /// Do not start a request with a token this close to expiry.
 const EXPIRY_SLACK: Duration = Duration::from_secs(10);
+/// Token lifetimes are clamped to this range: shorter would mean a token
+/// request per D365 request (a real short token ends in a 401 and one
+/// refresh), longer than Entra ever grants (its policies stop at a day).
+const MIN_LIFETIME: Duration = Duration::from_secs(60);
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// An `expires_in` above this (a year) is no lifetime but a bug or an
+/// attack, and is refused rather than clamped.
+const MAX_EXPIRES_IN_SECS: u64 = 366 * 24 * 3600;
 
 /// A bearer token and the cache generation it came from (so a 401 only
 /// invalidates the token that caused it).
@@ -293,9 +302,9 @@ impl TokenCache {
             serde_json::Value::String(s) => s.trim().parse().ok(),
             _ => None,
         }
-        .filter(|secs| *secs > 0)
-        .ok_or_else(|| invalid("missing or invalid expires_in"))?;
-        let lifetime = Duration::from_secs(expires_in);
+        .filter(|secs| (1..=MAX_EXPIRES_IN_SECS).contains(secs))
+        .ok_or_else(|| invalid("missing or implausible expires_in (1 s to 1 year)"))?;
+        let lifetime = Duration::from_secs(expires_in).clamp(MIN_LIFETIME, MAX_LIFETIME);
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         tracing::debug!(expires_in, generation, "access token obtained");
         Ok(Cached {
@@ -303,9 +312,22 @@ impl TokenCache {
                 secret: SecretString::from(parsed.access_token),
                 generation,
             },
+            // Cannot overflow: the lifetime is at most a day.
             refresh_at: requested_at + refresh_after(lifetime),
             expires_at: requested_at + lifetime,
         })
+    }
+
+    /// Scrubs `token` (the one a request carried) and the client secret
+    /// from an answer's body before anything quotes it.
+    pub(crate) fn redact_body(&self, body: &mut Vec<u8>, token: &AccessToken) {
+        redact(
+            body,
+            &[
+                token.secret.expose_secret(),
+                self.client_secret.expose_secret(),
+            ],
+        );
     }
 
     /// Belt and braces: whatever a misbehaving endpoint echoes, the secret
@@ -315,7 +337,7 @@ impl TokenCache {
         if secret.is_empty() {
             message
         } else {
-            message.replace(secret, "[REDACTED]")
+            message.replace(secret, REDACTED)
         }
     }
 }
@@ -328,72 +350,5 @@ pub(crate) fn refresh_after(lifetime: Duration) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refresh_schedule() {
-        let table = [
-            (3600, 3_300_000),
-            (5400, 5_100_000),
-            (900, 720_000),
-            (60, 48_000),
-            (1, 800),
-        ];
-        for (lifetime, want_ms) in table {
-            assert_eq!(
-                refresh_after(Duration::from_secs(lifetime)),
-                Duration::from_millis(want_ms),
-                "{lifetime}"
-            );
-        }
-    }
-
-    /// A cache whose client secret is "the-secret"; never contacted.
-    fn test_cache(url: &str) -> TokenCache {
-        let transport = Transport::new(
-            reqwest::Client::new(),
-            std::sync::Arc::new(super::super::NoopObserver),
-            Duration::from_secs(1),
-        );
-        TokenCache::new(
-            transport,
-            Url::parse(url).unwrap(),
-            "client".into(),
-            SecretString::from("the-secret"),
-            "scope".into(),
-        )
-    }
-
-    #[test]
-    fn debug_never_shows_token_or_secret() {
-        let cache = test_cache("http://127.0.0.1:1/t/oauth2/v2.0/token");
-        *cache.write() = Some(Cached {
-            token: AccessToken {
-                secret: SecretString::from("the-token"),
-                generation: 1,
-            },
-            refresh_at: Instant::now() + Duration::from_secs(60),
-            expires_at: Instant::now() + Duration::from_secs(60),
-        });
-        let text = format!("{cache:?} {:?}", cache.fresh().unwrap());
-        assert!(
-            !text.contains("the-secret") && !text.contains("the-token"),
-            "{text}"
-        );
-        assert!(text.contains("has_token: true"), "{text}");
-        cache.invalidate(2);
-        assert!(cache.fresh().is_some(), "other generation kept");
-        cache.invalidate(1);
-        assert!(cache.fresh().is_none());
-    }
-
-    #[test]
-    fn redacts_echoed_secret() {
-        let cache = test_cache("http://127.0.0.1:1/t");
-        assert_eq!(
-            cache.redact("got client_secret=the-secret".into()),
-            "got client_secret=[REDACTED]"
-        );
-    }
-}
+#[path = "auth_tests.rs"]
+mod tests;

@@ -64,8 +64,13 @@ impl D365Client {
             .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
             .build()
             .map_err(|e| D365Error::config(format!("HTTP client: {e}")).caused_by(e))?;
-        let transport = Transport::new(http, observer, settings.request_timeout)
-            .fenced_by(settings.writer.fence.clone());
+        let transport = Transport::new(
+            http,
+            observer,
+            settings.request_timeout,
+            settings.max_answer_bytes,
+        )
+        .fenced_by(settings.writer.fence.clone());
         let tokens = TokenCache::new(
             transport.clone(),
             settings.token_endpoint()?,

@@ -84,9 +84,9 @@ pub enum D365Error {
     Unavailable {
         status: Option<u16>,
         message: String,
-        /// The transport failure, when no complete answer arrived.
+        /// The transport failure, or the answer refused as too large.
         #[source]
-        source: Option<Arc<reqwest::Error>>,
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
     /// A 2xx answer we cannot use: unparsable body, no ETag.
     #[error("invalid response: {message}")]

@@ -190,6 +190,18 @@ fn retry_after_forms() {
     assert_eq!(parse("1.5"), Some(Duration::from_millis(1500)));
     assert_eq!(parse("999999"), Some(MAX_RETRY_AFTER));
     assert_eq!(parse("-3"), None);
+    // Outside input at the edges of the number types: capped or refused,
+    // never a panic.
+    assert_eq!(parse("18446744073709551615"), Some(MAX_RETRY_AFTER));
+    assert_eq!(parse("18446744073709551616"), None);
+    assert_eq!(parse("1e300"), None);
+    assert_eq!(parse("inf"), None);
+    assert_eq!(parse("NaN"), None);
+    assert_eq!(
+        parse("Wed, 01 Jan 9000 00:00:00 GMT"),
+        Some(MAX_RETRY_AFTER)
+    );
+    assert_eq!(parse("Fri, 31 Dec 9999 23:59:59 GMT"), None);
     assert_eq!(parse("soon"), None);
     assert_eq!(parse("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
     let future = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(120);

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::entity::json_object;
+use super::settings::MAX_SMALL_ANSWER_BYTES;
 use super::{D365Error, ETag, Fence, Fenced, RequestEvent, RequestKind, RequestObserver};
 
 /// The HTTP client, the per-request timeout, the metrics hook and the write
@@ -25,6 +26,9 @@ pub(crate) struct Transport {
     observer: Arc<dyn RequestObserver>,
     timeout: Duration,
     fence: Fence,
+    /// Most bytes a 2xx answer from D365 may have (see [`MAX_SMALL_ANSWER_BYTES`]
+    /// for the others).
+    max_answer_bytes: usize,
 }
 
 /// What an exchange is about, for its event and its log line. `target` is
@@ -78,12 +82,37 @@ pub(crate) struct Failure {
     pub error: Cause,
 }
 
+/// An answer longer than its limit: refused, not buffered.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("answer too large (more than {limit} bytes)")]
+pub struct AnswerTooLarge {
+    pub limit: usize,
+}
+
 /// What stopped an exchange.
 #[derive(Debug)]
 pub(crate) enum Cause {
     Transport(reqwest::Error),
+    /// The answer was longer than the limit; the rest was never read.
+    TooLarge(AnswerTooLarge),
     /// Never sent: the fence refused a write.
     Fenced(Fenced),
+}
+
+impl Cause {
+    /// The failure, with the cause in words for messages and logs.
+    fn into_failure(self, status: Option<u16>, timeout: Duration) -> Failure {
+        let why = match &self {
+            Self::Transport(error) => describe(error, timeout),
+            Self::TooLarge(error) => error.to_string(),
+            Self::Fenced(refused) => refused.to_string(),
+        };
+        Failure {
+            status,
+            why,
+            error: self,
+        }
+    }
 }
 
 impl Failure {
@@ -93,6 +122,11 @@ impl Failure {
     pub(crate) fn into_error(self, describe: impl FnOnce(&str) -> String) -> D365Error {
         match self.error {
             Cause::Transport(error) => D365Error::Unavailable {
+                status: self.status,
+                message: describe(&self.why),
+                source: Some(Arc::new(error)),
+            },
+            Cause::TooLarge(error) => D365Error::Unavailable {
                 status: self.status,
                 message: describe(&self.why),
                 source: Some(Arc::new(error)),
@@ -107,12 +141,14 @@ impl Transport {
         http: reqwest::Client,
         observer: Arc<dyn RequestObserver>,
         timeout: Duration,
+        max_answer_bytes: usize,
     ) -> Self {
         Self {
             http,
             observer,
             timeout,
             fence: Fence::open(),
+            max_answer_bytes,
         }
     }
 
@@ -140,7 +176,7 @@ impl Transport {
     ) -> Result<Reply, Failure> {
         self.check_fence(label)?;
         let started = Instant::now();
-        let result = receive(request, self.timeout).await;
+        let result = receive(request, self.timeout, self.limit(label.kind)).await;
         let duration = started.elapsed();
         let status = match &result {
             Ok(reply) => Some(reply.status),
@@ -156,6 +192,21 @@ impl Transport {
         result
     }
 
+    /// The size limit of an answer by its status: a token answer, and any
+    /// error answer, is small whatever the data limit.
+    fn limit(&self, kind: RequestKind) -> impl Fn(u16) -> usize + use<> {
+        let data = self.max_answer_bytes;
+        let token = kind == RequestKind::Token;
+        move |status| {
+            let success = (200..300).contains(&status);
+            if success && !token {
+                data
+            } else {
+                MAX_SMALL_ANSWER_BYTES.min(data)
+            }
+        }
+    }
+
     /// A write the fence refuses fails here, never sent.
     fn check_fence(&self, label: &Label<'_>) -> Result<(), Failure> {
         if !label.is_write() {
@@ -163,29 +214,25 @@ impl Transport {
         }
         self.fence.check().map_err(|refused| {
             tracing::warn!(method = label.method, key = %label.target, error = %refused, "D365 write not sent");
-            Failure {
-                status: None,
-                why: refused.to_string(),
-                error: Cause::Fenced(refused),
-            }
+            Cause::Fenced(refused).into_failure(None, self.timeout)
         })
     }
 }
 
-async fn receive(request: RequestBuilder, timeout: Duration) -> Result<Reply, Failure> {
-    let failure = |status, error| Failure {
-        status,
-        why: describe(&error, timeout),
-        error: Cause::Transport(error),
-    };
-    let response = request.send().await.map_err(|e| failure(None, e))?;
+async fn receive(
+    request: RequestBuilder,
+    timeout: Duration,
+    limit: impl Fn(u16) -> usize,
+) -> Result<Reply, Failure> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| Cause::Transport(e).into_failure(None, timeout))?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body: Vec<u8> = response
-        .bytes()
+    let body = read_bounded(response, limit(status))
         .await
-        .map_err(|e| failure(Some(status), e))?
-        .into();
+        .map_err(|cause| cause.into_failure(Some(status), timeout))?;
     let mut reply = Reply {
         status,
         headers,
@@ -196,6 +243,26 @@ async fn receive(request: RequestBuilder, timeout: Duration) -> Result<Reply, Fa
         reply.json = json_object(&reply.body);
     }
     Ok(reply)
+}
+
+/// The body, chunk by chunk, refused as soon as it would pass `limit`
+/// (at once when `Content-Length` says so): a hostile or broken server
+/// cannot make the operator buffer more than `limit` bytes. Dropping the
+/// response closes the connection, so the rest is never read.
+async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, Cause> {
+    let too_large = || Cause::TooLarge(AnswerTooLarge { limit });
+    let declared = response.content_length();
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    while let Some(chunk) = response.chunk().await.map_err(Cause::Transport)? {
+        if chunk.len() > limit - body.len() {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// One line per exchange. ETags and order keys are logged; the request's

@@ -23,6 +23,7 @@ mod http;
 mod key;
 mod limiter;
 mod observe;
+mod redact;
 mod sender;
 mod settings;
 
@@ -36,6 +37,10 @@ pub use error::{
 };
 pub use etag::{ETag, ODATA_ETAG};
 pub use fence::{Fence, Fenced};
+pub use http::AnswerTooLarge;
 pub use key::OrderKey;
 pub use observe::{NoopObserver, RequestEvent, RequestKind, RequestObserver};
-pub use settings::{BatchSettings, ConnectionSettings, MAX_BATCH_OPERATIONS, Writer};
+pub use settings::{
+    BatchSettings, ConnectionSettings, DEFAULT_MAX_ANSWER_BYTES, MAX_BATCH_OPERATIONS,
+    MAX_SMALL_ANSWER_BYTES, Writer,
+};

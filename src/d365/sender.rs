@@ -122,8 +122,13 @@ impl Sender {
 
     /// The classification layer: a 2xx answer, or the error it means. A
     /// 429 pauses the connection for its `Retry-After`.
+    /// Error answers and `$batch` answers (whose parts may be errors) are
+    /// scrubbed of the request's token and the client secret first.
     pub(crate) async fn execute(&self, request: &ODataRequest<'_>) -> Result<Reply, D365Error> {
-        let reply = self.send_authorized(request).await?;
+        let (mut reply, token) = self.send_authorized(request).await?;
+        if !reply.is_success() || request.key.is_none() {
+            self.tokens.redact_body(&mut reply.body, &token);
+        }
         if reply.is_success() {
             return Ok(reply);
         }
@@ -151,15 +156,20 @@ impl Sender {
     /// The auth layer: sends with the current token; after a 401 forgets
     /// that token and resends once with a new one. Any complete answer
     /// (the second 401 too) goes up to classification.
-    async fn send_authorized(&self, request: &ODataRequest<'_>) -> Result<Reply, D365Error> {
+    /// Returns the answer with the token its request carried.
+    async fn send_authorized(
+        &self,
+        request: &ODataRequest<'_>,
+    ) -> Result<(Reply, AccessToken), D365Error> {
         let token = self.tokens.token().await?;
         let reply = self.send_once(request, &token, 1).await?;
         if reply.status != 401 {
-            return Ok(reply);
+            return Ok((reply, token));
         }
         self.tokens.invalidate(token.generation);
         let token = self.tokens.token().await?;
-        self.send_once(request, &token, 2).await
+        let reply = self.send_once(request, &token, 2).await?;
+        Ok((reply, token))
     }
 
     /// One attempt through the limiter; a transport failure is

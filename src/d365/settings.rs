@@ -32,11 +32,27 @@ pub struct ConnectionSettings {
     /// Coalesce concurrent PATCHes into OData `$batch` calls; `None` (the
     /// default) sends one PATCH per write.
     pub batch: Option<BatchSettings>,
+    /// Most bytes a successful data or `$batch` answer may have; longer
+    /// ones are refused unread (`Unavailable`, "answer too large").
+    /// Token and error answers are held to [`MAX_SMALL_ANSWER_BYTES`].
+    pub max_answer_bytes: usize,
     /// Who writes, and whether it still may.
     pub writer: Writer,
     /// Where the secret and tokens may be sent; checked by [`Self::validate`].
     pub destinations: Destinations,
 }
+
+/// Default of [`ConnectionSettings::max_answer_bytes`]: 16 MiB. The largest
+/// answer the operator asks for is a `$batch` of [`MAX_BATCH_OPERATIONS`]
+/// PATCH parts (each a status line and a few headers, well under 1 KiB:
+/// about 5 MB) or one order with `$select` (a few KiB); 16 MiB leaves room
+/// for both three times over and still bounds a hostile answer.
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 16 << 20;
+
+/// Limit of token and error answers: 256 KiB. An Entra token answer is a
+/// few KiB (a JWT with many claims stays under 16 KiB); a D365 error with
+/// its Infolog is a few KiB; only the first 1 KiB of either is quoted.
+pub const MAX_SMALL_ANSWER_BYTES: usize = 256 << 10;
 
 /// The process behind the requests: named in every request's `User-Agent`
 /// (so D365's logs and the emulator's journal tell replicas apart), and
@@ -107,6 +123,7 @@ impl ConnectionSettings {
             max_concurrent_requests: 8,
             request_timeout: Duration::from_secs(30),
             batch: None,
+            max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
             writer: Writer::default(),
             destinations: Destinations::default(),
         }
@@ -187,6 +204,12 @@ impl ConnectionSettings {
             return Err(D365Error::config(
                 "max requests per second and max concurrent requests must be at least 1",
             ));
+        }
+        if self.max_answer_bytes < 1024 {
+            return Err(D365Error::config(format!(
+                "max answer bytes must be at least 1024, got {}",
+                self.max_answer_bytes
+            )));
         }
         if self.request_timeout.is_zero() {
             return Err(D365Error::config("request timeout must be positive"));
@@ -286,7 +309,8 @@ mod tests {
     #[test]
     fn validation() {
         assert!(settings("https://x.example").validate().is_ok());
-        let bad: [fn(&mut ConnectionSettings); 9] = [
+        let bad: [fn(&mut ConnectionSettings); 10] = [
+            |s| s.max_answer_bytes = 1023,
             |s| s.environment_url = Url::parse("ftp://x.example").unwrap(),
             |s| s.environment_url = Url::parse("https://x.example/?a=1").unwrap(),
             |s| s.entity_set = "Sales Orders".into(),

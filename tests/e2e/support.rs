@@ -144,9 +144,9 @@ impl Operator {
             ])
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
-            // The emulator, on loopback, is the tests' Entra; a flag in
+            // The emulator, on loopback (by IP or name), is the tests' Entra; a flag in
             // `extra` still wins over this.
-            .env("ALLOWED_AUTHORITY_HOSTS", "127.0.0.1")
+            .env("ALLOWED_AUTHORITY_HOSTS", "127.0.0.1,localhost")
             .env("RUST_LOG", "info,sales_order_operator=debug")
             .stdout(Stdio::null())
             .stderr(file)

@@ -12,6 +12,7 @@ mod d365_batch;
 mod d365_client;
 mod d365_client_failures;
 mod d365_fence;
+mod d365_hostile;
 mod destinations;
 mod dockerfile;
 mod grafana;

@@ -31,7 +31,22 @@ pub enum Mode {
     /// `$batch` answers one part per (Content-ID, status), in this order;
     /// a 2xx part carries the ETag `W/"part-<i>"` (`i` from 1).
     Batch(&'static [(Option<&'static str>, u16)]),
+    /// `/data` answers 200 with an endless body ([`HUGE`] bytes), declaring
+    /// its length in `Content-Length` when `declared`.
+    Huge { declared: bool },
+    /// The token endpoint answers a 200 with a [`HUGE`] body.
+    HugeToken,
+    /// The token answer's `expires_in` is this JSON value.
+    ExpiresIn(&'static str),
+    /// `/data` answers 403 quoting the request's `Authorization` header
+    /// and the client secret, as a careless gateway might.
+    EchoCredentials403,
+    /// `$batch` answers one part (Content-ID 1) that is such a 403.
+    EchoCredentialsBatch,
 }
+
+/// The length of a [`Mode::Huge`] answer: 1 GiB, generated chunk by chunk.
+pub const HUGE: u64 = 1 << 30;
 
 /// Where [`Mode::Redirect`] points: with a query a message must not quote.
 pub const ELSEWHERE: &str = "https://login.elsewhere.example/authorize?client_secret=stub-secret";
@@ -47,6 +62,8 @@ pub struct Seen {
 struct Shared {
     mode: Mode,
     tokens: AtomicU64,
+    /// Bytes of huge bodies handed to the server so far.
+    served: Arc<AtomicU64>,
     seen: Mutex<Vec<Seen>>,
 }
 
@@ -60,6 +77,7 @@ impl Stub {
         let shared = Arc::new(Shared {
             mode,
             tokens: AtomicU64::new(0),
+            served: Arc::new(AtomicU64::new(0)),
             seen: Mutex::new(Vec::new()),
         });
         let app = Router::new()
@@ -74,6 +92,11 @@ impl Stub {
 
     pub fn token_requests(&self) -> u64 {
         self.shared.tokens.load(Ordering::SeqCst)
+    }
+
+    /// Bytes of huge bodies produced so far (a refused answer stops early).
+    pub fn served(&self) -> u64 {
+        self.shared.served.load(Ordering::SeqCst)
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -123,17 +146,48 @@ fn batch_answer(parts: &[(Option<&str>, u16)]) -> Response {
         .into_response()
 }
 
+/// [`HUGE`] bytes of `x` in 64 KiB chunks sharing one buffer, so the
+/// stub itself allocates almost nothing; `served` counts what was taken.
+fn huge_body(served: Arc<AtomicU64>, declared: bool) -> Response {
+    const CHUNK: usize = 64 << 10;
+    let chunk = axum::body::Bytes::from(vec![b'x'; CHUNK]);
+    let chunks = futures::stream::iter((0..HUGE / CHUNK as u64).map(move |_| {
+        served.fetch_add(CHUNK as u64, Ordering::SeqCst);
+        Ok::<_, std::io::Error>(chunk.clone())
+    }));
+    let mut response = axum::body::Body::from_stream(chunks).into_response();
+    if declared {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HUGE.into());
+    }
+    response
+}
+
 async fn token(State(shared): State<Arc<Shared>>) -> Response {
     let n = shared.tokens.fetch_add(1, Ordering::SeqCst) + 1;
-    if let Mode::Redirect = shared.mode {
-        return redirect();
-    }
+    let expires_in = match shared.mode {
+        Mode::Redirect => return redirect(),
+        Mode::HugeToken => return huge_body(shared.served.clone(), false),
+        Mode::ExpiresIn(raw) => serde_json::from_str(raw).unwrap(),
+        _ => json!("3599"),
+    };
     axum::Json(json!({
         "token_type": "Bearer",
-        "expires_in": "3599",
+        "expires_in": expires_in,
         "access_token": format!("stub-token-{n}"),
     }))
     .into_response()
+}
+
+/// A 403 error body quoting the `Authorization` header and the secret.
+fn echo_credentials(headers: &HeaderMap) -> serde_json::Value {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let text = format!("Access denied for {authorization} (client_secret=stub-secret)");
+    json!({"error": {"code": "", "message": text}})
 }
 
 async fn data(State(shared): State<Arc<Shared>>, request: Request) -> Response {
@@ -154,6 +208,27 @@ async fn data(State(shared): State<Arc<Shared>>, request: Request) -> Response {
         )
             .into_response(),
         Mode::Redirect => redirect(),
+        Mode::Huge { declared } => huge_body(shared.served.clone(), declared),
+        Mode::HugeToken | Mode::ExpiresIn(_) => {
+            axum::Json(json!({"SalesOrderStatus": "Backorder", "@odata.etag": "W/\"1\""}))
+                .into_response()
+        }
+        Mode::EchoCredentials403 => (
+            StatusCode::FORBIDDEN,
+            axum::Json(echo_credentials(request.headers())),
+        )
+            .into_response(),
+        Mode::EchoCredentialsBatch => {
+            let part = echo_credentials(request.headers());
+            let body = format!(
+                "--b\r\nContent-Type: application/http\r\nContent-ID: 1\r\n\r\nHTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n\r\n{part}\r\n--b--\r\n"
+            );
+            (
+                [(header::CONTENT_TYPE, "multipart/mixed; boundary=b")],
+                body,
+            )
+                .into_response()
+        }
         Mode::Batch(parts) => batch_answer(parts),
         Mode::ThrottleNoRetryAfter => (
             StatusCode::TOO_MANY_REQUESTS,
