@@ -17,6 +17,8 @@ mod journal;
 mod keys;
 mod multipart;
 mod odata;
+#[cfg(test)]
+mod proptests;
 mod query;
 mod read;
 mod server;
