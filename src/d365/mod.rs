@@ -22,6 +22,8 @@ mod http;
 mod key;
 mod limiter;
 mod observe;
+#[cfg(test)]
+mod proptests;
 mod sender;
 mod settings;
 
