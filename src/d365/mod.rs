@@ -26,6 +26,8 @@ mod observe;
 mod proptests;
 mod sender;
 mod settings;
+#[cfg(test)]
+mod token_proptests;
 
 pub use client::D365Client;
 pub use entity::{Entity, PatchOutcome};
