@@ -83,11 +83,15 @@ chaos: ## The chaos run on a real control plane; prints the invariants table.
 # The lint policy itself lives in Cargo.toml ([workspace.lints]); clippy
 # adds its default set with warnings as errors. cargo-machete finds
 # dependencies no code uses (installed once from crates.io, like the other
-# tools; it reads sources, so it needs no nightly toolchain).
-lint: ## rustfmt check, clippy (workspace lint policy, warnings as errors), unused dependencies.
+# tools; it reads sources, so it needs no nightly toolchain). cargo-deny
+# checks licenses, duplicate crates and sources against deny.toml (built
+# once, a few minutes the first time); advisories need the network, so they
+# are not here (docs/operations.md, "Supply chain").
+lint: ## rustfmt check, clippy (warnings as errors), unused dependencies, cargo deny (licenses, bans, sources).
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	"$$(hack/tools/cargo-machete.sh)"
+	"$$(hack/tools/cargo-deny.sh)" check --hide-inclusion-graph licenses bans sources
 
 fmt: ## Format the code.
 	$(CARGO) fmt --all
