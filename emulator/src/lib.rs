@@ -17,6 +17,8 @@ mod journal;
 mod keys;
 mod multipart;
 mod odata;
+#[cfg(test)]
+mod proptests;
 mod query;
 mod read;
 mod server;
@@ -39,6 +41,9 @@ pub use config::{Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENAN
 pub use entity::{ENTITY_SET, UNSET_DATE};
 pub use generate::generate_orders;
 pub use journal::{RequestRecord, WriteRecord, WriteSource};
+/// How the emulator reads a `/data/...` path: public so the operator's key
+/// printing can be tested against it (its src/d365/proptests.rs).
+pub use keys::{KeyError, Resource, parse_resource};
 
 use state::State;
 use store::{Store, key};

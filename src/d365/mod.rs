@@ -23,9 +23,13 @@ mod http;
 mod key;
 mod limiter;
 mod observe;
+#[cfg(test)]
+mod proptests;
 mod redact;
 mod sender;
 mod settings;
+#[cfg(test)]
+mod token_proptests;
 
 pub use client::D365Client;
 pub use destinations::{
