@@ -70,6 +70,12 @@ struct RunArgs {
     /// comma-separated; every other host needs https.
     #[arg(long, env = "ALLOW_INSECURE_HOSTS", default_value = DEFAULT_INSECURE_HOSTS)]
     allow_insecure_hosts: String,
+    /// Largest D365 answer (data or `$batch`) read, in bytes; a larger one
+    /// is refused as "answer too large" without reading the rest. The
+    /// default holds a `$batch` of 5,000 answers three times over.
+    #[arg(long, env = "MAX_ANSWER_BYTES", default_value_t = 16 << 20,
+          value_parser = clap::value_parser!(u64).range(1024..=1 << 30))]
+    max_answer_bytes: u64,
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "auto")]
     log_format: LogFormat,
     #[command(flatten)]
@@ -204,6 +210,7 @@ fn options(args: &RunArgs, controllers: usize, destinations: Destinations) -> Op
         },
         writer: Writer::default(),
         destinations,
+        max_answer_bytes: usize::try_from(args.max_answer_bytes).unwrap_or(usize::MAX),
     }
 }
 

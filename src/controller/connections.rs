@@ -18,7 +18,8 @@ use super::sync::OrderRules;
 use super::sync::Resolved;
 use crate::api::{CREDENTIALS_LABEL, CREDENTIALS_SELECTOR, D365Connection, Reason};
 use crate::d365::{
-    BatchSettings, ConnectionSettings, D365Client, Destinations, RequestObserver, Writer,
+    BatchSettings, ConnectionSettings, D365Client, DEFAULT_MAX_ANSWER_BYTES, Destinations,
+    RequestObserver, Writer,
 };
 use crate::locks::lock;
 
@@ -149,6 +150,8 @@ pub struct Connections {
     writer: Writer,
     /// Where clients may send the secret and tokens.
     destinations: Destinations,
+    /// The largest D365 answer (data or `$batch`) a client reads.
+    max_answer_bytes: usize,
     cache: Mutex<HashMap<(String, String), (Fingerprint, Resolved)>>,
     /// Serialises cache misses, so a burst of orders on a cold connection
     /// builds one client (one token cache, one limiter), not one each.
@@ -169,6 +172,7 @@ impl Connections {
             observer,
             writer: Writer::default(),
             destinations: Destinations::default(),
+            max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
             cache: Mutex::new(HashMap::new()),
             build: tokio::sync::Mutex::new(()),
         }
@@ -185,6 +189,15 @@ impl Connections {
     pub fn with_destinations(self, destinations: Destinations) -> Self {
         Self {
             destinations,
+            ..self
+        }
+    }
+
+    /// Clients built from now on read D365 answers up to `max_answer_bytes`
+    /// (the default: 16 MiB).
+    pub fn with_answer_limit(self, max_answer_bytes: usize) -> Self {
+        Self {
+            max_answer_bytes,
             ..self
         }
     }
@@ -322,6 +335,7 @@ impl Connections {
         });
         settings.writer = self.writer.clone();
         settings.destinations = self.destinations.clone();
+        settings.max_answer_bytes = self.max_answer_bytes;
         let client = D365Client::new(settings, self.observer.clone()).map_err(|e| e.to_string())?;
         let rules = OrderRules {
             status_field: spec.fields.sales_status.clone(),

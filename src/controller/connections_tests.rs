@@ -341,3 +341,26 @@ fn a_value_that_is_not_utf8_is_told_apart_from_a_missing_key() {
     assert!(err.to_string().contains("invalid utf-8"), "{err}");
     assert!(matches!(secret_value(&secret, "other"), Ok(None)));
 }
+
+/// `--max-answer-bytes` reaches every client built afterwards; without it a
+/// client reads up to the default.
+#[tokio::test]
+async fn clients_read_answers_up_to_the_configured_limit() {
+    for (limit, want) in [
+        (None, crate::d365::DEFAULT_MAX_ANSWER_BYTES),
+        (Some(4096), 4096),
+    ] {
+        let mut f = Fixture::new();
+        if let Some(limit) = limit {
+            f.connections = f.connections.with_answer_limit(limit);
+        }
+        f.secrets.put("creds", &[("client-secret", "s3cret")]);
+        f.secret_seen("1");
+        let resolved = f.resolve().await.expect("resolves");
+        assert_eq!(
+            resolved.client.settings().max_answer_bytes,
+            want,
+            "{limit:?}"
+        );
+    }
+}

@@ -41,7 +41,7 @@ use crate::metrics::Metrics;
 use connections::Connections;
 
 /// What to watch and how hard to work.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// Watch one namespace; all namespaces when `None`.
     pub namespace: Option<String>,
@@ -56,6 +56,23 @@ pub struct Options {
     pub writer: crate::d365::Writer,
     /// Where connections may send the client secret and tokens.
     pub destinations: crate::d365::Destinations,
+    /// The largest D365 answer (data or `$batch`) a client reads.
+    pub max_answer_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            label_selector: None,
+            max_concurrent_reconciles: 0,
+            settings: Settings::default(),
+            owners: Arc::default(),
+            writer: crate::d365::Writer::default(),
+            destinations: crate::d365::Destinations::default(),
+            max_answer_bytes: crate::d365::DEFAULT_MAX_ANSWER_BYTES,
+        }
+    }
 }
 
 /// Runs the controller until `shutdown` resolves; `ready` turns true once
@@ -154,7 +171,8 @@ fn context(
         metrics.clone(),
     )
     .with_writer(options.writer.clone())
-    .with_destinations(options.destinations.clone());
+    .with_destinations(options.destinations.clone())
+    .with_answer_limit(options.max_answer_bytes);
     let mut ctx = Context::new(
         client.clone(),
         options.settings.clone(),
