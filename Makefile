@@ -85,7 +85,7 @@ chaos: ## The chaos run on a real control plane; prints the invariants table.
 # dependencies no code uses (installed once from crates.io, like the other
 # tools; it reads sources, so it needs no nightly toolchain). cargo-deny
 # checks licenses, duplicate crates and sources against deny.toml (built
-# once, a few minutes the first time); advisories need the network, so they
+# once: 25 minutes the first time on 2 busy cores, seconds after that); advisories need the network, so they
 # are not here (docs/operations.md, "Supply chain").
 lint: ## rustfmt check, clippy (warnings as errors), unused dependencies, cargo deny (licenses, bans, sources).
 	$(CARGO) fmt --all --check

@@ -174,9 +174,9 @@ async fn private_plane_restarts_its_apiserver_and_goes_when_dropped() {
     tokio::task::spawn_blocking(move || assert_all_dead(&pids))
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while dir.exists() {
-        assert!(Instant::now() < deadline, "{} left behind", dir.display());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    testkit::wait_for(Duration::from_secs(10), || async {
+        (!dir.exists()).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{} left behind: {e}", dir.display()));
 }
