@@ -85,8 +85,8 @@ chaos: ## The chaos run on a real control plane; prints the invariants table.
 # dependencies no code uses (installed once from crates.io, like the other
 # tools; it reads sources, so it needs no nightly toolchain). cargo-deny
 # checks licenses, duplicate crates and sources against deny.toml (built
-# once: 25 minutes the first time on 2 busy cores, seconds after that); advisories need the network, so they
-# are not here (docs/operations.md, "Supply chain").
+# once: 25 minutes the first time on 2 busy cores, seconds after that);
+# advisories need the network, so they are not here (docs/operations.md, "Supply chain").
 lint: ## rustfmt check, clippy (warnings as errors), unused dependencies, cargo deny (licenses, bans, sources).
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
