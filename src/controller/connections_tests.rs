@@ -79,24 +79,30 @@ struct Fixture {
     connection_writer: Writer<D365Connection>,
 }
 
+/// Connection `orders/usmf` at `generation`, whose client secret is
+/// `creds`/`client-secret`.
+fn usmf(generation: i64) -> D365Connection {
+    serde_json::from_value(json!({
+        "apiVersion": "d365.salesops.io/v1alpha1",
+        "kind": "D365Connection",
+        "metadata": {"name": "usmf", "namespace": "orders", "uid": "u1", "generation": generation},
+        "spec": {
+            "url": "https://contoso.example",
+            "auth": {
+                "tenantId": "t",
+                "clientId": "c",
+                "clientSecretRef": {"name": "creds", "key": "client-secret"},
+            },
+        },
+    }))
+    .expect("a valid D365Connection")
+}
+
 impl Fixture {
     /// Connection `orders/usmf` whose client secret is `creds`/`client-secret`.
     fn new() -> Self {
         let (conn_store, mut connection_writer) = reflector::store();
-        let conn: D365Connection = serde_json::from_value(json!({
-            "apiVersion": "d365.salesops.io/v1alpha1",
-            "kind": "D365Connection",
-            "metadata": {"name": "usmf", "namespace": "orders", "uid": "u1", "generation": 1},
-            "spec": {
-                "url": "https://contoso.example",
-                "auth": {
-                    "tenantId": "t",
-                    "clientId": "c",
-                    "clientSecretRef": {"name": "creds", "key": "client-secret"},
-                },
-            },
-        }))
-        .expect("a valid D365Connection");
+        let conn = usmf(1);
         connection_writer.apply_watcher_event(&Event::Apply(conn));
         let (secret_store, secret_writer) = reflector::store();
         let secrets = Arc::new(FakeSecrets::default());
@@ -296,21 +302,8 @@ async fn an_authority_off_the_allowlist_is_a_stalled_connection() {
     let mut f = Fixture::new();
     f.secrets.put("creds", &[("client-secret", "s3cret")]);
     f.secret_seen("1");
-    let conn: D365Connection = serde_json::from_value(json!({
-        "apiVersion": "d365.salesops.io/v1alpha1",
-        "kind": "D365Connection",
-        "metadata": {"name": "usmf", "namespace": "orders", "uid": "u1", "generation": 2},
-        "spec": {
-            "url": "https://contoso.example",
-            "auth": {
-                "tenantId": "t",
-                "clientId": "c",
-                "clientSecretRef": {"name": "creds", "key": "client-secret"},
-                "authorityUrl": "https://login.evil.example",
-            },
-        },
-    }))
-    .expect("a valid D365Connection");
+    let mut conn = usmf(2);
+    conn.spec.auth.authority_url = Some("https://login.evil.example".into());
     f.connection_writer.apply_watcher_event(&Event::Apply(conn));
     let Err(err) = f.resolve().await else {
         panic!("an authority off the allowlist resolved")
