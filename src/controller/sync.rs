@@ -242,9 +242,9 @@ async fn patch(
         Ok(done) => done,
         Err(e) => return from_error(&e, Some(observed_view)),
     };
-    let (to_etag, returned) = match &done {
-        PatchOutcome::NoContent { etag } => (etag.as_ref().map(|e| e.as_str().to_owned()), None),
-        PatchOutcome::Entity(e) => (Some(e.etag.as_str().to_owned()), Some(e.clone())),
+    let (to_etag, returned) = match done {
+        PatchOutcome::NoContent { etag } => (etag.map(|e| e.as_str().to_owned()), None),
+        PatchOutcome::Entity(e) => (Some(e.etag.as_str().to_owned()), Some(e)),
     };
     // A 204 says D365 took the request, not that the order changed: read it
     // back, so Ready always means D365 was seen holding the values.
