@@ -129,10 +129,12 @@ impl D365Connection {
                 auth: ConnectionAuth {
                     tenant_id: DEFAULT_TENANT.into(),
                     client_id: DEFAULT_CLIENT_ID.into(),
-                    client_secret_ref: ClientSecretRef {
+                    client_secret_ref: Some(ClientSecretRef {
                         name: SECRET.into(),
                         key: SECRET_KEY.into(),
-                    },
+                    }),
+                    client_certificate_ref: None,
+                    workload_identity: None,
                     authority_url: Some(url.to_owned()),
                     scope: None,
                 },

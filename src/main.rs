@@ -76,6 +76,13 @@ struct RunArgs {
     #[arg(long, env = "MAX_ANSWER_BYTES", default_value_t = 16 << 20,
           value_parser = clap::value_parser!(u64).range(1024..=1 << 30))]
     max_answer_bytes: u64,
+    /// The projected ServiceAccount token (audience
+    /// api://AzureADTokenExchange) that connections with
+    /// `auth.workloadIdentity` exchange for Entra tokens. The
+    /// azure-workload-identity webhook and the chart's `workloadIdentity`
+    /// values set it; unset, such connections are refused.
+    #[arg(long, env = "AZURE_FEDERATED_TOKEN_FILE")]
+    workload_identity_token_file: Option<std::path::PathBuf>,
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "auto")]
     log_format: LogFormat,
     #[command(flatten)]
@@ -211,6 +218,7 @@ fn options(args: &RunArgs, controllers: usize, destinations: Destinations) -> Op
         writer: Writer::default(),
         destinations,
         max_answer_bytes: usize::try_from(args.max_answer_bytes).unwrap_or(usize::MAX),
+        workload_identity_token_file: args.workload_identity_token_file.clone(),
     }
 }
 

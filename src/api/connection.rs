@@ -114,15 +114,28 @@ impl Default for BatchSpec {
     }
 }
 
-/// Entra ID client-credentials settings.
+/// Entra ID client-credentials settings. Exactly one credential: a client
+/// secret, a certificate, or workload identity (no Secret at all).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(ONE_CREDENTIAL).message("set exactly one of clientSecretRef, clientCertificateRef and workloadIdentity"))]
 pub struct ConnectionAuth {
     #[schemars(length(min = 1, max = 256))]
     pub tenant_id: String,
     #[schemars(length(min = 1, max = 256))]
     pub client_id: String,
-    pub client_secret_ref: ClientSecretRef,
+    /// A client secret in a Secret labelled `d365.salesops.io/credentials:
+    /// "true"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_ref: Option<ClientSecretRef>,
+    /// A certificate registered on the app: the operator signs each token
+    /// request with its private key, which never leaves the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate_ref: Option<ClientCertificateRef>,
+    /// The operator's own projected ServiceAccount token, trusted by the
+    /// app through a federated credential (AKS workload identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_identity: Option<WorkloadIdentity>,
     /// Token authority; override for sovereign clouds or the emulator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
@@ -130,6 +143,20 @@ pub struct ConnectionAuth {
     /// Token scope; defaults to `<url>/.default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+}
+
+/// CEL: exactly one of the three credentials is set.
+const ONE_CREDENTIAL: &str = "(has(self.clientSecretRef) ? 1 : 0) + (has(self.clientCertificateRef) ? 1 : 0) + (has(self.workloadIdentity) ? 1 : 0) == 1";
+
+impl ConnectionAuth {
+    /// The Secret the credential is read from; none for workload identity.
+    pub fn credentials_secret(&self) -> Option<&str> {
+        match (&self.client_secret_ref, &self.client_certificate_ref) {
+            (Some(secret), _) => Some(&secret.name),
+            (None, Some(certificate)) => Some(&certificate.name),
+            (None, None) => None,
+        }
+    }
 }
 
 /// A key of a Secret in the connection's namespace.
@@ -140,6 +167,33 @@ pub struct ClientSecretRef {
     #[schemars(length(min = 1, max = 253))]
     pub key: String,
 }
+
+/// A certificate and its RSA private key in one Secret of the connection's
+/// namespace, by default as a `kubernetes.io/tls` Secret (cert-manager's
+/// output) holds them.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientCertificateRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// PEM certificate (a chain may follow it).
+    #[serde(default = "default_certificate_key")]
+    #[schemars(length(min = 1, max = 253))]
+    pub certificate_key: String,
+    /// PEM RSA private key, PKCS#8 or PKCS#1.
+    #[serde(default = "default_private_key_key")]
+    #[schemars(length(min = 1, max = 253))]
+    pub private_key_key: String,
+}
+
+/// Workload identity: the operator presents the ServiceAccount token
+/// projected into its pod (the chart's `workloadIdentity` values, or the
+/// azure-workload-identity webhook) as a federated assertion. Which file is
+/// the operator's setting (`--workload-identity-token-file`), never the
+/// connection's: a connection naming a file could make the operator send
+/// any file it can read.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkloadIdentity {}
 
 /// Which entity fields the spec's fields map to: the real entity has no
 /// `DeliveryDate`, and whether `SalesOrderStatus` is writable is unverified,
@@ -172,6 +226,12 @@ pub struct D365ConnectionStatus {
     pub conditions: Vec<Condition>,
 }
 
+fn default_certificate_key() -> String {
+    "tls.crt".into()
+}
+fn default_private_key_key() -> String {
+    "tls.key".into()
+}
 fn default_entity_set() -> String {
     "SalesOrderHeadersV2".into()
 }

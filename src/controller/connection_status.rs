@@ -78,9 +78,11 @@ pub fn spawn_check(ctx: &Arc<Context>, conn: &D365Connection) {
         return;
     }
     let (ns, name) = (conn.namespace().unwrap_or_default(), conn.name_any());
-    let secret_version = ctx
-        .d365
-        .secret_version(&ns, &conn.spec.auth.client_secret_ref.name);
+    let secret_version = conn
+        .spec
+        .auth
+        .credentials_secret()
+        .and_then(|secret| ctx.d365.secret_version(&ns, secret));
     let fingerprint = (conn.metadata.generation, secret_version);
     let uid = conn.uid().unwrap_or_default();
     if lock(&ctx.checks.checked).get(&uid) == Some(&fingerprint) {

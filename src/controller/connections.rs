@@ -6,134 +6,24 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
+use std::path::PathBuf;
+
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, ResourceExt};
-use secrecy::SecretString;
 
 use super::admission::Admission;
+pub use super::credentials::{ResolveError, SecretSource};
+use super::credentials::{Located, read_credential};
 use super::sync::OrderRules;
 use super::sync::Resolved;
-use crate::api::{CREDENTIALS_LABEL, CREDENTIALS_SELECTOR, D365Connection, Reason};
+use crate::api::D365Connection;
 use crate::d365::{
-    BatchSettings, ConnectionSettings, D365Client, DEFAULT_MAX_ANSWER_BYTES, Destinations,
-    RequestObserver, Writer,
+    BatchSettings, ConnectionSettings, Credential, D365Client, DEFAULT_MAX_ANSWER_BYTES,
+    Destinations, RequestObserver, Writer,
 };
 use crate::locks::lock;
-
-/// Why an order's connection could not be resolved; each is a condition.
-#[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
-    #[error("D365Connection {namespace}/{name} not found")]
-    ConnectionNotFound { namespace: String, name: String },
-    #[error("D365Connection {connection} is invalid: {message}")]
-    InvalidConnection { connection: String, message: String },
-    /// Missing, or not labelled: the operator sees only labelled Secrets,
-    /// so it cannot tell the two apart without reading one it must not.
-    #[error(
-        "Secret {namespace}/{name} (client secret of D365Connection {connection}) not found \
-         among the Secrets labelled {CREDENTIALS_SELECTOR}, the only ones the operator reads; \
-         create it with that label, or label it: \
-         kubectl label secret -n {namespace} {name} {CREDENTIALS_SELECTOR}"
-    )]
-    SecretNotFound {
-        namespace: String,
-        name: String,
-        connection: String,
-    },
-    /// Read, but without the label (removed since it was cached): refused.
-    #[error(
-        "Secret {namespace}/{name} (client secret of D365Connection {connection}) is not \
-         labelled {CREDENTIALS_SELECTOR}, so the operator does not use it; label it: \
-         kubectl label secret -n {namespace} {name} {CREDENTIALS_SELECTOR}"
-    )]
-    SecretNotLabelled {
-        namespace: String,
-        name: String,
-        connection: String,
-    },
-    #[error(
-        "Secret {namespace}/{name} has no key {key} (client secret of D365Connection {connection})"
-    )]
-    SecretKeyMissing {
-        namespace: String,
-        name: String,
-        key: String,
-        connection: String,
-    },
-    /// The bytes are not UTF-8 (e.g. base64-encoded twice, or a binary
-    /// file): no client secret can be.
-    #[error(
-        "Secret {namespace}/{name} key {key} is not UTF-8 text (client secret of D365Connection {connection}): {source}"
-    )]
-    SecretNotUtf8 {
-        namespace: String,
-        name: String,
-        key: String,
-        connection: String,
-        #[source]
-        source: std::str::Utf8Error,
-    },
-    /// The API server did not give the Secret: transient (unavailable,
-    /// overloaded, timed out) unless it refused the operator (401/403).
-    #[error("reading Secret {namespace}/{name}: {source}")]
-    Kube {
-        namespace: String,
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-}
-
-impl ResolveError {
-    /// A reason that needs a human is Stalled; an API server that failed to
-    /// answer is Unavailable (Reconciling, retried with backoff), since
-    /// parking every order of the connection for the long recheck over one
-    /// blip would be wrong.
-    pub fn reason(&self) -> Reason {
-        match self {
-            Self::ConnectionNotFound { .. } | Self::InvalidConnection { .. } => {
-                Reason::ConnectionNotReady
-            }
-            Self::Kube { source, .. } if refused(source) => Reason::ConnectionNotReady,
-            Self::Kube { .. } => Reason::Unavailable,
-            Self::SecretNotFound { .. }
-            | Self::SecretNotLabelled { .. }
-            | Self::SecretKeyMissing { .. }
-            | Self::SecretNotUtf8 { .. } => Reason::SecretNotFound,
-        }
-    }
-}
-
-/// The API server refused the operator itself (credentials, RBAC): waiting
-/// will not help.
-fn refused(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status) if matches!(status.code, 401 | 403))
-}
-
-/// Where a Secret's data comes from: the API server in the operator (one GET
-/// per client build), a map in tests. What it returns is used only if it
-/// carries the credentials label.
-pub trait SecretSource: Send + Sync {
-    fn secret<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Secret>, kube::Error>>;
-}
-
-impl SecretSource for kube::Client {
-    fn secret<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Secret>, kube::Error>> {
-        let api: Api<Secret> = Api::namespaced(self.clone(), namespace);
-        Box::pin(async move { api.get_opt(name).await })
-    }
-}
 
 /// What a cached client was built from: the connection (uid, generation)
 /// and its Secret's resourceVersion.
@@ -152,6 +42,9 @@ pub struct Connections {
     destinations: Destinations,
     /// The largest D365 answer (data or `$batch`) a client reads.
     max_answer_bytes: usize,
+    /// The operator's projected ServiceAccount token, for connections that
+    /// use workload identity.
+    token_file: Option<PathBuf>,
     cache: Mutex<HashMap<(String, String), (Fingerprint, Resolved)>>,
     /// Serialises cache misses, so a burst of orders on a cold connection
     /// builds one client (one token cache, one limiter), not one each.
@@ -173,6 +66,7 @@ impl Connections {
             writer: Writer::default(),
             destinations: Destinations::default(),
             max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
+            token_file: None,
             cache: Mutex::new(HashMap::new()),
             build: tokio::sync::Mutex::new(()),
         }
@@ -202,6 +96,12 @@ impl Connections {
         }
     }
 
+    /// Connections using workload identity present the token in
+    /// `token_file` (the default: none, and such connections are refused).
+    pub fn with_workload_identity(self, token_file: Option<PathBuf>) -> Self {
+        Self { token_file, ..self }
+    }
+
     /// The connection `name` in `namespace`, from the cache.
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<D365Connection>> {
         self.connections
@@ -225,19 +125,24 @@ impl Connections {
                 namespace: namespace.into(),
                 name: name.into(),
             })?;
+        let secret = conn.spec.auth.credentials_secret();
         let at = Located {
             namespace,
-            secret: &conn.spec.auth.client_secret_ref.name,
+            secret: secret.unwrap_or_default(),
             connection: format!("{namespace}/{name}"),
         };
-        let secret_meta = self
-            .secrets
-            .get(&ObjectRef::new(at.secret).within(namespace))
-            .ok_or_else(|| at.secret_not_found())?;
+        let secret_version = match secret {
+            Some(secret) => self
+                .secrets
+                .get(&ObjectRef::new(secret).within(namespace))
+                .ok_or_else(|| at.secret_not_found())?
+                .resource_version(),
+            None => None,
+        };
         let fingerprint = (
             conn.uid().unwrap_or_default(),
             conn.metadata.generation,
-            secret_meta.resource_version(),
+            secret_version,
         );
         let key = (namespace.to_owned(), name.to_owned());
         if let Some(resolved) = self.cached(&key, &fingerprint) {
@@ -247,7 +152,14 @@ impl Connections {
         if let Some(resolved) = self.cached(&key, &fingerprint) {
             return Ok(resolved);
         }
-        let resolved = self.build_from_secret(&conn, &at).await?;
+        let token_file = self.token_file.as_deref();
+        let credential = read_credential(&*self.source, &conn.spec.auth, &at, token_file).await?;
+        let resolved =
+            self.build(&conn, credential)
+                .map_err(|message| ResolveError::InvalidConnection {
+                    connection: at.connection.clone(),
+                    message,
+                })?;
         lock(&self.cache).insert(key, (fingerprint, resolved.clone()));
         Ok(resolved)
     }
@@ -259,53 +171,7 @@ impl Connections {
             .map(|(_, r)| r.clone())
     }
 
-    /// Reads the Secret's data and builds a client.
-    async fn build_from_secret(
-        &self,
-        conn: &D365Connection,
-        at: &Located<'_>,
-    ) -> Result<Resolved, ResolveError> {
-        let secret_ref = &conn.spec.auth.client_secret_ref;
-        let secret = self
-            .source
-            .secret(at.namespace, at.secret)
-            .await
-            .map_err(|source| ResolveError::Kube {
-                namespace: at.namespace.into(),
-                name: at.secret.into(),
-                source,
-            })?
-            .ok_or_else(|| at.secret_not_found())?;
-        if !labelled(&secret) {
-            return Err(ResolveError::SecretNotLabelled {
-                namespace: at.namespace.into(),
-                name: at.secret.into(),
-                connection: at.connection.clone(),
-            });
-        }
-        let key = || secret_ref.key.clone();
-        let value = secret_value(&secret, &secret_ref.key)
-            .map_err(|source| ResolveError::SecretNotUtf8 {
-                namespace: at.namespace.into(),
-                name: at.secret.into(),
-                key: key(),
-                connection: at.connection.clone(),
-                source,
-            })?
-            .ok_or_else(|| ResolveError::SecretKeyMissing {
-                namespace: at.namespace.into(),
-                name: at.secret.into(),
-                key: key(),
-                connection: at.connection.clone(),
-            })?;
-        self.build(conn, value)
-            .map_err(|message| ResolveError::InvalidConnection {
-                connection: at.connection.clone(),
-                message,
-            })
-    }
-
-    fn build(&self, conn: &D365Connection, secret: SecretString) -> Result<Resolved, String> {
+    fn build(&self, conn: &D365Connection, credential: Credential) -> Result<Resolved, String> {
         let spec = &conn.spec;
         let url =
             |s: &str, what: &str| url::Url::parse(s).map_err(|e| format!("{what} {s:?}: {e}"));
@@ -317,12 +183,12 @@ impl Connections {
                 .unwrap_or("https://login.microsoftonline.com"),
             "spec.auth.authorityUrl",
         )?;
-        let mut settings = ConnectionSettings::new(
+        let mut settings = ConnectionSettings::with_credential(
             environment_url,
             authority_url,
             spec.auth.tenant_id.clone(),
             spec.auth.client_id.clone(),
-            secret,
+            credential,
         );
         settings.entity_set = spec.entity_set.clone();
         settings.scope = spec.auth.scope.clone();
@@ -368,40 +234,6 @@ impl Connections {
     pub fn cached_clients(&self) -> usize {
         lock(&self.cache).len()
     }
-}
-
-/// Where a connection's Secret is, for error messages.
-struct Located<'a> {
-    namespace: &'a str,
-    secret: &'a str,
-    connection: String,
-}
-
-impl Located<'_> {
-    fn secret_not_found(&self) -> ResolveError {
-        ResolveError::SecretNotFound {
-            namespace: self.namespace.into(),
-            name: self.secret.into(),
-            connection: self.connection.clone(),
-        }
-    }
-}
-
-/// Whether the Secret opted in to being read as credentials.
-fn labelled(secret: &Secret) -> bool {
-    secret.labels().get(CREDENTIALS_LABEL).map(String::as_str) == Some("true")
-}
-
-/// A Secret's value (trimmed: a trailing newline from `kubectl create
-/// secret --from-file` is never part of a client secret).
-/// `Err` only for bytes that are not UTF-8 (the error holds no bytes).
-fn secret_value(secret: &Secret, key: &str) -> Result<Option<SecretString>, std::str::Utf8Error> {
-    if let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(key)) {
-        let text = std::str::from_utf8(&bytes.0)?;
-        return Ok(Some(SecretString::from(text.trim().to_owned())));
-    }
-    let text = secret.string_data.as_ref().and_then(|d| d.get(key));
-    Ok(text.map(|t| SecretString::from(t.trim().to_owned())))
 }
 
 #[cfg(test)]

@@ -12,7 +12,10 @@ use kube::runtime::watcher::Event;
 use serde_json::json;
 
 use super::*;
+use crate::api::{CREDENTIALS_LABEL, Reason};
 use crate::d365::NoopObserver;
+use futures::future::BoxFuture;
+use crate::controller::credentials::secret_value;
 
 /// Secrets by (namespace, name): labels and data; counts the reads; fails
 /// every read with `failure`'s error while it is set.

@@ -4,6 +4,7 @@
 mod admission;
 mod connection_status;
 mod connections;
+mod credentials;
 mod context;
 mod duplicates;
 mod owners;
@@ -58,6 +59,9 @@ pub struct Options {
     pub destinations: crate::d365::Destinations,
     /// The largest D365 answer (data or `$batch`) a client reads.
     pub max_answer_bytes: usize,
+    /// The projected ServiceAccount token that connections using workload
+    /// identity present; none: such connections are refused.
+    pub workload_identity_token_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -71,6 +75,7 @@ impl Default for Options {
             writer: crate::d365::Writer::default(),
             destinations: crate::d365::Destinations::default(),
             max_answer_bytes: crate::d365::DEFAULT_MAX_ANSWER_BYTES,
+            workload_identity_token_file: None,
         }
     }
 }
@@ -172,7 +177,8 @@ fn context(
     )
     .with_writer(options.writer.clone())
     .with_destinations(options.destinations.clone())
-    .with_answer_limit(options.max_answer_bytes);
+    .with_answer_limit(options.max_answer_bytes)
+    .with_workload_identity(options.workload_identity_token_file.clone());
     let mut ctx = Context::new(
         client.clone(),
         options.settings.clone(),
@@ -300,7 +306,7 @@ fn on_secret_event(ctx: &Arc<Context>, event: &Event<PartialObjectMeta<Secret>>)
     }
 }
 
-/// The connections whose client secret is `secret`.
+/// The connections whose credentials are in `secret`.
 fn users_of_secret(
     connections: &Store<D365Connection>,
     secret: &PartialObjectMeta<Secret>,
@@ -309,7 +315,7 @@ fn users_of_secret(
     connections
         .state()
         .into_iter()
-        .filter(|c| c.namespace() == ns && c.spec.auth.client_secret_ref.name == name)
+        .filter(|c| c.namespace() == ns && c.spec.auth.credentials_secret() == Some(&name))
         .collect()
 }
 

@@ -3,7 +3,8 @@
 //! Hand-written rather than `azure_identity`: that crate cannot be pointed
 //! at an arbitrary authority (the emulator, a sovereign cloud behind a
 //! proxy) without work, and pulls a large dependency tree for what is one
-//! form POST and a cache. Workload identity can be added here later.
+//! form POST and a cache. How the client proves itself (secret,
+//! certificate assertion, workload identity) is the [`Credential`]'s part.
 //!
 //! The cache refreshes before expiry (at 80% of the lifetime, at most 5 min
 //! early), lets one task refresh at a time while the others wait for its
@@ -21,9 +22,10 @@ use serde::Deserialize;
 use tokio::time::Instant;
 use url::Url;
 
+use super::credential::{ClientProof, Credential};
 use super::error::parse_retry_after;
 use super::http::{Label, Reply, Transport};
-use super::redact::{REDACTED, redact};
+use super::redact::redact;
 use super::{D365Error, DEFAULT_RETRY_AFTER, RequestKind};
 use crate::text::truncate;
 
@@ -68,7 +70,7 @@ pub(crate) struct TokenCache {
     transport: Transport,
     endpoint: Url,
     client_id: String,
-    client_secret: SecretString,
+    credential: Credential,
     scope: String,
     current: RwLock<Option<Cached>>,
     /// Held while refreshing; holds the last refresh failure for the tasks
@@ -85,6 +87,7 @@ impl fmt::Debug for TokenCache {
         f.debug_struct("TokenCache")
             .field("endpoint", &self.endpoint.as_str())
             .field("client_id", &self.client_id)
+            .field("credential", &self.credential)
             .field("scope", &self.scope)
             .field("has_token", &has_token)
             .field("generation", &self.generation.load(Ordering::Relaxed))
@@ -112,14 +115,14 @@ impl TokenCache {
         transport: Transport,
         endpoint: Url,
         client_id: String,
-        client_secret: SecretString,
+        credential: Credential,
         scope: String,
     ) -> Self {
         Self {
             transport,
             endpoint,
             client_id,
-            client_secret,
+            credential,
             scope,
             current: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(None),
@@ -198,12 +201,16 @@ impl TokenCache {
     /// One token request through the shared transport (observed and
     /// logged like any request, but not paced by D365's limiter).
     async fn fetch(&self) -> Result<Cached, D365Error> {
-        let form = [
+        let proof = self
+            .credential
+            .proof(&self.client_id, self.endpoint.as_str())
+            .await?;
+        let mut form = vec![
             ("grant_type", "client_credentials"),
             ("client_id", self.client_id.as_str()),
-            ("client_secret", self.client_secret.expose_secret()),
             ("scope", self.scope.as_str()),
         ];
+        form.extend(proof.fields.iter().map(|(k, v)| (*k, v.expose_secret())));
         let request = self
             .transport
             .request(Method::POST, self.endpoint.clone())
@@ -217,23 +224,25 @@ impl TokenCache {
             attempt: 1,
         };
         let requested_at = Instant::now();
-        // The secret travels in the form body, which no transport error
+        // The proof travels in the form body, which no transport error
         // quotes: the source can be kept as it is.
         let reply = self
             .transport
             .send_once(request, &label)
             .await
             .map_err(|f| {
-                f.into_error(|why| self.redact(format!("token endpoint {}: {why}", self.endpoint)))
+                f.into_error(|why| {
+                    self.redact(format!("token endpoint {}: {why}", self.endpoint), &proof)
+                })
             })?;
         if reply.is_success() {
             return self.parse_token(&reply.body, requested_at);
         }
-        Err(self.refusal(&reply))
+        Err(self.refusal(&reply, &proof))
     }
 
     /// The error for a non-2xx token answer, with Entra's own reason.
-    fn refusal(&self, reply: &Reply) -> D365Error {
+    fn refusal(&self, reply: &Reply, proof: &ClientProof) -> D365Error {
         let status = reply.status;
         if (300..=399).contains(&status) {
             let who = format!("token endpoint {}", self.endpoint);
@@ -245,7 +254,7 @@ impl TokenCache {
                 } => D365Error::Redirected {
                     status,
                     location,
-                    message: self.redact(message),
+                    message: self.redact(message, proof),
                 },
                 other => other,
             };
@@ -268,10 +277,13 @@ impl TokenCache {
                     .unwrap_or("unexpected status")
                     .to_owned()
             });
-        let message = self.redact(format!(
-            "token endpoint {} answered {status} for client {}: {detail}",
-            self.endpoint, self.client_id
-        ));
+        let message = self.redact(
+            format!(
+                "token endpoint {} answered {status} for client {}: {detail}",
+                self.endpoint, self.client_id
+            ),
+            proof,
+        );
         match status {
             429 => D365Error::Throttled {
                 retry_after: parse_retry_after(&reply.headers).unwrap_or(DEFAULT_RETRY_AFTER),
@@ -321,24 +333,18 @@ impl TokenCache {
     /// Scrubs `token` (the one a request carried) and the client secret
     /// from an answer's body before anything quotes it.
     pub(crate) fn redact_body(&self, body: &mut Vec<u8>, token: &AccessToken) {
-        redact(
-            body,
-            &[
-                token.secret.expose_secret(),
-                self.client_secret.expose_secret(),
-            ],
-        );
+        let mut secrets = vec![token.secret.expose_secret()];
+        secrets.extend(self.credential.static_secret());
+        redact(body, &secrets);
     }
 
-    /// Belt and braces: whatever a misbehaving endpoint echoes, the secret
-    /// never leaves in a message.
-    fn redact(&self, message: String) -> String {
-        let secret = self.client_secret.expose_secret();
-        if secret.is_empty() {
-            message
-        } else {
-            message.replace(secret, REDACTED)
-        }
+    /// Belt and braces: whatever a misbehaving endpoint echoes, neither the
+    /// client secret nor the assertion it was sent leaves in a message.
+    fn redact(&self, message: String, proof: &ClientProof) -> String {
+        let mut body = message.into_bytes();
+        let secrets: Vec<&str> = proof.secrets().collect();
+        redact(&mut body, &secrets);
+        String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 }
 

@@ -1,6 +1,7 @@
 //! The token cache's unit tests: schedule, lifetimes, redaction.
 
 use super::*;
+use crate::d365::credential::JWT_BEARER;
 
 #[test]
 fn refresh_schedule() {
@@ -32,7 +33,7 @@ fn test_cache(url: &str) -> TokenCache {
         transport,
         Url::parse(url).unwrap(),
         "client".into(),
-        SecretString::from("the-secret"),
+        Credential::ClientSecret(SecretString::from("the-secret")),
         "scope".into(),
     )
 }
@@ -60,13 +61,31 @@ fn debug_never_shows_token_or_secret() {
     assert!(cache.fresh().is_none());
 }
 
-#[test]
-fn redacts_echoed_secret() {
+#[tokio::test]
+async fn redacts_echoed_secret() {
     let cache = test_cache("http://127.0.0.1:1/t");
+    let proof = cache.credential.proof("client", "http://x").await.unwrap();
     assert_eq!(
-        cache.redact("got client_secret=the-secret".into()),
+        cache.redact("got client_secret=the-secret".into(), &proof),
         "got client_secret=[REDACTED]"
     );
+}
+
+/// An assertion echoed by the token endpoint is scrubbed like a secret,
+/// while its type, which is no secret, stays readable.
+#[tokio::test]
+async fn redacts_echoed_assertion() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, "eyJhbGciOi.the-sa-token.sig\n").unwrap();
+    let mut cache = test_cache("http://127.0.0.1:1/t");
+    cache.credential = Credential::WorkloadIdentity(path);
+    let proof = cache.credential.proof("client", "http://x").await.unwrap();
+    let text = cache.redact(
+        format!("bad {JWT_BEARER} assertion eyJhbGciOi.the-sa-token.sig"),
+        &proof,
+    );
+    assert_eq!(text, format!("bad {JWT_BEARER} assertion [REDACTED]"));
 }
 
 /// Lifetime of a token answered with `expires_in`, or the error.

@@ -75,7 +75,7 @@ impl D365Client {
             transport.clone(),
             settings.token_endpoint()?,
             settings.client_id.trim().to_owned(),
-            settings.client_secret.clone(),
+            settings.credential.clone(),
             settings.effective_scope(),
         );
         let limiter = Limiter::new(

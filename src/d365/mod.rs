@@ -14,6 +14,7 @@ mod auth;
 mod batch;
 mod client;
 mod coalesce;
+mod credential;
 mod destinations;
 mod entity;
 mod error;
@@ -32,6 +33,7 @@ mod settings;
 mod token_proptests;
 
 pub use client::D365Client;
+pub use credential::{CertificateError, ClientCertificate, Credential};
 pub use destinations::{
     DEFAULT_AUTHORITY_HOSTS, DEFAULT_INSECURE_HOSTS, Destinations, HostListError, HostPattern,
 };

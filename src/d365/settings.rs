@@ -5,10 +5,10 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
-use super::{D365Error, Destinations, Fence};
+use super::{Credential, D365Error, Destinations, Fence};
 
-/// Settings of one D365 environment. `Debug` is safe: the secret prints as
-/// `[REDACTED]`.
+/// Settings of one D365 environment. `Debug` is safe: the credential prints
+/// its kind, never its material.
 #[derive(Debug, Clone)]
 pub struct ConnectionSettings {
     /// e.g. `https://contoso.operations.dynamics.com`; OData root is
@@ -22,7 +22,8 @@ pub struct ConnectionSettings {
     pub authority_url: Url,
     pub tenant_id: String,
     pub client_id: String,
-    pub client_secret: SecretString,
+    /// How the client proves itself to Entra.
+    pub credential: Credential,
     /// Defaults to the environment URL, lower-case, without trailing slash,
     /// plus `/.default` — the token's audience must be exactly that [doc].
     pub scope: Option<String>,
@@ -103,7 +104,8 @@ pub struct BatchSettings {
 pub const MAX_BATCH_OPERATIONS: usize = 5_000;
 
 impl ConnectionSettings {
-    /// Settings with the design's defaults for everything but identity.
+    /// Settings with the design's defaults for everything but identity, for
+    /// a client secret.
     pub fn new(
         environment_url: Url,
         authority_url: Url,
@@ -111,13 +113,25 @@ impl ConnectionSettings {
         client_id: impl Into<String>,
         client_secret: SecretString,
     ) -> Self {
+        let credential = Credential::ClientSecret(client_secret);
+        Self::with_credential(environment_url, authority_url, tenant_id, client_id, credential)
+    }
+
+    /// Settings with the design's defaults for everything but identity.
+    pub fn with_credential(
+        environment_url: Url,
+        authority_url: Url,
+        tenant_id: impl Into<String>,
+        client_id: impl Into<String>,
+        credential: Credential,
+    ) -> Self {
         Self {
             environment_url,
             entity_set: "SalesOrderHeadersV2".to_owned(),
             authority_url,
             tenant_id: tenant_id.into(),
             client_id: client_id.into(),
-            client_secret,
+            credential,
             scope: None,
             max_requests_per_second: 20,
             max_concurrent_requests: 8,

@@ -72,7 +72,7 @@ impl Stub {
             transport,
             self.url.clone(),
             "client".into(),
-            SecretString::from("the-secret"),
+            super::Credential::ClientSecret(SecretString::from("the-secret")),
             "scope".into(),
         );
         self.rt
