@@ -85,17 +85,26 @@ struct Fixture {
 /// Connection `orders/usmf` at `generation`, whose client secret is
 /// `creds`/`client-secret`.
 fn usmf(generation: i64) -> D365Connection {
+    usmf_with(
+        generation,
+        json!({"clientSecretRef": {"name": "creds", "key": "client-secret"}}),
+    )
+}
+
+/// Connection `orders/usmf` at `generation` with `credential` (the `auth`
+/// fields besides tenant and client id).
+fn usmf_with(generation: i64, credential: serde_json::Value) -> D365Connection {
+    let mut auth = json!({"tenantId": "t", "clientId": "c"});
+    auth.as_object_mut()
+        .expect("an object")
+        .extend(credential.as_object().expect("an object").clone());
     serde_json::from_value(json!({
         "apiVersion": "d365.salesops.io/v1alpha1",
         "kind": "D365Connection",
         "metadata": {"name": "usmf", "namespace": "orders", "uid": "u1", "generation": generation},
         "spec": {
             "url": "https://contoso.example",
-            "auth": {
-                "tenantId": "t",
-                "clientId": "c",
-                "clientSecretRef": {"name": "creds", "key": "client-secret"},
-            },
+            "auth": auth,
         },
     }))
     .expect("a valid D365Connection")
@@ -104,8 +113,12 @@ fn usmf(generation: i64) -> D365Connection {
 impl Fixture {
     /// Connection `orders/usmf` whose client secret is `creds`/`client-secret`.
     fn new() -> Self {
+        Self::with(usmf(1))
+    }
+
+    /// Connection `conn` (named `orders/usmf`).
+    fn with(conn: D365Connection) -> Self {
         let (conn_store, mut connection_writer) = reflector::store();
-        let conn = usmf(1);
         connection_writer.apply_watcher_event(&Event::Apply(conn));
         let (secret_store, secret_writer) = reflector::store();
         let secrets = Arc::new(FakeSecrets::default());
@@ -360,3 +373,6 @@ async fn clients_read_answers_up_to_the_configured_limit() {
         );
     }
 }
+
+#[path = "credentials_tests.rs"]
+mod credentials;
