@@ -226,3 +226,45 @@ async fn control_characters_in_identity_fields_are_rejected_by_the_server() {
         .await
         .expect("printable characters");
 }
+
+fn connection_resource() -> ApiResource {
+    let gvk = GroupVersionKind::gvk("d365.salesops.io", "v1alpha1", "D365Connection");
+    ApiResource::from_gvk_with_plural(&gvk, "d365connections")
+}
+
+/// A connection must name exactly one credential; each single one is
+/// accepted, with the tls.crt/tls.key defaults for a certificate.
+#[tokio::test]
+async fn a_connection_names_exactly_one_credential() {
+    let cp = testkit::control_plane().await;
+    cp.apply_crds(crds_dir()).await;
+    let ns = cp.namespace("crd-credential").await;
+    let api: Api<DynamicObject> = Api::namespaced_with(cp.client(), &ns, &connection_resource());
+    let secret = json!({"clientSecretRef": {"name": "creds", "key": "client-secret"}});
+    let certificate = json!({"clientCertificateRef": {"name": "cert"}});
+    let workload = json!({"workloadIdentity": {}});
+    let connection = |name: &str, credentials: &[&Value]| {
+        let mut auth = json!({"tenantId": "t", "clientId": "c"});
+        for c in credentials {
+            auth.as_object_mut().unwrap().extend(c.as_object().unwrap().clone());
+        }
+        let spec = json!({"url": "https://contoso.example", "auth": auth});
+        DynamicObject::new(name, &connection_resource()).data(json!({ "spec": spec }))
+    };
+    let pp = PostParams::default();
+    for (i, credentials) in [vec![], vec![&secret, &workload], vec![&secret, &certificate, &workload]]
+        .into_iter()
+        .enumerate()
+    {
+        let msg = rejection(api.create(&pp, &connection(&format!("bad-{i}"), &credentials)).await);
+        assert!(msg.contains("set exactly one of clientSecretRef"), "{msg}");
+    }
+    for (name, credential) in [("secret", &secret), ("cert", &certificate), ("wi", &workload)] {
+        let created = api.create(&pp, &connection(name, &[credential])).await.expect(name);
+        if name == "cert" {
+            let stored = &created.data["spec"]["auth"]["clientCertificateRef"];
+            assert_eq!(stored["certificateKey"], "tls.crt", "{stored}");
+            assert_eq!(stored["privateKeyKey"], "tls.key", "{stored}");
+        }
+    }
+}
