@@ -55,6 +55,8 @@ fn contradictory_values_are_refused() {
         // Hosts, not URLs; lists, not strings.
         "allowedAuthorityHosts={https://login.microsoftonline.com}",
         "allowInsecureHosts=localhost",
+        // The kubelet's minimum token lifetime is 10 minutes.
+        "workloadIdentity.expirationSeconds=60",
     ] {
         assert!(!lint(&["--set", bad]).status.success(), "{bad} accepted");
     }
@@ -352,7 +354,8 @@ fn every_env_var_the_chart_sets_is_one_the_binary_reads() {
         .output()
         .unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
-    let docs = render("so", "ops", &["--set", "operator.logLevel=debug"]);
+    let set = "operator.logLevel=debug,workloadIdentity.enabled=true";
+    let docs = render("so", "ops", &["--set", set]);
     for (var, _) in crate::helm::env(&docs) {
         if var == "RUST_LOG" {
             continue; // tracing's filter, not a flag

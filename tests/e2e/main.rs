@@ -16,6 +16,7 @@ mod chaos_invariants;
 mod chaos_schedule;
 mod chaos_timeline;
 mod chart;
+mod chart_identity;
 mod chart_rbac;
 mod connection;
 mod control_plane;
