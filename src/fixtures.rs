@@ -10,8 +10,9 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use crate::api::{
-    CREDENTIALS_LABEL, ClientSecretRef, ConnectionAuth, ConnectionRef, D365Connection,
+    CREDENTIALS_LABEL, ClientCertificateRef, ClientSecretRef, ConnectionAuth, ConnectionRef, D365Connection,
     D365ConnectionSpec, FieldMapping, Policy, SalesOrderStatus, SalesOrderStatusSpec, SalesStatus,
+    WorkloadIdentity,
 };
 
 /// Name of the connection every fixture order uses.
@@ -147,6 +148,48 @@ impl D365Connection {
             },
         )
     }
+}
+
+impl D365Connection {
+    /// Authenticating with the operator's workload identity instead.
+    pub fn with_workload_identity(mut self) -> Self {
+        self.spec.auth.client_secret_ref = None;
+        self.spec.auth.workload_identity = Some(WorkloadIdentity {});
+        self
+    }
+
+    /// Authenticating with the certificate in `kubernetes.io/tls` Secret
+    /// `secret` instead.
+    pub fn with_client_certificate(mut self, secret: &str) -> Self {
+        self.spec.auth.client_secret_ref = None;
+        self.spec.auth.client_certificate_ref = Some(ClientCertificateRef {
+            name: secret.into(),
+            certificate_key: "tls.crt".into(),
+            private_key_key: "tls.key".into(),
+        });
+        self
+    }
+}
+
+/// A `kubernetes.io/tls` Secret `name` holding a client certificate and
+/// its key (PEM), labelled as credentials.
+pub fn tls_secret(name: &str, certificate: &str, private_key: &str) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        type_: Some("kubernetes.io/tls".into()),
+        string_data: Some(
+            [
+                ("tls.crt".into(), certificate.into()),
+                ("tls.key".into(), private_key.into()),
+            ]
+            .into(),
+        ),
+        ..Secret::default()
+    }
+    .with_credentials_label()
 }
 
 /// Secret [`SECRET`] holding the emulator's client secret under

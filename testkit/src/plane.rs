@@ -40,6 +40,19 @@ impl ControlPlane {
         &self.url
     }
 
+    /// The issuer of its ServiceAccount tokens: its own URL, so its OIDC
+    /// discovery document and JWKS are served where the issuer says.
+    pub fn service_account_issuer(&self) -> &str {
+        &self.url
+    }
+
+    /// The CA that signed its serving certificate, as PEM: what a client
+    /// fetching its OIDC discovery must trust.
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.dir.join("certs").join("ca.crt"))
+            .unwrap_or_else(|e| panic!("testkit: reading the control plane's CA: {e}"))
+    }
+
     /// The server's `gitVersion`, e.g. `v1.35.4`.
     pub fn version(&self) -> &str {
         &self.version
