@@ -10,9 +10,9 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use crate::api::{
-    CREDENTIALS_LABEL, ClientCertificateRef, ClientSecretRef, ConnectionAuth, ConnectionRef, D365Connection,
-    D365ConnectionSpec, FieldMapping, Policy, SalesOrderStatus, SalesOrderStatusSpec, SalesStatus,
-    WorkloadIdentity,
+    CREDENTIALS_LABEL, ClientCertificateRef, ClientSecretRef, ConnectionAuth, ConnectionRef,
+    D365Connection, D365ConnectionSpec, FieldMapping, Policy, SalesOrderStatus,
+    SalesOrderStatusSpec, SalesStatus, WorkloadIdentity,
 };
 
 /// Name of the connection every fixture order uses.

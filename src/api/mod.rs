@@ -6,8 +6,8 @@ mod order;
 
 pub use conditions::{ConditionType, Reason};
 pub use connection::{
-    BatchSpec, ClientCertificateRef, ClientSecretRef, ConnectionAuth, D365Connection, D365ConnectionSpec,
-    D365ConnectionStatus, FieldMapping, WorkloadIdentity,
+    BatchSpec, ClientCertificateRef, ClientSecretRef, ConnectionAuth, D365Connection,
+    D365ConnectionSpec, D365ConnectionStatus, FieldMapping, WorkloadIdentity,
 };
 pub use order::{
     ConnectionRef, LastUpdate, ObservedOrder, Policy, SalesOrderStatus, SalesOrderStatusSpec,

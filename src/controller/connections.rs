@@ -14,8 +14,8 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::admission::Admission;
-pub use super::credentials::{ResolveError, SecretSource};
 use super::credentials::{Located, read_credential};
+pub use super::credentials::{ResolveError, SecretSource};
 use super::sync::OrderRules;
 use super::sync::Resolved;
 use crate::api::D365Connection;

@@ -13,9 +13,9 @@ use serde_json::json;
 
 use super::*;
 use crate::api::{CREDENTIALS_LABEL, Reason};
+use crate::controller::credentials::secret_value;
 use crate::d365::NoopObserver;
 use futures::future::BoxFuture;
-use crate::controller::credentials::secret_value;
 
 /// Secrets by (namespace, name): labels and data; counts the reads; fails
 /// every read with `failure`'s error while it is set.

@@ -75,8 +75,9 @@ pub enum ResolveError {
         namespace: String,
         name: String,
         connection: String,
+        /// Boxed: webpki's error is large, and every resolve returns this type.
         #[source]
-        source: CertificateError,
+        source: Box<CertificateError>,
     },
     /// The connection asks for workload identity, but the operator has no
     /// projected token to present.
@@ -154,7 +155,6 @@ impl SecretSource for kube::Client {
     }
 }
 
-
 /// The credential `auth` names. A Secret is read (one GET) and used only
 /// if it carries the credentials label; `token_file` is the operator's
 /// projected ServiceAccount token, if it has one.
@@ -188,7 +188,7 @@ pub(super) async fn read_credential(
                 namespace: at.namespace.into(),
                 name: at.secret.into(),
                 connection: at.connection.clone(),
-                source,
+                source: Box::new(source),
             }
         })?;
         return Ok(Credential::Certificate(Arc::new(parsed)));
@@ -199,7 +199,10 @@ pub(super) async fn read_credential(
 }
 
 /// The Secret `at` names, if it exists and carries the credentials label.
-async fn read_labelled(source: &dyn SecretSource, at: &Located<'_>) -> Result<Secret, ResolveError> {
+async fn read_labelled(
+    source: &dyn SecretSource,
+    at: &Located<'_>,
+) -> Result<Secret, ResolveError> {
     let secret = source
         .secret(at.namespace, at.secret)
         .await
@@ -263,7 +266,10 @@ fn labelled(secret: &Secret) -> bool {
 /// A Secret's value (trimmed: a trailing newline from `kubectl create
 /// secret --from-file` is never part of a client secret).
 /// `Err` only for bytes that are not UTF-8 (the error holds no bytes).
-pub(super) fn secret_value(secret: &Secret, key: &str) -> Result<Option<SecretString>, std::str::Utf8Error> {
+pub(super) fn secret_value(
+    secret: &Secret,
+    key: &str,
+) -> Result<Option<SecretString>, std::str::Utf8Error> {
     if let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(key)) {
         let text = std::str::from_utf8(&bytes.0)?;
         return Ok(Some(SecretString::from(text.trim().to_owned())));
@@ -271,7 +277,6 @@ pub(super) fn secret_value(secret: &Secret, key: &str) -> Result<Option<SecretSt
     let text = secret.string_data.as_ref().and_then(|d| d.get(key));
     Ok(text.map(|t| SecretString::from(t.trim().to_owned())))
 }
-
 
 /// A Secret's raw bytes under `key` (`data`, else `stringData`).
 fn secret_bytes(secret: &Secret, key: &str) -> Option<Vec<u8>> {

@@ -10,7 +10,10 @@ const KEY: &str = include_str!("../../tests/fixtures/client-certificate/tls.key"
 const OTHER_KEY: &str = include_str!("../../tests/fixtures/client-certificate/unregistered.key");
 
 fn certificate_connection() -> Fixture {
-    let mut f = Fixture::with(usmf_with(1, json!({"clientCertificateRef": {"name": "creds"}})));
+    let mut f = Fixture::with(usmf_with(
+        1,
+        json!({"clientCertificateRef": {"name": "creds"}}),
+    ));
     f.secret_seen("1");
     f
 }
@@ -28,9 +31,14 @@ fn credential_of(resolved: &Resolved) -> String {
 #[tokio::test]
 async fn a_certificate_is_read_from_the_default_tls_keys() {
     let f = certificate_connection();
-    f.secrets.put("creds", &[("tls.crt", CERT), ("tls.key", KEY)]);
+    f.secrets
+        .put("creds", &[("tls.crt", CERT), ("tls.key", KEY)]);
     let resolved = f.resolve().await.expect("resolves");
-    assert!(credential_of(&resolved).starts_with("Certificate(x5t="), "{}", credential_of(&resolved));
+    assert!(
+        credential_of(&resolved).starts_with("Certificate(x5t="),
+        "{}",
+        credential_of(&resolved)
+    );
     assert_eq!(f.reads(), 1);
 }
 
@@ -44,17 +52,28 @@ async fn a_broken_certificate_secret_names_what_is_wrong_without_quoting_the_key
         "{err}"
     );
 
-    f.secrets.put("creds", &[("tls.crt", CERT), ("tls.key", OTHER_KEY)]);
+    f.secrets
+        .put("creds", &[("tls.crt", CERT), ("tls.key", OTHER_KEY)]);
     let err = f.resolve().await.err().expect("another certificate's key");
-    assert!(matches!(err, ResolveError::CertificateInvalid { .. }), "{err}");
+    assert!(
+        matches!(err, ResolveError::CertificateInvalid { .. }),
+        "{err}"
+    );
     assert_eq!(err.reason(), Reason::ConnectionNotReady);
     let text = err.to_string();
-    assert!(text.contains("does not belong to the certificate"), "{text}");
+    assert!(
+        text.contains("does not belong to the certificate"),
+        "{text}"
+    );
     assert!(!text.contains("PRIVATE KEY"), "{text}");
 
-    f.secrets.put_labelled("creds", &[], &[("tls.crt", CERT), ("tls.key", KEY)]);
+    f.secrets
+        .put_labelled("creds", &[], &[("tls.crt", CERT), ("tls.key", KEY)]);
     let err = f.resolve().await.err().expect("unlabelled");
-    assert!(matches!(err, ResolveError::SecretNotLabelled { .. }), "{err}");
+    assert!(
+        matches!(err, ResolveError::SecretNotLabelled { .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -74,9 +93,15 @@ async fn workload_identity_reads_no_secret() {
 async fn workload_identity_without_a_token_file_says_how_to_set_one_up() {
     let f = workload_identity(None);
     let err = f.resolve().await.err().expect("no token file");
-    assert!(matches!(err, ResolveError::WorkloadIdentityUnavailable { .. }), "{err}");
+    assert!(
+        matches!(err, ResolveError::WorkloadIdentityUnavailable { .. }),
+        "{err}"
+    );
     assert_eq!(err.reason(), Reason::ConnectionNotReady);
-    assert!(err.to_string().contains("--workload-identity-token-file"), "{err}");
+    assert!(
+        err.to_string().contains("--workload-identity-token-file"),
+        "{err}"
+    );
     assert_eq!(f.reads(), 0);
 }
 

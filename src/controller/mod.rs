@@ -4,8 +4,8 @@
 mod admission;
 mod connection_status;
 mod connections;
-mod credentials;
 mod context;
+mod credentials;
 mod duplicates;
 mod owners;
 mod reconciler;

@@ -344,7 +344,8 @@ impl TokenCache {
         let mut body = message.into_bytes();
         let secrets: Vec<&str> = proof.secrets().collect();
         redact(&mut body, &secrets);
-        String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        String::from_utf8(body)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 }
 

@@ -138,8 +138,10 @@ impl ClientCertificate {
     /// that does not match the certificate, which would otherwise surface
     /// only as Entra's vague "invalid signature".
     pub fn from_pem(certificate: &[u8], private_key: &[u8]) -> Result<Self, CertificateError> {
-        let cert = CertificateDer::from_pem_slice(certificate).map_err(CertificateError::Certificate)?;
-        let key = PrivateKeyDer::from_pem_slice(private_key).map_err(CertificateError::PrivateKey)?;
+        let cert =
+            CertificateDer::from_pem_slice(certificate).map_err(CertificateError::Certificate)?;
+        let key =
+            PrivateKeyDer::from_pem_slice(private_key).map_err(CertificateError::PrivateKey)?;
         let key = match &key {
             PrivateKeyDer::Pkcs1(der) => RsaKeyPair::from_der(der.secret_pkcs1_der()),
             PrivateKeyDer::Pkcs8(der) => RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()),
@@ -172,7 +174,12 @@ impl ClientCertificate {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CertificateError> {
         let mut signature = vec![0; self.key.public().modulus_len()];
         self.key
-            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut signature)
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                message,
+                &mut signature,
+            )
             .map_err(|_unspecified| CertificateError::Signing)?;
         Ok(signature)
     }
@@ -180,7 +187,11 @@ impl ClientCertificate {
     /// A signed assertion for one token request [doc: Microsoft identity
     /// platform certificate credentials]: RS256, `x5t`, audience the token
     /// endpoint, issuer and subject the client id, a unique `jti`.
-    pub(crate) fn assertion(&self, client_id: &str, endpoint: &str) -> Result<SecretString, D365Error> {
+    pub(crate) fn assertion(
+        &self,
+        client_id: &str,
+        endpoint: &str,
+    ) -> Result<SecretString, D365Error> {
         let now = jiff::Timestamp::now().as_second();
         let mut jti = [0u8; 16];
         SystemRandom::new()

@@ -28,20 +28,32 @@ fn assertion_is_signed_by_the_certificate_key_with_entra_claims() {
     assert_eq!(header["x5t"], CERT_X5T);
     let claims = decode_json(claims);
     assert_eq!(claims["aud"], ENDPOINT);
-    assert_eq!((&claims["iss"], &claims["sub"]), (&json!("client-1"), &json!("client-1")));
+    assert_eq!(
+        (&claims["iss"], &claims["sub"]),
+        (&json!("client-1"), &json!("client-1"))
+    );
     let now = jiff::Timestamp::now().as_second();
     let nbf = claims["nbf"].as_i64().unwrap();
     assert!((now - 5..=now).contains(&nbf), "nbf {nbf} now {now}");
-    assert_eq!(claims["exp"].as_i64().unwrap() - nbf, ASSERTION_LIFETIME_SECS);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - nbf,
+        ASSERTION_LIFETIME_SECS
+    );
 
     let der = CertificateDer::from_pem_slice(CERT.as_bytes()).unwrap();
     let verifier = webpki::EndEntityCert::try_from(&der).unwrap();
     let signed = jwt.expose_secret().rsplit_once('.').unwrap().0;
     let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
     let rsa = webpki::ring::RSA_PKCS1_2048_8192_SHA256;
-    verifier.verify_signature(rsa, signed.as_bytes(), &signature).unwrap();
+    verifier
+        .verify_signature(rsa, signed.as_bytes(), &signature)
+        .unwrap();
     let tampered = signed.replacen('.', ".e", 1);
-    assert!(verifier.verify_signature(rsa, tampered.as_bytes(), &signature).is_err());
+    assert!(
+        verifier
+            .verify_signature(rsa, tampered.as_bytes(), &signature)
+            .is_err()
+    );
 }
 
 #[test]
@@ -54,27 +66,42 @@ fn every_assertion_has_its_own_id() {
     assert_ne!(jti(), jti());
 }
 
+/// Whether an error is the one a case expects.
+type Expect = fn(&CertificateError) -> bool;
+
 #[test]
 fn unusable_certificates_are_named() {
     let ec_key = ec_key_pem();
-    let cases: [(&str, &[u8], &[u8], fn(&CertificateError) -> bool); 4] = [
-        ("key of another certificate", CERT.as_bytes(), OTHER_KEY.as_bytes(), |e| {
-            matches!(e, CertificateError::Mismatch(_))
-        }),
+    let cases: [(&str, &[u8], &[u8], Expect); 4] = [
+        (
+            "key of another certificate",
+            CERT.as_bytes(),
+            OTHER_KEY.as_bytes(),
+            |e| matches!(e, CertificateError::Mismatch(_)),
+        ),
         ("no certificate", b"hello", KEY.as_bytes(), |e| {
             matches!(e, CertificateError::Certificate(_))
         }),
-        ("certificate as the key", CERT.as_bytes(), CERT.as_bytes(), |e| {
-            matches!(e, CertificateError::PrivateKey(_))
-        }),
+        (
+            "certificate as the key",
+            CERT.as_bytes(),
+            CERT.as_bytes(),
+            |e| matches!(e, CertificateError::PrivateKey(_)),
+        ),
         ("an EC key", CERT.as_bytes(), ec_key.as_bytes(), |e| {
-            matches!(e, CertificateError::NotRsaKind | CertificateError::NotRsa(_))
+            matches!(
+                e,
+                CertificateError::NotRsaKind | CertificateError::NotRsa(_)
+            )
         }),
     ];
     for (name, cert, key, expected) in cases {
         let err = ClientCertificate::from_pem(cert, key).err().expect(name);
         assert!(expected(&err), "{name}: {err:?}");
-        assert!(!err.to_string().contains("PRIVATE KEY-----"), "{name}: {err}");
+        assert!(
+            !err.to_string().contains("PRIVATE KEY-----"),
+            "{name}: {err}"
+        );
     }
 }
 
@@ -101,7 +128,11 @@ fn debug_names_the_kind_only() {
 
 fn assertion_of(proof: &ClientProof) -> String {
     let field = |name| {
-        proof.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v.expose_secret().to_owned())
+        proof
+            .fields
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.expose_secret().to_owned())
     };
     assert_eq!(field("client_assertion_type").as_deref(), Some(JWT_BEARER));
     assert!(field("client_secret").is_none());
@@ -147,6 +178,9 @@ async fn unusable_token_files_are_config_errors_naming_the_file() {
             .unwrap();
         let text = err.to_string();
         assert!(matches!(err, D365Error::Config { .. }), "{err:?}");
-        assert!(text.contains(&path.display().to_string()) && text.contains(why), "{text}");
+        assert!(
+            text.contains(&path.display().to_string()) && text.contains(why),
+            "{text}"
+        );
     }
 }

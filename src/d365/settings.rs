@@ -114,7 +114,13 @@ impl ConnectionSettings {
         client_secret: SecretString,
     ) -> Self {
         let credential = Credential::ClientSecret(client_secret);
-        Self::with_credential(environment_url, authority_url, tenant_id, client_id, credential)
+        Self::with_credential(
+            environment_url,
+            authority_url,
+            tenant_id,
+            client_id,
+            credential,
+        )
     }
 
     /// Settings with the design's defaults for everything but identity.

@@ -15,7 +15,11 @@ fn pod_spec(docs: &[Value]) -> &Value {
 fn no_projected_token_unless_workload_identity_is_enabled() {
     let docs = render("so", "ops", &[]);
     assert_eq!(env_var(&docs, TOKEN_FILE), None);
-    assert!(pod_spec(&docs)["volumes"].is_null(), "{:?}", pod_spec(&docs));
+    assert!(
+        pod_spec(&docs)["volumes"].is_null(),
+        "{:?}",
+        pod_spec(&docs)
+    );
 }
 
 #[test]
@@ -31,7 +35,10 @@ fn workload_identity_mounts_the_token_the_operator_reads() {
     let pod = pod_spec(&docs);
     let volume = &pod["volumes"][0];
     let source = &volume["projected"]["sources"][0]["serviceAccountToken"];
-    assert_eq!(source["audience"], "api://AzureADTokenExchange", "{volume:?}");
+    assert_eq!(
+        source["audience"], "api://AzureADTokenExchange",
+        "{volume:?}"
+    );
     assert_eq!(source["expirationSeconds"], 1800, "{volume:?}");
     let mount = &pod["containers"][0]["volumeMounts"][0];
     assert_eq!(mount["name"], volume["name"], "{mount:?}");
@@ -49,7 +56,10 @@ fn the_audience_is_configurable_for_other_clouds() {
     let docs = render(
         "so",
         "ops",
-        &["--set", "workloadIdentity.enabled=true,workloadIdentity.audience=api://AzureADTokenExchangeChina"],
+        &[
+            "--set",
+            "workloadIdentity.enabled=true,workloadIdentity.audience=api://AzureADTokenExchangeChina",
+        ],
     );
     let source = &pod_spec(&docs)["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"];
     assert_eq!(source["audience"], "api://AzureADTokenExchangeChina");

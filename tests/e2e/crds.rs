@@ -246,21 +246,37 @@ async fn a_connection_names_exactly_one_credential() {
     let connection = |name: &str, credentials: &[&Value]| {
         let mut auth = json!({"tenantId": "t", "clientId": "c"});
         for c in credentials {
-            auth.as_object_mut().unwrap().extend(c.as_object().unwrap().clone());
+            auth.as_object_mut()
+                .unwrap()
+                .extend(c.as_object().unwrap().clone());
         }
         let spec = json!({"url": "https://contoso.example", "auth": auth});
         DynamicObject::new(name, &connection_resource()).data(json!({ "spec": spec }))
     };
     let pp = PostParams::default();
-    for (i, credentials) in [vec![], vec![&secret, &workload], vec![&secret, &certificate, &workload]]
-        .into_iter()
-        .enumerate()
+    for (i, credentials) in [
+        vec![],
+        vec![&secret, &workload],
+        vec![&secret, &certificate, &workload],
+    ]
+    .into_iter()
+    .enumerate()
     {
-        let msg = rejection(api.create(&pp, &connection(&format!("bad-{i}"), &credentials)).await);
+        let msg = rejection(
+            api.create(&pp, &connection(&format!("bad-{i}"), &credentials))
+                .await,
+        );
         assert!(msg.contains("set exactly one of clientSecretRef"), "{msg}");
     }
-    for (name, credential) in [("secret", &secret), ("cert", &certificate), ("wi", &workload)] {
-        let created = api.create(&pp, &connection(name, &[credential])).await.expect(name);
+    for (name, credential) in [
+        ("secret", &secret),
+        ("cert", &certificate),
+        ("wi", &workload),
+    ] {
+        let created = api
+            .create(&pp, &connection(name, &[credential]))
+            .await
+            .expect(name);
         if name == "cert" {
             let stored = &created.data["spec"]["auth"]["clientCertificateRef"];
             assert_eq!(stored["certificateKey"], "tls.crt", "{stored}");

@@ -156,7 +156,9 @@ async fn many_orders_on_a_cold_cache_fetch_one_token() {
 async fn refused_credentials_are_unauthorized_without_leaking_the_secret() {
     let emu = emulator(1).await;
     let mut s = settings(&emu);
-    s.credential = sales_order_operator::d365::Credential::ClientSecret(SecretString::from("wrong-secret-value"));
+    s.credential = sales_order_operator::d365::Credential::ClientSecret(SecretString::from(
+        "wrong-secret-value",
+    ));
     let client = D365Client::new(s, Arc::new(Recorder::default())).unwrap();
     let err = client.get_order(&key(1), &[]).await.unwrap_err();
     assert!(matches!(err, D365Error::Unauthorized { .. }), "{err:?}");
