@@ -34,6 +34,7 @@ mod token_proptests;
 pub use client::D365Client;
 pub use destinations::{
     DEFAULT_AUTHORITY_HOSTS, DEFAULT_INSECURE_HOSTS, Destinations, HostListError, HostPattern,
+    check_scope,
 };
 pub use entity::{Entity, PatchOutcome};
 pub use error::{
