@@ -25,4 +25,5 @@ mod fencing;
 mod leader;
 mod owners;
 mod proven_writes;
+mod secret_watch;
 mod throttle;
