@@ -22,6 +22,7 @@ mod control_plane;
 mod converge;
 mod crds;
 mod fencing;
+mod hostile;
 mod leader;
 mod owners;
 mod proven_writes;
