@@ -18,11 +18,17 @@ use thiserror::Error;
 
 use crate::state::State;
 
-/// Issued tokens and their expiry.
+/// Issued tokens and their expiry, and the most recent ones ever issued
+/// (expired and revoked too), so a test can look for them where they must
+/// not appear.
 #[derive(Default)]
 pub struct Tokens {
     issued: RwLock<HashMap<String, Instant>>,
+    history: RwLock<std::collections::VecDeque<String>>,
 }
+
+/// How many issued tokens [`Tokens::history`] keeps.
+const HISTORY: usize = 1024;
 
 #[derive(Debug, Error, PartialEq)]
 pub enum AuthError {
@@ -44,7 +50,17 @@ impl Tokens {
         let mut map = self.issued.write();
         map.retain(|_, exp| *exp > now);
         map.insert(token.clone(), now + ttl);
+        let mut history = self.history.write();
+        if history.len() == HISTORY {
+            history.pop_front();
+        }
+        history.push_back(token.clone());
         token
+    }
+
+    /// The last 1,024 tokens issued, oldest first.
+    pub fn history(&self) -> Vec<String> {
+        self.history.read().iter().cloned().collect()
     }
 
     /// Checks an `Authorization` header value.

@@ -126,6 +126,19 @@ pub struct Faults {
     /// resetting a value would look like this); the operator must not call
     /// such a write Updated.
     pub ignore_writes: Vec<String>,
+    /// Every `/data` error answer (4xx/5xx) quotes the request's
+    /// `Authorization` header, bearer token and all, in its message (an
+    /// error without an OData body gets one). [unverified]: some gateways
+    /// and proxies echo request headers in their errors; nobody has shown
+    /// D365 doing it. The operator must redact the token wherever it
+    /// repeats D365's words.
+    pub echo_token_in_errors: bool,
+    /// Successful JSON `/data` GET answers carry this many bytes of
+    /// whitespace (after the opening `{`, so the JSON stays valid), streamed
+    /// without `Content-Length` and never allocated: a 1 GiB answer costs the
+    /// emulator nothing. [unverified]: a broken or hostile endpoint; the
+    /// operator must refuse it unread past its answer limit.
+    pub answer_padding_bytes: Option<u64>,
 }
 
 impl Default for Faults {
@@ -154,6 +167,8 @@ impl Default for Faults {
             redirect_status: None,
             redirect_to: String::new(),
             ignore_writes: Vec::new(),
+            echo_token_in_errors: false,
+            answer_padding_bytes: None,
         }
     }
 }

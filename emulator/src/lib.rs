@@ -13,6 +13,7 @@ mod faults;
 mod filter;
 mod generate;
 mod handlers;
+mod hostile;
 mod journal;
 mod keys;
 mod multipart;
@@ -184,6 +185,13 @@ impl Emulator {
 
     pub fn token_requests(&self) -> u64 {
         self.state.journal.token_requests()
+    }
+
+    /// The last 1,024 access tokens issued (expired and revoked ones too),
+    /// oldest first: for tests asserting that no token leaks into logs,
+    /// statuses or events. Tokens are otherwise never shown.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.state.tokens.history()
     }
 
     /// Every issued token becomes invalid: the next `/data` call gets 401.

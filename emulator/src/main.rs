@@ -120,6 +120,12 @@ struct Cli {
         value_delimiter = ','
     )]
     ignore_writes: Vec<String>,
+    /// Quote the request's Authorization header in every /data error answer.
+    #[arg(long, env = "D365_EMULATOR_ECHO_TOKEN_IN_ERRORS")]
+    echo_token_in_errors: bool,
+    /// Pad successful JSON /data GET answers with this many streamed bytes.
+    #[arg(long, env = "D365_EMULATOR_ANSWER_PADDING_BYTES")]
+    answer_padding_bytes: Option<u64>,
     /// Seed of fault injection and order generation.
     #[arg(long, env = "D365_EMULATOR_SEED", default_value_t = 0)]
     seed: u64,
@@ -173,6 +179,8 @@ impl Cli {
                 redirect_status: self.redirect_status,
                 redirect_to: self.redirect_to,
                 ignore_writes: self.ignore_writes,
+                echo_token_in_errors: self.echo_token_in_errors,
+                answer_padding_bytes: self.answer_padding_bytes,
             },
         })
     }

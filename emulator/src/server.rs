@@ -33,7 +33,8 @@ pub fn router(state: Arc<State>) -> Router {
 /// service protection [doc] (resource-based first, then the request
 /// limits), then injected latency and errors; holds the
 /// answer back on an injected hang (after the request took effect, so a
-/// timed-out PATCH may still have been applied, as with a real server).
+/// timed-out PATCH may still have been applied, as with a real server);
+/// last, the hostile answers (`echoTokenInErrors`, `answerPaddingBytes`).
 async fn guard(AxState(state): AxState<Arc<State>>, req: Request, next: Next) -> Response {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
@@ -43,7 +44,11 @@ async fn guard(AxState(state): AxState<Arc<State>>, req: Request, next: Next) ->
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let is_data = path == "/data" || path.starts_with("/data/");
+    let is_get = method == "GET";
     let faults = state.faults();
+    let authorization = is_data
+        .then(|| crate::hostile::authorization(&faults, req.headers()))
+        .flatten();
     let mut slot = None;
     let response = if !is_data {
         next.run(req).await
@@ -96,7 +101,14 @@ async fn guard(AxState(state): AxState<Arc<State>>, req: Request, next: Next) ->
         tokio::time::sleep(Duration::from_millis(faults.hang_ms)).await;
     }
     drop(slot);
-    response
+    let response = match authorization {
+        Some(value) => crate::hostile::echo_token(response, &value).await,
+        None => response,
+    };
+    match faults.answer_padding_bytes {
+        Some(padding) if is_data && is_get => crate::hostile::pad(response, padding).await,
+        _ => response,
+    }
 }
 
 /// The `redirectStatus` fault: a 3xx whose `Location` is `base` + the

@@ -140,7 +140,9 @@ pub struct ConnectionAuth {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
     pub authority_url: Option<String>,
-    /// Token scope; defaults to `<url>/.default`.
+    /// Token scope; defaults to `<url>/.default`. Must be one
+    /// `<resource>/.default` on `url`'s own host and port: the token is sent
+    /// to `url`, so a scope for another host is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
 }

@@ -239,10 +239,19 @@ fn secret_changes(
     writer: Writer<PartialObjectMeta<Secret>>,
     ctx: Arc<Context>,
 ) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static {
-    watch_all(api, watcher::Config::default().labels(CREDENTIALS_SELECTOR))
+    secret_watch(api)
         .reflect(writer)
         .inspect_ok(move |event| on_secret_event(&ctx, event))
         .touched_objects()
+}
+
+/// The operator's watch of Secrets: metadata of labelled ones only, so an
+/// unlabelled Secret never reaches its cache. Public so a test can run it
+/// against a real apiserver (tests/e2e/secret_watch.rs).
+pub fn secret_watch(
+    api: Api<PartialObjectMeta<Secret>>,
+) -> impl Stream<Item = Result<Event<PartialObjectMeta<Secret>>, watcher::Error>> + Send + 'static {
+    watch_all(api, watcher::Config::default().labels(CREDENTIALS_SELECTOR))
 }
 
 /// Lets reconciles and connection checks start once connections and Secrets

@@ -178,6 +178,69 @@ impl Destinations {
     }
 }
 
+/// Refuses a token scope whose audience is not the environment itself.
+/// The operator sends the token it gets for `scope` as a bearer to
+/// `environment`, so a scope naming another host would hand whoever runs
+/// `environment` a valid token for that other resource (e.g. another D365
+/// environment). Accepted: exactly one `<resource>/.default` (the only kind
+/// a client-credentials request may ask for [doc]) whose resource is an
+/// http(s) URL without user info, query or fragment, on the environment's
+/// host and port (any case, a trailing dot and the default port ignored).
+pub fn check_scope(environment: &Url, scope: &str) -> Result<(), D365Error> {
+    let refuse = |why: &str| {
+        D365Error::config(format!(
+            "spec.auth.scope {:?} is refused: {why}; the token is sent to spec.url's host {}, \
+             so its audience must be that host (leave scope unset for the default \
+             <url>/.default)",
+            quoted(scope),
+            shown(environment),
+        ))
+    };
+    let scope = scope.trim();
+    if scope.chars().any(char::is_whitespace) {
+        return Err(refuse("it names more than one scope"));
+    }
+    let Some(resource) = scope.strip_suffix("/.default") else {
+        return Err(refuse("it must end in /.default"));
+    };
+    let resource = Url::parse(resource).map_err(|e| refuse(&format!("not a URL ({e})")))?;
+    if !matches!(resource.scheme(), "https" | "http")
+        || !resource.username().is_empty()
+        || resource.password().is_some()
+        || resource.query().is_some()
+        || resource.fragment().is_some()
+    {
+        return Err(refuse(
+            "its resource must be an http(s) URL without user info, query or fragment",
+        ));
+    }
+    if same_host(&resource, environment) {
+        Ok(())
+    } else {
+        Err(refuse(&format!(
+            "its host {} is not spec.url's",
+            shown(&resource)
+        )))
+    }
+}
+
+/// Host (a trailing dot ignored; domains are already lower-case) and port
+/// (the scheme's default filled in) are equal.
+fn same_host(a: &Url, b: &Url) -> bool {
+    let host = |u: &Url| match u.host() {
+        Some(Host::Domain(d)) => Some(Host::Domain(d.trim_end_matches('.').to_owned())),
+        other => other.map(|h| h.to_owned()),
+    };
+    host(a).is_some()
+        && host(a) == host(b)
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// At most 200 characters of a user-given value, for messages.
+fn quoted(value: &str) -> String {
+    value.chars().take(200).collect()
+}
+
 /// `host:port` of a URL (never its user info or path).
 fn shown(url: &Url) -> String {
     let host = url.host().map(|h| h.to_string()).unwrap_or_default();

@@ -156,3 +156,193 @@ fn entries_that_are_not_hosts_are_refused() {
         Destinations::parse(DEFAULT_AUTHORITY_HOSTS, DEFAULT_INSECURE_HOSTS).unwrap()
     );
 }
+
+/// Issue 10: a scope is only ever the environment's own audience, so the
+/// token sent to `spec.url` is useless anywhere else.
+#[test]
+fn scopes_name_the_environment_host_only() {
+    let env = |u: &str| Url::parse(u).unwrap();
+    let default_of = |u: &str| {
+        crate::d365::ConnectionSettings::new(
+            env(u),
+            env("https://login.microsoftonline.com"),
+            "t",
+            "c",
+            secrecy::SecretString::from("s"),
+        )
+        .effective_scope()
+    };
+    // (environment, scope, accepted)
+    let mut table = vec![
+        (
+            ENV,
+            "https://contoso.operations.dynamics.com/.default",
+            true,
+        ),
+        (
+            ENV,
+            "https://CONTOSO.Operations.Dynamics.com/.default",
+            true,
+        ),
+        (
+            ENV,
+            " https://contoso.operations.dynamics.com/.default ",
+            true,
+        ),
+        (
+            ENV,
+            "https://contoso.operations.dynamics.com./.default",
+            true,
+        ),
+        (
+            ENV,
+            "https://contoso.operations.dynamics.com:443/.default",
+            true,
+        ),
+        (
+            ENV,
+            "https://contoso.operations.dynamics.com//.default",
+            true,
+        ),
+        (
+            "https://proxy.example/d365",
+            "https://proxy.example/.default",
+            true,
+        ),
+        (
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8080/.default",
+            true,
+        ),
+        // Another host, or this host as a prefix, suffix or path.
+        (
+            ENV,
+            "https://victim.operations.dynamics.com/.default",
+            false,
+        ),
+        (
+            ENV,
+            "https://contoso.operations.dynamics.com.evil.com/.default",
+            false,
+        ),
+        (
+            ENV,
+            "https://evil.com/contoso.operations.dynamics.com/.default",
+            false,
+        ),
+        (
+            ENV,
+            "https://evilcontoso.operations.dynamics.com/.default",
+            false,
+        ),
+        (
+            ENV,
+            "https://x.contoso.operations.dynamics.com/.default",
+            false,
+        ),
+        // User info: either the host is the other one, or the trick is refused.
+        (
+            ENV,
+            "https://contoso.operations.dynamics.com@evil.com/.default",
+            false,
+        ),
+        (
+            ENV,
+            "https://evil.com@contoso.operations.dynamics.com/.default",
+            false,
+        ),
+        (
+            ENV,
+            "https://u:p@contoso.operations.dynamics.com/.default",
+            false,
+        ),
+        // Another port or scheme is another service.
+        (
+            ENV,
+            "https://contoso.operations.dynamics.com:8443/.default",
+            false,
+        ),
+        (
+            ENV,
+            "http://contoso.operations.dynamics.com/.default",
+            false,
+        ),
+        (
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:9090/.default",
+            false,
+        ),
+        (
+            "http://127.0.0.1:8080",
+            "http://localhost:8080/.default",
+            false,
+        ),
+        // Not one `<resource>/.default`, or not a URL at all.
+        (ENV, "api://contoso/.default", false),
+        (
+            ENV,
+            "https://contoso.operations.dynamics.com/user_impersonation",
+            false,
+        ),
+        (
+            ENV,
+            "https://contoso.operations.dynamics.com/.DEFAULT",
+            false,
+        ),
+        (
+            ENV,
+            "https://contoso.operations.dynamics.com/.default https://victim.operations.dynamics.com/.default",
+            false,
+        ),
+        (
+            ENV,
+            "https://contoso.operations.dynamics.com/?a=/.default",
+            false,
+        ),
+        (
+            ENV,
+            "https://contoso.operations.dynamics.com/#/.default",
+            false,
+        ),
+        (ENV, "contoso.operations.dynamics.com/.default", false),
+        (ENV, "https:///.default", false),
+        (ENV, "/.default", false),
+        (ENV, "", false),
+    ];
+    let defaults: Vec<(String, String)> = [
+        ENV,
+        "https://Contoso.Operations.Dynamics.com/",
+        "https://proxy.example:8443/D365/",
+        "http://[::1]:9000",
+        "http://127.0.0.1:8080",
+    ]
+    .iter()
+    .map(|e| (e.to_string(), default_of(e)))
+    .collect();
+    table.extend(defaults.iter().map(|(e, s)| (e.as_str(), s.as_str(), true)));
+    for (environment, scope, want) in table {
+        let got = check_scope(&env(environment), scope);
+        assert_eq!(got.is_ok(), want, "{environment} {scope:?}: {got:?}");
+        if let Err(e) = got {
+            assert!(matches!(e, D365Error::Config { .. }), "{e:?}");
+        }
+    }
+}
+
+#[test]
+fn a_refused_scope_says_why_and_what_to_do() {
+    let got = check_scope(
+        &Url::parse(ENV).unwrap(),
+        "https://victim.operations.dynamics.com/.default",
+    )
+    .unwrap_err()
+    .to_string();
+    for part in [
+        "spec.auth.scope",
+        "victim.operations.dynamics.com:443 is not spec.url's",
+        "contoso.operations.dynamics.com:443",
+        "leave scope unset",
+    ] {
+        assert!(got.contains(part), "{part}: {got}");
+    }
+}

@@ -36,6 +36,7 @@ pub use client::D365Client;
 pub use credential::{CertificateError, ClientCertificate, Credential};
 pub use destinations::{
     DEFAULT_AUTHORITY_HOSTS, DEFAULT_INSECURE_HOSTS, Destinations, HostListError, HostPattern,
+    check_scope,
 };
 pub use entity::{Entity, PatchOutcome};
 pub use error::{

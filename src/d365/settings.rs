@@ -5,7 +5,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
-use super::{Credential, D365Error, Destinations, Fence};
+use super::{Credential, D365Error, Destinations, Fence, check_scope};
 
 /// Settings of one D365 environment. `Debug` is safe: the credential prints
 /// its kind, never its material.
@@ -206,6 +206,10 @@ impl ConnectionSettings {
         }
         self.destinations
             .check(&self.environment_url, &self.authority_url)?;
+        // The default scope is the environment's by construction.
+        if let Some(scope) = self.scope.as_deref().filter(|s| !s.trim().is_empty()) {
+            check_scope(&self.environment_url, scope)?;
+        }
         if !is_identifier(&self.entity_set) {
             return Err(D365Error::config(format!(
                 "entity set must be an OData identifier, got {:?}",
@@ -297,8 +301,8 @@ mod tests {
             assert_eq!(settings(env).effective_scope(), want, "{env}");
         }
         let mut s = settings("https://x.example");
-        s.scope = Some(" api://custom/.default ".into());
-        assert_eq!(s.effective_scope(), "api://custom/.default");
+        s.scope = Some(" https://X.example/.default ".into());
+        assert_eq!(s.effective_scope(), "https://X.example/.default");
         s.scope = Some(String::new());
         assert_eq!(s.effective_scope(), "https://x.example/.default");
     }
@@ -329,7 +333,8 @@ mod tests {
     #[test]
     fn validation() {
         assert!(settings("https://x.example").validate().is_ok());
-        let bad: [fn(&mut ConnectionSettings); 10] = [
+        let bad: [fn(&mut ConnectionSettings); 11] = [
+            |s| s.scope = Some("https://victim.example/.default".into()),
             |s| s.max_answer_bytes = 1023,
             |s| s.environment_url = Url::parse("ftp://x.example").unwrap(),
             |s| s.environment_url = Url::parse("https://x.example/?a=1").unwrap(),

@@ -211,6 +211,62 @@ async fn an_authority_off_the_allowlist_gets_no_secret() {
     assert!(env.emu.requests().is_empty(), "nor did anything else");
 }
 
+/// A scope naming another environment would get the operator a token for
+/// it and send it to `spec.url`'s host: refused before any token request,
+/// the connection and its order Stalled with the reason; the connection's
+/// own scope then works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scope_for_another_host_gets_no_token() {
+    let env = env("foreign-scope", 1, Faults::default()).await;
+    let conns: Api<D365Connection> = Api::namespaced(env.client.clone(), &env.ns);
+    let set_scope = |scope: &str| json!({"spec": {"auth": {"scope": scope}}});
+    let victim = "https://victim.operations.dynamics.com/.default";
+    conns
+        .patch(
+            "usmf",
+            &PatchParams::default(),
+            &Patch::Merge(&set_scope(victim)),
+        )
+        .await
+        .unwrap();
+    let _op = env.operator(&[]);
+    crate::support::create_orders(&env.client, &env.ns, [SalesOrderStatus::test(1)]).await;
+    let order = wait_reason(&env, "so-2025-0001", "ConnectionNotReady").await;
+    let conn = wait_connection(&env, "ConnectionNotReady").await;
+    let ready = conn
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready");
+    let messages = [
+        order.ready_condition().unwrap().message.clone(),
+        ready.unwrap().message,
+    ];
+    for message in messages {
+        assert!(
+            message.contains("spec.auth.scope")
+                && message.contains("victim.operations.dynamics.com:443 is not spec.url's"),
+            "{message}"
+        );
+    }
+    assert_eq!(env.emu.token_requests(), 0, "no token was asked for");
+    assert!(env.emu.requests().is_empty(), "nor anything else sent");
+
+    // The zero is the check's: the environment's own scope is asked for.
+    conns
+        .patch(
+            "usmf",
+            &PatchParams::default(),
+            &Patch::Merge(&set_scope(&env.emu.scope())),
+        )
+        .await
+        .unwrap();
+    wait_connection(&env, "Authenticated").await;
+    wait_reason(&env, "so-2025-0001", "Updated").await;
+    assert!(env.emu.token_requests() > 0);
+}
+
 /// A list entry that is not a host stops the operator at start, before it
 /// talks to anything, naming the entry.
 #[test]

@@ -13,6 +13,7 @@ mod d365_client;
 mod d365_client_failures;
 mod d365_fence;
 mod d365_hostile;
+mod d365_hostile_emulator;
 mod destinations;
 mod dockerfile;
 mod grafana;

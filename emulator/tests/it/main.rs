@@ -10,4 +10,5 @@ mod collection;
 mod common;
 mod entity;
 mod faults;
+mod hostile;
 mod unproven;
