@@ -110,9 +110,11 @@ pub fn verify(
         "PS256" => &signature::RSA_PSS_2048_8192_SHA256,
         _ => return Err(invalid_signature(thumb)),
     };
-    UnparsedPublicKey::new(alg, &cert.rsa_key)
-        .verify(jwt.signing_input, &jwt.signature)
-        .map_err(|_| invalid_signature(thumb))?;
+    // ring's error says nothing more than "did not verify".
+    let key = UnparsedPublicKey::new(alg, &cert.rsa_key);
+    if key.verify(jwt.signing_input, &jwt.signature).is_err() {
+        return Err(invalid_signature(thumb));
+    }
     if (cert.not_after as f64) < now {
         return Err(AadError::invalid_client(format!(
             "AADSTS700027: Client assertion contains an invalid signature. [Reason - The key used is expired., Thumbprint of key used by client: '{thumb}']"

@@ -229,3 +229,49 @@ fn strip_zeros(b: &[u8]) -> &[u8] {
     let start = b.iter().position(|&x| x != 0).unwrap_or(b.len());
     &b[start..]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_only_on_loopback() {
+        for ok in [
+            "https://example.com/x",
+            "http://127.0.0.1:8080",
+            "http://127.9.9.9",
+            "http://[::1]:1/x",
+            "http://localhost:3",
+        ] {
+            assert!(allowed(ok), "{ok}");
+        }
+        for refused in [
+            "http://example.com",
+            "http://10.0.0.1",
+            "ftp://127.0.0.1",
+            "nonsense",
+            "",
+        ] {
+            assert!(!allowed(refused), "{refused}");
+        }
+    }
+
+    /// A key of the wrong kind, a wrong-size point or an unknown alg fails
+    /// before any maths.
+    #[test]
+    fn key_kind_must_match_alg() {
+        let b = |n: usize| Some(URL_SAFE_NO_PAD.encode(vec![1u8; n]));
+        let ec = Jwk {
+            kty: "EC".into(),
+            crv: Some("P-256".into()),
+            x: b(31),
+            y: b(32),
+            ..Jwk::default()
+        };
+        assert!(!verify(&ec, "ES256", b"m", &[0; 64]));
+        assert!(!verify(&ec, "RS256", b"m", &[0; 64]));
+        assert!(!verify(&Jwk::default(), "none", b"m", &[]));
+        assert_eq!(strip_zeros(&[0, 0, 1, 0]), [1, 0]);
+        assert_eq!(strip_zeros(&[0, 0]), [0u8; 0]);
+    }
+}

@@ -3,6 +3,7 @@
 //! emulator over HTTP (`cli` runs the built binary).
 
 mod admin;
+mod assertions;
 mod auth;
 mod batch;
 mod cli;
@@ -10,4 +11,6 @@ mod collection;
 mod common;
 mod entity;
 mod faults;
+mod federated;
+mod jws;
 mod unproven;
