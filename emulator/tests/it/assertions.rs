@@ -277,3 +277,35 @@ async fn invalid_registered_certificate_fails_start() {
     let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
     assert!(chain.contains(APP), "{chain}");
 }
+
+/// A registered certificate past its notAfter no longer verifies
+/// assertions, even with the right key [obs: "The key used is expired."].
+#[tokio::test]
+async fn expired_certificate_is_refused() {
+    let signer = rcgen::KeyPair::from_pem_and_sign_algo(KEY, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["expired test client".into()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let expired = params.self_signed(&signer).unwrap().pem();
+    let emu = Emulator::start(Config {
+        client_certificates: vec![RegisteredCertificate {
+            client_id: APP.into(),
+            certificate_pem: expired.clone(),
+        }],
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let x5t = thumbprints(&expired).0;
+    let jwt = Key::rsa_from_pem(KEY).sign(&rs256(&x5t), &claims(APP, &endpoint(&emu)));
+    let (s, v) = assert_token(&http, &emu, APP, &jwt).await;
+    assert_eq!(s, 401, "{v}");
+    assert!(
+        has_code(
+            &v,
+            "AADSTS700027: Client assertion contains an invalid signature. [Reason - The key used is expired."
+        ),
+        "{v}"
+    );
+}

@@ -112,6 +112,19 @@ async fn federated_tokens_es256_and_rs256() {
         kind: GrantKind::Federated,
     };
     assert_eq!(emu.token_grants(), [grant.clone(), grant]);
+    let over_http: Value = http
+        .get(format!("{}/_emulator/token-grants", emu.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let one = json!({"clientId": APP, "kind": "federated"});
+    assert_eq!(over_http, json!([one, one]));
+    // Reset forgets them, as it does the token request count.
+    emu.reset();
+    assert_eq!(emu.token_grants(), []);
 }
 
 #[tokio::test]
