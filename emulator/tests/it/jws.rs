@@ -151,6 +151,31 @@ pub fn has_code(v: &Value, code: &str) -> bool {
     }
 }
 
+/// Sends each `(name, client_id, assertion, code)` and expects it refused
+/// with that code: 400 `unauthorized_client` for an unknown client (700016),
+/// 400 `invalid_request` for a malformed assertion (50027) or no matching
+/// federated credential (70021), else 401 `invalid_client`.
+pub async fn expect_refusals(
+    http: &reqwest::Client,
+    emu: &Emulator,
+    cases: Vec<(&str, &str, String, &str)>,
+) {
+    for (name, client, jwt, code) in cases {
+        let (s, v) = assert_token(http, emu, client, &jwt).await;
+        let want = match code {
+            "AADSTS700016" => (400, "unauthorized_client"),
+            "AADSTS50027" | "AADSTS70021" => (400, "invalid_request"),
+            _ => (401, "invalid_client"),
+        };
+        assert_eq!(
+            (s, v["error"].as_str().unwrap_or_default()),
+            want,
+            "{name}: {v}"
+        );
+        assert!(has_code(&v, code), "{name}: {v}");
+    }
+}
+
 /// The access token answered, used on `/data`: its status.
 pub async fn data_status(http: &reqwest::Client, emu: &Emulator, answer: &Value) -> u16 {
     let token = answer["access_token"].as_str().expect("access_token");
