@@ -74,8 +74,9 @@ impl Tokens {
 }
 
 /// Form of a client-credentials token request [doc]: a secret, or an
-/// assertion (certificate or federated credential).
-#[derive(Debug, Deserialize, Default)]
+/// assertion (certificate or federated credential). No `Debug`: it holds
+/// the secret or the assertion, which must never reach a log.
+#[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct TokenForm {
     grant_type: String,

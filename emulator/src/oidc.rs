@@ -213,9 +213,9 @@ pub fn verify(jwk: &Jwk, alg: &str, input: &[u8], sig: &[u8]) -> bool {
             let (Some(x), Some(y)) = (b64(&jwk.x), b64(&jwk.y)) else {
                 return false;
             };
-            if x.len() != 32 || y.len() != 32 {
+            let (Some(x), Some(y)) = (coordinate(&x), coordinate(&y)) else {
                 return false;
-            }
+            };
             let point = [&[0x04][..], &x, &y].concat();
             UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
                 .verify(input, sig)
@@ -223,6 +223,17 @@ pub fn verify(jwk: &Jwk, alg: &str, input: &[u8], sig: &[u8]) -> bool {
         }
         _ => false,
     }
+}
+
+/// A P-256 coordinate as 32 big-endian bytes; a shorter one (an encoder
+/// that dropped leading zeros) is left-padded [spec: RFC 7518 6.2.1.2
+/// asks for the full size, so be lenient in what is accepted].
+fn coordinate(b: &[u8]) -> Option<[u8; 32]> {
+    let b = strip_zeros(b);
+    let mut out = [0u8; 32];
+    out.get_mut(32usize.checked_sub(b.len())?..)?
+        .copy_from_slice(b);
+    Some(out)
 }
 
 fn strip_zeros(b: &[u8]) -> &[u8] {
@@ -264,7 +275,7 @@ mod tests {
         let ec = Jwk {
             kty: "EC".into(),
             crv: Some("P-256".into()),
-            x: b(31),
+            x: b(33),
             y: b(32),
             ..Jwk::default()
         };
@@ -273,5 +284,10 @@ mod tests {
         assert!(!verify(&Jwk::default(), "none", b"m", &[]));
         assert_eq!(strip_zeros(&[0, 0, 1, 0]), [1, 0]);
         assert_eq!(strip_zeros(&[0, 0]), [0u8; 0]);
+        let mut padded = [0u8; 32];
+        padded[31] = 7;
+        assert_eq!(coordinate(&[7]), Some(padded));
+        assert_eq!(coordinate(&[0; 33]), Some([0; 32]));
+        assert_eq!(coordinate(&[1; 33]), None);
     }
 }
