@@ -1,6 +1,6 @@
 //! Admin API under `/_emulator/` — not part of D365, no auth: seed and
 //! inspect orders, switch faults at run time, read counters, requests and
-//! the write history, revoke tokens, reset.
+//! the write history and token grants, revoke tokens, reset.
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::config::Faults;
-use crate::journal::{WriteRecord, WriteSource};
+use crate::journal::{TokenGrant, WriteRecord, WriteSource};
 use crate::state::State;
 use crate::store::key;
 
@@ -31,6 +31,7 @@ pub fn router() -> Router<Arc<State>> {
         .route("/_emulator/requests", get(requests))
         .route("/_emulator/counters", get(counters))
         .route("/_emulator/token-requests", get(token_requests))
+        .route("/_emulator/token-grants", get(token_grants))
         .route("/_emulator/revoke-tokens", post(revoke))
 }
 
@@ -165,6 +166,11 @@ async fn counters(
 
 async fn token_requests(AxState(state): AxState<Arc<State>>) -> Json<Value> {
     Json(json!({"tokenRequests": state.journal.token_requests()}))
+}
+
+/// Issued tokens with the kind of credential used (for out-of-process tests).
+async fn token_grants(AxState(state): AxState<Arc<State>>) -> Json<Vec<TokenGrant>> {
+    Json(state.journal.grants())
 }
 
 async fn revoke(AxState(state): AxState<Arc<State>>) -> StatusCode {

@@ -40,6 +40,37 @@ pub struct Config {
     /// Also generate this many orders (`generate_orders(generate, seed)`)
     /// straight into the store: cheaper than passing them in `orders`.
     pub generate: usize,
+    /// Federated identity credentials (workload identity) [doc]: a client
+    /// may present a token of these issuers instead of a secret.
+    pub federated_credentials: Vec<FederatedCredential>,
+    /// Certificates registered on app registrations [doc]: a client may
+    /// present an assertion signed with the matching key.
+    pub client_certificates: Vec<RegisteredCertificate>,
+    /// Extra trusted root (PEM) for issuers' discovery and JWKS fetches,
+    /// e.g. the test control plane's private CA.
+    pub oidc_ca_pem: Option<String>,
+}
+
+/// Default audience of a federated credential [doc].
+pub const DEFAULT_FEDERATED_AUDIENCE: &str = "api://AzureADTokenExchange";
+
+/// A federated identity credential of an app registration [doc]: a token
+/// whose `iss` and `sub` equal these and whose `aud` contains `audience`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederatedCredential {
+    pub client_id: String,
+    pub issuer: String,
+    pub subject: String,
+    pub audience: String,
+}
+
+/// A certificate credential of an app registration [doc]: its public key
+/// verifies the client's assertions (RSA only, as Entra).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisteredCertificate {
+    pub client_id: String,
+    /// The certificate, PEM (`-----BEGIN CERTIFICATE-----`).
+    pub certificate_pem: String,
 }
 
 impl Default for Config {
@@ -57,6 +88,9 @@ impl Default for Config {
             faults: Faults::default(),
             orders: Vec::new(),
             generate: 0,
+            federated_credentials: Vec::new(),
+            client_certificates: Vec::new(),
+            oidc_ca_pem: None,
         }
     }
 }

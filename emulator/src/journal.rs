@@ -56,6 +56,30 @@ pub struct WriteRecord {
     pub agent: Option<String>,
 }
 
+/// Which credential a client proved itself with at the token endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum GrantKind {
+    /// `client_secret` (form or HTTP Basic).
+    Secret,
+    /// An assertion signed with a registered certificate's key.
+    Certificate,
+    /// An assertion of a federated credential's issuer (workload identity).
+    Federated,
+}
+
+/// One issued token: who got it and how, so tests can prove e.g. that a
+/// token came from a federated credential and no secret was sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenGrant {
+    pub client_id: String,
+    pub kind: GrantKind,
+}
+
+/// Most grants kept: a bound on memory, far above any test's token count.
+const GRANT_RING: usize = 10_000;
+
 /// One HTTP request (admin requests excluded).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -75,6 +99,7 @@ pub struct Journal {
     requests: Mutex<VecDeque<RequestRecord>>,
     counters: Mutex<BTreeMap<String, u64>>,
     token_requests: AtomicU64,
+    grants: Mutex<VecDeque<TokenGrant>>,
 }
 
 impl Journal {
@@ -102,6 +127,19 @@ impl Journal {
         self.token_requests.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records an issued token.
+    pub fn grant(&self, g: TokenGrant) {
+        let mut ring = self.grants.lock();
+        if ring.len() >= GRANT_RING {
+            ring.pop_front();
+        }
+        ring.push_back(g);
+    }
+
+    pub fn grants(&self) -> Vec<TokenGrant> {
+        self.grants.lock().iter().cloned().collect()
+    }
+
     pub fn history(&self) -> Vec<WriteRecord> {
         self.history.lock().clone()
     }
@@ -123,5 +161,6 @@ impl Journal {
         self.requests.lock().clear();
         self.counters.lock().clear();
         self.token_requests.store(0, Ordering::Relaxed);
+        self.grants.lock().clear();
     }
 }

@@ -5,8 +5,10 @@
 //! see README.md.
 
 mod admin;
+mod assertion;
 mod auth;
 mod batch;
+mod certcred;
 mod config;
 mod entity;
 mod faults;
@@ -15,9 +17,11 @@ mod generate;
 mod handlers;
 mod hostile;
 mod journal;
+mod jwt;
 mod keys;
 mod multipart;
 mod odata;
+mod oidc;
 #[cfg(test)]
 mod proptests;
 mod query;
@@ -38,13 +42,18 @@ use thiserror::Error;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::{Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Faults};
+pub use certcred::CertError;
+pub use config::{
+    Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_FEDERATED_AUDIENCE, DEFAULT_TENANT,
+    Faults, FederatedCredential, RegisteredCertificate,
+};
 pub use entity::{ENTITY_SET, UNSET_DATE};
 pub use generate::generate_orders;
-pub use journal::{RequestRecord, WriteRecord, WriteSource};
+pub use journal::{GrantKind, RequestRecord, TokenGrant, WriteRecord, WriteSource};
 /// How the emulator reads a `/data/...` path: public so the operator's key
 /// printing can be tested against it (its src/d365/proptests.rs).
 pub use keys::{KeyError, Resource, parse_resource};
+pub use oidc::OidcError;
 
 use state::State;
 use store::{Store, key};
@@ -55,6 +64,10 @@ pub enum EmulatorError {
     Bind(SocketAddr, #[source] std::io::Error),
     #[error("invalid seed order: {0}")]
     Seed(#[from] entity::EntityError),
+    #[error("invalid registered client certificate")]
+    Certificate(#[from] CertError),
+    #[error("cannot set up OIDC key fetches")]
+    Oidc(#[from] OidcError),
 }
 
 /// The server task and the signal that stops it.
@@ -72,6 +85,7 @@ impl Emulator {
     /// once it is listening.
     pub async fn start(mut config: Config) -> Result<Emulator, EmulatorError> {
         // The seeds live on only as compact rows in the store.
+        let assertions = assertion::Verifier::new(&config)?;
         let seeds = std::mem::take(&mut config.orders);
         let store = Store::new(&seeds, generate::orders_iter(config.generate, config.seed))?;
         drop(seeds);
@@ -88,7 +102,7 @@ impl Emulator {
             Some(u) => u.trim_end_matches('/').to_string(),
             None => format!("http://{addr}"),
         };
-        let state = Arc::new(State::new(config, base_url, store));
+        let state = Arc::new(State::new(config, base_url, store, assertions));
         let app = server::router(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
         // Small answers go out at once (no Nagle delay on keep-alive).
@@ -192,6 +206,12 @@ impl Emulator {
     /// statuses or events. Tokens are otherwise never shown.
     pub fn issued_tokens(&self) -> Vec<String> {
         self.state.tokens.history()
+    }
+
+    /// Every token issued since start or reset (bounded), with the kind of
+    /// credential the client used.
+    pub fn token_grants(&self) -> Vec<TokenGrant> {
+        self.state.journal.grants()
     }
 
     /// Every issued token becomes invalid: the next `/data` call gets 401.

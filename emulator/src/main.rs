@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use d365_emulator::{
-    Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Emulator, Faults,
+    Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_FEDERATED_AUDIENCE, DEFAULT_TENANT,
+    Emulator, Faults, FederatedCredential, RegisteredCertificate,
 };
 
 /// Emulator of the Dynamics 365 F&O OData API (SalesOrderHeadersV2).
@@ -126,6 +127,30 @@ struct Cli {
     /// Pad successful JSON /data GET answers with this many streamed bytes.
     #[arg(long, env = "D365_EMULATOR_ANSWER_PADDING_BYTES")]
     answer_padding_bytes: Option<u64>,
+    /// Federated identity credential (workload identity), repeatable:
+    /// client_id=…,issuer=…,subject=…[,audience=…] (audience defaults to
+    /// api://AzureADTokenExchange). The env variable separates several with ';'.
+    #[arg(
+        long = "federated-credential",
+        value_name = "SPEC",
+        env = "D365_EMULATOR_FEDERATED_CREDENTIALS",
+        value_delimiter = ';',
+        value_parser = parse_federated
+    )]
+    federated_credentials: Vec<FederatedCredential>,
+    /// Certificate credential, repeatable: <client_id>=<path to PEM
+    /// certificate>. The env variable separates several with ';'.
+    #[arg(
+        long = "client-certificate",
+        value_name = "CLIENT_ID=PEM",
+        env = "D365_EMULATOR_CLIENT_CERTIFICATES",
+        value_delimiter = ';',
+        value_parser = parse_client_certificate
+    )]
+    client_certificates: Vec<(String, PathBuf)>,
+    /// Extra trusted root CA (PEM) for federated issuers' discovery/JWKS.
+    #[arg(long, env = "D365_EMULATOR_OIDC_CA_FILE")]
+    oidc_ca_file: Option<PathBuf>,
     /// Seed of fault injection and order generation.
     #[arg(long, env = "D365_EMULATOR_SEED", default_value_t = 0)]
     seed: u64,
@@ -143,7 +168,24 @@ impl Cli {
             }
             None => Vec::new(),
         };
+        let read = |path: &PathBuf| {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+        };
+        let client_certificates = self
+            .client_certificates
+            .iter()
+            .map(|(client_id, path)| {
+                Ok(RegisteredCertificate {
+                    client_id: client_id.clone(),
+                    certificate_pem: read(path)?,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let oidc_ca_pem = self.oidc_ca_file.as_ref().map(read).transpose()?;
         Ok(Config {
+            federated_credentials: self.federated_credentials,
+            client_certificates,
+            oidc_ca_pem,
             listen: self.listen,
             public_url: self.public_url,
             tenant: self.tenant,
@@ -183,6 +225,43 @@ impl Cli {
                 answer_padding_bytes: self.answer_padding_bytes,
             },
         })
+    }
+}
+
+/// `client_id=…,issuer=…,subject=…[,audience=…]`.
+fn parse_federated(spec: &str) -> Result<FederatedCredential, String> {
+    let mut f = FederatedCredential {
+        client_id: String::new(),
+        issuer: String::new(),
+        subject: String::new(),
+        audience: DEFAULT_FEDERATED_AUDIENCE.to_string(),
+    };
+    for pair in spec.split(',') {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("'{pair}' is not key=value"))?;
+        let slot = match k.trim() {
+            "client_id" => &mut f.client_id,
+            "issuer" => &mut f.issuer,
+            "subject" => &mut f.subject,
+            "audience" => &mut f.audience,
+            other => return Err(format!("unknown key '{other}'")),
+        };
+        *slot = v.trim().to_string();
+    }
+    if f.client_id.is_empty() || f.issuer.is_empty() || f.subject.is_empty() {
+        return Err("client_id, issuer and subject are required".into());
+    }
+    Ok(f)
+}
+
+/// `<client_id>=<path>`.
+fn parse_client_certificate(spec: &str) -> Result<(String, PathBuf), String> {
+    match spec.split_once('=') {
+        Some((id, path)) if !id.is_empty() && !path.is_empty() => {
+            Ok((id.to_string(), PathBuf::from(path)))
+        }
+        _ => Err(format!("'{spec}' is not <client_id>=<path to PEM>")),
     }
 }
 

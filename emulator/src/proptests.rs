@@ -1,11 +1,14 @@
 //! Property tests of the emulator's parsers of what clients send: the key
-//! path and the `$batch` multipart body. They must answer (Ok or a 4xx
+//! path, the `$batch` multipart body and client assertions (JWTs). They must answer (Ok or a 4xx
 //! error) for any input, never panic: a panic in a handler drops the
 //! connection and hides the real answer from the operator under test.
 //! `make test` runs the default case count; `make fuzz` runs them long
 //! (PROPTEST_CASES). Failures are kept in `proptest-regressions/`.
 
 use proptest::prelude::*;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::keys::{Resource, parse_key, parse_resource};
 use crate::multipart::{boundary, parse_request, split};
@@ -57,7 +60,83 @@ fn read_batch(content_type: &str, body: &[u8]) -> usize {
     leaves
 }
 
+/// JSON-ish text of JWT headers and claims: the members the emulator reads,
+/// with values of every type, mixed with arbitrary text.
+fn jose_json() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("{".to_string()),
+        Just("}".to_string()),
+        Just(",".to_string()),
+        Just("[".to_string()),
+        Just("]".to_string()),
+        prop::sample::select(vec![
+            "\"alg\":",
+            "\"kid\":",
+            "\"x5t\":",
+            "\"x5t#S256\":",
+            "\"iss\":",
+            "\"sub\":",
+            "\"aud\":",
+            "\"exp\":",
+            "\"nbf\":",
+            "\"iat\":",
+            "\"jti\":",
+            "\"ES256\"",
+            "\"RS256\"",
+            "null",
+            "true",
+            "1e308",
+            "-1",
+            "1.5",
+            "\"a\"",
+        ])
+        .prop_map(str::to_string),
+        any::<String>(),
+    ];
+    prop::collection::vec(piece, 0..16).prop_map(|v| v.concat())
+}
+
+/// Assertion checks that follow parsing, on whatever parsed: none may panic.
+fn check_parsed(token: &str) {
+    let Ok(jwt) = crate::jwt::parse(token) else {
+        return;
+    };
+    let _ = jwt.claims.check_times(crate::jwt::now_secs());
+    let _ = jwt.claims.aud.joined();
+    let jwk = crate::oidc::Jwk {
+        kty: "EC".into(),
+        crv: Some("P-256".into()),
+        x: jwt.header.kid.clone(),
+        y: jwt.header.x5t.clone(),
+        ..Default::default()
+    };
+    let _ = crate::oidc::verify(&jwk, &jwt.header.alg, jwt.signing_input, &jwt.signature);
+    let _ = crate::certcred::verify(&[], &jwt.claims.sub, &jwt, &[], 0.0);
+}
+
 proptest! {
+    #[test]
+    fn jwt_arbitrary_text_never_panics(raw in any::<String>()) {
+        check_parsed(&raw);
+    }
+
+    /// Three base64url parts of JSON-ish text reach past the shape checks
+    /// into the JSON and claim handling.
+    #[test]
+    fn jwt_parts_never_panic(h in jose_json(), c in jose_json(), sig in any::<Vec<u8>>()) {
+        let b = |x: &[u8]| URL_SAFE_NO_PAD.encode(x);
+        check_parsed(&format!("{}.{}.{}", b(h.as_bytes()), b(c.as_bytes()), b(&sig)));
+    }
+
+    /// Arbitrary key material never panics the verifier.
+    #[test]
+    fn jwk_verify_never_panics(kty in "(RSA|EC|x)", n in any::<String>(), e in any::<String>(),
+                               alg in "(RS256|ES256|PS256|none)", sig in any::<Vec<u8>>()) {
+        let jwk = crate::oidc::Jwk { kty, n: Some(n.clone()), e: Some(e.clone()), x: Some(n), y: Some(e),
+                                     crv: Some("P-256".into()), ..Default::default() };
+        prop_assert!(!crate::oidc::verify(&jwk, &alg, b"input", &sig));
+    }
+
     #[test]
     fn key_path_never_panics(raw in any::<String>()) {
         let _ = parse_resource(&raw);

@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use axum::http::{HeaderMap, header};
 use parking_lot::RwLock;
 
+use crate::assertion::Verifier;
 use crate::auth::Tokens;
 use crate::config::{Config, Faults};
 use crate::faults::FaultRng;
@@ -21,6 +22,8 @@ pub struct State {
     pub store: Store,
     pub journal: Journal,
     pub tokens: Tokens,
+    /// Certificate and federated credentials of client assertions.
+    pub assertions: Verifier,
     pub rng: FaultRng,
     pub throttle: Throttle,
     /// False until the first `/data` request after start or reset.
@@ -28,8 +31,9 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(config: Config, base_url: String, store: Store) -> State {
+    pub fn new(config: Config, base_url: String, store: Store, assertions: Verifier) -> State {
         State {
+            assertions,
             faults: RwLock::new(Arc::new(config.faults.clone())),
             rng: FaultRng::new(config.seed),
             tokens: Tokens::default(),

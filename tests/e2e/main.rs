@@ -22,6 +22,7 @@ mod connection;
 mod control_plane;
 mod converge;
 mod crds;
+mod credentials;
 mod fencing;
 mod hostile;
 mod leader;

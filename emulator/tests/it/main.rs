@@ -3,6 +3,7 @@
 //! emulator over HTTP (`cli` runs the built binary).
 
 mod admin;
+mod assertions;
 mod auth;
 mod batch;
 mod cli;
@@ -11,4 +12,6 @@ mod common;
 mod entity;
 mod faults;
 mod hostile;
+mod federated;
+mod jws;
 mod unproven;
