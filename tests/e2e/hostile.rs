@@ -72,6 +72,7 @@ async fn a_gibibyte_answer_is_refused_with_bounded_operator_memory() {
     let message = &order.ready_condition().unwrap().message;
     assert!(message.contains("answer too large"), "{message}");
     let peak = op.peak_rss().expect("the operator runs");
+    println!("operator peak RSS after a 1 GiB answer: {} MiB", peak / MIB);
     assert!(peak < 256 * MIB, "operator peak RSS {} MiB", peak / MIB);
     assert!(
         env.client_writes().is_empty(),
