@@ -65,6 +65,14 @@ fn trust_operator_service_account(config: &mut Config, cp: &testkit::ControlPlan
     config.oidc_ca_pem = Some(cp.ca_pem());
 }
 
+/// The app's certificate credential: `tls.crt` of the test fixtures.
+fn register_test_certificate(config: &mut Config, _: &testkit::ControlPlane, _: &str) {
+    config.client_certificates = vec![RegisteredCertificate {
+        client_id: DEFAULT_CLIENT_ID.into(),
+        certificate_pem: CERT.into(),
+    }];
+}
+
 /// Lets anyone read the control plane's OIDC discovery and JWKS, as a
 /// public issuer (AKS's) does; Entra fetches them anonymously.
 async fn publish_issuer_discovery(client: &kube::Client) {
@@ -203,13 +211,7 @@ async fn a_token_of_another_service_account_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_converge_through_a_certificate_credential() {
-    let env = identity_env("cert", 2, |config, _, _| {
-        config.client_certificates = vec![RegisteredCertificate {
-            client_id: DEFAULT_CLIENT_ID.into(),
-            certificate_pem: CERT.into(),
-        }];
-    })
-    .await;
+    let env = identity_env("cert", 2, register_test_certificate).await;
     let secret = fixtures::tls_secret("d365-client-certificate", CERT, KEY);
     support::create_secret(&env.client, &env.ns, secret).await;
     let connection =
@@ -231,13 +233,7 @@ async fn orders_converge_through_a_certificate_credential() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unregistered_certificate_is_refused() {
-    let env = identity_env("cert-unregistered", 1, |config, _, _| {
-        config.client_certificates = vec![RegisteredCertificate {
-            client_id: DEFAULT_CLIENT_ID.into(),
-            certificate_pem: CERT.into(),
-        }];
-    })
-    .await;
+    let env = identity_env("cert-unregistered", 1, register_test_certificate).await;
     let secret = fixtures::tls_secret("other-cert", UNREGISTERED_CERT, UNREGISTERED_KEY);
     support::create_secret(&env.client, &env.ns, secret).await;
     let connection = D365Connection::test(&env.emu.url()).with_client_certificate("other-cert");

@@ -3,6 +3,7 @@
 //! defused, never a panic or a leak.
 
 use crate::common::key;
+use crate::memory::{peak_rss, ran_in_child};
 use crate::stub::{HUGE, Mode, Stub};
 use std::time::Duration;
 
@@ -12,17 +13,6 @@ use sales_order_operator::d365::{
 use serde_json::Map;
 
 const MIB: u64 = 1 << 20;
-
-/// Set in the child process that measures memory on its own.
-const MEASURE: &str = "D365_HOSTILE_MEASURE_RSS";
-
-/// The process's peak resident set (`VmHWM`), in bytes.
-fn peak_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
 
 fn assert_too_large(err: &D365Error, limit: usize) {
     assert!(
@@ -41,25 +31,7 @@ fn assert_too_large(err: &D365Error, limit: usize) {
 /// this test's alone (other tests share the parent).
 #[tokio::test]
 async fn endless_answer_is_refused_with_bounded_memory() {
-    if std::env::var_os(MEASURE).is_none() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "d365_hostile::endless_answer_is_refused_with_bounded_memory",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(MEASURE, "1")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        println!("{text}");
-        assert!(out.status.success(), "child failed:\n{text}");
-        assert!(
-            text.contains("peak RSS"),
-            "the child measured nothing:\n{text}"
-        );
+    if ran_in_child("d365_hostile::endless_answer_is_refused_with_bounded_memory") {
         return;
     }
     let stub = Stub::start(Mode::Huge { declared: false }).await;

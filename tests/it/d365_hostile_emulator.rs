@@ -10,19 +10,9 @@ use d365_emulator::{Emulator, Faults};
 use sales_order_operator::d365::{D365Client, D365Error, DEFAULT_MAX_ANSWER_BYTES, NoopObserver};
 
 use crate::common::{changes, emulator_with, key, settings};
+use crate::memory::{peak_rss, ran_in_child};
 
 const MIB: u64 = 1 << 20;
-
-/// Set in the child process that measures memory on its own.
-const MEASURE: &str = "D365_HOSTILE_EMULATOR_MEASURE_RSS";
-
-/// The process's peak resident set (`VmHWM`), in bytes.
-fn peak_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
 
 fn client(emu: &Emulator) -> D365Client {
     D365Client::new(settings(emu), Arc::new(NoopObserver)).unwrap()
@@ -36,20 +26,7 @@ fn client(emu: &Emulator) -> D365Client {
 async fn a_gibibyte_answer_from_the_emulator_is_refused_with_bounded_memory() {
     let test =
         "d365_hostile_emulator::a_gibibyte_answer_from_the_emulator_is_refused_with_bounded_memory";
-    if std::env::var_os(MEASURE).is_none() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([test, "--exact", "--nocapture", "--test-threads=1"])
-            .env(MEASURE, "1")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        println!("{text}");
-        assert!(out.status.success(), "child failed:\n{text}");
-        assert!(
-            text.contains("peak RSS"),
-            "the child measured nothing:\n{text}"
-        );
+    if ran_in_child(test) {
         return;
     }
     let emu = emulator_with(1, Faults::default()).await;

@@ -4,6 +4,7 @@
 //! One binary, so the dependency graph is linked once.
 
 mod common;
+mod memory;
 mod stub;
 
 mod argocd_health;
