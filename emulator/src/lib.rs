@@ -22,6 +22,7 @@ mod keys;
 mod multipart;
 mod odata;
 mod oidc;
+mod profile;
 #[cfg(test)]
 mod proptests;
 mod query;
@@ -54,6 +55,7 @@ pub use journal::{GrantKind, RequestRecord, TokenGrant, WriteRecord, WriteSource
 /// printing can be tested against it (its src/d365/proptests.rs).
 pub use keys::{KeyError, Resource, parse_resource};
 pub use oidc::OidcError;
+pub use profile::Profile;
 
 use state::State;
 use store::{Store, key};

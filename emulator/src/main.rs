@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Parser;
 use d365_emulator::{
     Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_FEDERATED_AUDIENCE, DEFAULT_TENANT,
-    Emulator, Faults, FederatedCredential, RegisteredCertificate,
+    Emulator, Faults, FederatedCredential, Profile, RegisteredCertificate,
 };
 
 /// Emulator of the Dynamics 365 F&O OData API (SalesOrderHeadersV2).
@@ -20,6 +20,11 @@ struct Cli {
     /// Address to listen on.
     #[arg(long, env = "D365_EMULATOR_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Start from a named set of switches: `strict` turns every [unverified]
+    /// behaviour to the side hardest on a client (emulator/README.md), over
+    /// the flags for those behaviours.
+    #[arg(long, env = "D365_EMULATOR_PROFILE", default_value = "default", value_parser = parse_profile)]
+    profile: Profile,
     /// Environment URL clients use, if not http://<listen> (e.g. a Service URL).
     #[arg(long, env = "D365_EMULATOR_PUBLIC_URL")]
     public_url: Option<String>,
@@ -228,6 +233,14 @@ impl Cli {
     }
 }
 
+fn parse_profile(name: &str) -> Result<Profile, String> {
+    match name {
+        "default" => Ok(Profile::Default),
+        "strict" => Ok(Profile::Strict),
+        other => Err(format!("unknown profile {other:?}: default or strict")),
+    }
+}
+
 /// `client_id=…,issuer=…,subject=…[,audience=…]`.
 fn parse_federated(spec: &str) -> Result<FederatedCredential, String> {
     let mut f = FederatedCredential {
@@ -273,7 +286,10 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let config = Cli::parse().config()?;
+    let cli = Cli::parse();
+    let profile = cli.profile;
+    let mut config = cli.config()?;
+    config.faults = profile.apply(config.faults);
     let n = config.orders.len() + config.generate;
     let emulator = Emulator::start(config).await?;
     tracing::info!(orders = n, "emulator started");

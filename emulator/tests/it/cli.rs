@@ -162,3 +162,48 @@ fn binary_registers_client_credentials() {
         .unwrap();
     assert!(!status.success());
 }
+
+/// The faults a binary started with `args` serves.
+fn served_faults(args: &[&str]) -> serde_json::Value {
+    let mut cmd = binary();
+    cmd.args(["--listen", "127.0.0.1:0"]).args(args);
+    let (mut child, url) = spawn(&mut cmd);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let faults = rt.block_on(async {
+        let answer = reqwest::get(format!("{url}/_emulator/faults"))
+            .await
+            .unwrap();
+        answer.json::<serde_json::Value>().await.unwrap()
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    faults
+}
+
+/// `--profile strict` sets every [unverified] behaviour to its hardest and
+/// wins over the flags for those; failure injection is left to the flags.
+#[test]
+fn strict_profile_turns_unverified_behaviours_hard() {
+    let default = served_faults(&[]);
+    let strict = served_faults(&[
+        "--profile",
+        "strict",
+        "--conflict-status",
+        "412",
+        "--error-rate",
+        "0.25",
+    ]);
+    for (field, hard) in [
+        ("conflictStatus", serde_json::json!(409)),
+        ("requireIfMatch", serde_json::json!(true)),
+        ("getEtagHeader", serde_json::json!(false)),
+        ("patchEtagHeader", serde_json::json!(false)),
+        ("patchReturnsEntity", serde_json::json!(false)),
+        ("echoTokenInErrors", serde_json::json!(true)),
+    ] {
+        assert_eq!(strict[field], hard, "{field} in {strict}");
+    }
+    assert_ne!(default["conflictStatus"], strict["conflictStatus"]);
+    assert_ne!(default["requireIfMatch"], strict["requireIfMatch"]);
+    assert_eq!(strict["errorRate"], 0.25, "injected faults stay the flags'");
+}
