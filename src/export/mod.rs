@@ -114,8 +114,16 @@ mod tests {
     #[test]
     fn repeats_by_case_keep_the_first_sorting_key_whatever_the_order() {
         for rows in [
-            vec![row("usmf", "so-1"), row("USMF", "SO-1"), row("usmf", "SO-2")],
-            vec![row("usmf", "SO-2"), row("USMF", "SO-1"), row("usmf", "so-1")],
+            vec![
+                row("usmf", "so-1"),
+                row("USMF", "SO-1"),
+                row("usmf", "SO-2"),
+            ],
+            vec![
+                row("usmf", "SO-2"),
+                row("USMF", "SO-1"),
+                row("usmf", "so-1"),
+            ],
         ] {
             let mut out = Collected::default();
             let mut index = HashMap::new();
@@ -136,7 +144,10 @@ mod tests {
             policy: Policy::Observe,
         };
         let got = manifests(&[row("usmf", "SO-2"), row("usmf", "SO-10")], &target).unwrap();
-        let names: Vec<_> = got.iter().map(|o| o.metadata.name.clone().unwrap()).collect();
+        let names: Vec<_> = got
+            .iter()
+            .map(|o| o.metadata.name.clone().unwrap())
+            .collect();
         assert_eq!(names, ["so-10", "so-2"]);
         assert!(got.iter().all(|o| o.spec.policy == Policy::Observe));
     }
