@@ -87,16 +87,16 @@ struct DirectArgs {
     /// the cluster is not contacted.
     #[arg(long, requires_all = ["tenant_id", "client_id"])]
     url: Option<Url>,
+    /// Entra tenant (directory) id, with --url.
     #[arg(long, requires = "url")]
     tenant_id: Option<String>,
+    /// Application (client) id, with --url.
     #[arg(long, requires = "url")]
     client_id: Option<String>,
-    #[arg(
-        long,
-        requires = "url",
-        default_value = "https://login.microsoftonline.com"
-    )]
+    /// Entra authority, with --url (sovereign clouds differ).
+    #[arg(long, default_value = "https://login.microsoftonline.com")]
     authority_url: Url,
+    /// Entity set of the orders, with --url.
     #[arg(long, default_value = "SalesOrderHeadersV2")]
     entity_set: String,
     /// Entity field holding the status (the connection's spec.fields).
