@@ -21,6 +21,9 @@ const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUM
     .remove(b'_')
     .remove(b'~');
 
+/// One page's rows, OData annotations removed.
+type Rows = Vec<Map<String, Value>>;
+
 /// The pages of one collection read, fetched one at a time so a large
 /// export holds one page in memory, never the whole answer.
 #[derive(Debug)]
@@ -88,7 +91,7 @@ impl OrderPages {
     /// The rows of the next page (OData annotations removed), or `None`
     /// after the last. Each page is one request through the connection's
     /// limiter, read within its answer size limit.
-    pub async fn next_page(&mut self) -> Result<Option<Vec<Map<String, Value>>>, D365Error> {
+    pub async fn next_page(&mut self) -> Result<Option<Rows>, D365Error> {
         let Some(url) = self.next.take() else {
             return Ok(None);
         };
@@ -126,7 +129,7 @@ fn split_page(
     mut body: Map<String, Value>,
     current: &Url,
     root: &Url,
-) -> Result<(Vec<Map<String, Value>>, Option<Url>), String> {
+) -> Result<(Rows, Option<Url>), String> {
     let rows = match body.remove("value") {
         Some(Value::Array(rows)) => rows,
         _ => return Err("no \"value\" array in the answer".into()),

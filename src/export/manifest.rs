@@ -71,7 +71,7 @@ pub fn row(fields: &Map<String, Value>, names: FieldNames<'_>) -> Result<Row, Un
         }
     })?;
     let sales_status = serde_json::from_value(Value::String(observed.sales_status.clone()))
-        .map_err(|_| Unexportable::Status {
+        .map_err(|_not_a_spec_status| Unexportable::Status {
             key: key.to_string(),
             status: observed.sales_status,
         })?;
