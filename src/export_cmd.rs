@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use kube::runtime::reflector;
-use sales_order_operator::api::{D365Connection, Policy};
+use sales_order_operator::api::{D365Connection, Policy, SalesStatus};
 use sales_order_operator::controller::Connections;
 use sales_order_operator::d365::{
     ConnectionSettings, Credential, D365Client, DEFAULT_AUTHORITY_HOSTS, DEFAULT_INSECURE_HOSTS,
@@ -27,6 +27,7 @@ const SECRET_ENV: &str = "D365_CLIENT_SECRET";
 const AFTER_HELP: &str = "\
 Enum literals in --filter must be qualified, as D365 requires:
   --filter \"SalesOrderStatus eq Microsoft.Dynamics.DataEntities.SalesStatus'Backorder'\"
+(--status Backorder writes exactly that.)
 Strings are quoted with ': --filter \"dataAreaId eq 'usmf' and SalesOrderNumber ge 'SO-2025'\"
 
 Reads the D365Connection (and its labelled Secret) from the cluster, or,
@@ -51,6 +52,11 @@ pub struct ExportArgs {
     /// when absent); see below for enum literals.
     #[arg(long)]
     filter: Option<String>,
+    /// Only orders in these statuses, comma-separated (Backorder,
+    /// Delivered, Invoiced, Canceled): written as the qualified enum
+    /// literals D365 needs, and-ed with --filter.
+    #[arg(long, value_delimiter = ',', value_parser = parse_status)]
+    status: Vec<SalesStatus>,
     /// spec.policy of the manifests: Observe applies as a no-op; Enforce
     /// makes D365 follow later edits at once.
     #[arg(long, value_enum, default_value = "observe")]
@@ -135,9 +141,10 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
         sales_status: &source.status_field,
         delivery_date: &source.date_field,
     };
+    let filter = export::with_statuses(names.sales_status, &args.status, args.filter.as_deref());
     let mut pages = source
         .client
-        .order_pages(&export::select(names), args.filter.as_deref())
+        .order_pages(&export::select(names), filter.as_deref())
         .context("building the query")?;
     let quiet = args.quiet;
     let collected = export::collect(&mut pages, names, |c| progress(c, quiet))
@@ -167,6 +174,19 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
         eprintln!("wrote {} manifests", manifests.len());
     }
     Ok(())
+}
+
+/// A `--status` value, any case.
+fn parse_status(text: &str) -> Result<SalesStatus, String> {
+    let all = [
+        SalesStatus::Backorder,
+        SalesStatus::Delivered,
+        SalesStatus::Invoiced,
+        SalesStatus::Canceled,
+    ];
+    all.into_iter()
+        .find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
+        .ok_or_else(|| format!("{text:?} is not one of Backorder, Delivered, Invoiced, Canceled"))
 }
 
 /// One line a page: a large export shows it is moving.

@@ -157,7 +157,8 @@ fn next_link(link: &str, current: &Url, root: &Url) -> Result<Url, String> {
     let next = current
         .join(link)
         .map_err(|e| format!("@odata.nextLink is not a URL ({e})"))?;
-    if next.origin() != root.origin() || !next.path().starts_with(root.path()) {
+    let userinfo = !next.username().is_empty() || next.password().is_some();
+    if userinfo || next.origin() != root.origin() || !next.path().starts_with(root.path()) {
         return Err(format!(
             "@odata.nextLink leaves the environment ({} is not under {root}); \
              not followed, the access token would go with it",

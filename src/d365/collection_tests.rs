@@ -78,6 +78,10 @@ fn links_off_the_environment_or_looping_are_refused() {
         ),
         ("//evil.example/data/x", "leaves the environment"),
         (
+            "https://u:p@contoso.example/data/SalesOrderHeadersV2?x",
+            "leaves the environment",
+        ),
+        (
             "https://contoso.example/data/SalesOrderHeadersV2?cross-company=true",
             "paging loop",
         ),

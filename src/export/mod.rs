@@ -12,7 +12,7 @@ pub mod names;
 
 use std::collections::HashMap;
 
-use crate::api::SalesOrderStatus;
+use crate::api::{SalesOrderStatus, SalesStatus};
 use crate::d365::{D365Error, OrderKey, OrderPages};
 use crate::reconcile::FieldNames;
 pub use manifest::{Row, Target, Unexportable};
@@ -39,6 +39,38 @@ pub fn select<'a>(names: FieldNames<'a>) -> [&'a str; 4] {
         names.sales_status,
         names.delivery_date,
     ]
+}
+
+/// Namespace of D365's enum types, which qualifies enum literals in
+/// `$filter` [doc].
+pub const ENUM_NAMESPACE: &str = "Microsoft.Dynamics.DataEntities";
+
+/// The `$filter` for orders in any of `statuses` (qualified literals of the
+/// `SalesStatus` enum in an `or` chain: D365 has no `in` [doc]), and-ed
+/// with the user's `filter`; `None` when both are empty.
+pub fn with_statuses(
+    status_field: &str,
+    statuses: &[SalesStatus],
+    filter: Option<&str>,
+) -> Option<String> {
+    let filter = filter.map(str::trim).filter(|f| !f.is_empty());
+    if statuses.is_empty() {
+        return filter.map(str::to_owned);
+    }
+    let chain: Vec<String> = statuses
+        .iter()
+        .map(|s| {
+            format!(
+                "{status_field} eq {ENUM_NAMESPACE}.SalesStatus'{}'",
+                s.as_str()
+            )
+        })
+        .collect();
+    let chain = format!("({})", chain.join(" or "));
+    Some(match filter {
+        Some(filter) => format!("{chain} and ({filter})"),
+        None => chain,
+    })
 }
 
 /// Reads every page, calling `progress` after each with what was read so
@@ -101,7 +133,33 @@ pub fn manifests(rows: &[Row], target: &Target) -> Result<Vec<SalesOrderStatus>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Policy, SalesStatus};
+    use crate::api::Policy;
+
+    #[test]
+    fn statuses_become_qualified_literals_and_with_the_filter() {
+        let q = "Microsoft.Dynamics.DataEntities.SalesStatus";
+        let both = [SalesStatus::Backorder, SalesStatus::Delivered];
+        assert_eq!(
+            with_statuses(
+                "SalesOrderStatus",
+                &both,
+                Some("dataAreaId eq 'usmf' or x eq 1")
+            ),
+            Some(format!(
+                "(SalesOrderStatus eq {q}'Backorder' or SalesOrderStatus eq {q}'Delivered') \
+                 and (dataAreaId eq 'usmf' or x eq 1)"
+            ))
+        );
+        assert_eq!(
+            with_statuses("Status", &[SalesStatus::Canceled], Some(" ")),
+            Some(format!("(Status eq {q}'Canceled')"))
+        );
+        assert_eq!(
+            with_statuses("S", &[], Some(" a eq 1 ")).as_deref(),
+            Some("a eq 1")
+        );
+        assert_eq!(with_statuses("S", &[], None), None);
+    }
 
     fn row(company: &str, number: &str) -> Row {
         Row {
