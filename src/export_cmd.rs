@@ -127,6 +127,8 @@ struct Source {
     namespace: Option<String>,
 }
 
+/// Reads, names, renders, writes. Only warnings are logged (to stderr):
+/// stdout carries the manifests alone, so it can be piped to a file.
 pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     telemetry::init(LogFormat::Text, "warn");
     let destinations = Destinations::new(

@@ -27,6 +27,7 @@ fn export(args: &[&str], envs: &[(&str, &str)]) -> Output {
         .args(args)
         .args(["--allowed-authority-hosts", "127.0.0.1"])
         .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LOG")
         .env_remove("D365_CLIENT_SECRET")
         .envs(envs.iter().copied())
         .output()
