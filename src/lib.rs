@@ -7,6 +7,7 @@
 pub mod api;
 pub mod controller;
 pub mod d365;
+pub mod export;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod leader;

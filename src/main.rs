@@ -1,5 +1,7 @@
 //! `sales-order-operator`: `run` (default) reconciles orders; `crd` prints
-//! the CRDs.
+//! the CRDs; `export` prints manifests for orders already in D365.
+
+mod export_cmd;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +32,9 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML (what crds/ holds).
     Crd,
+    /// Print SalesOrderStatus manifests (policy Observe) for orders that
+    /// exist in D365, to onboard them without changing anything.
+    Export(Box<export_cmd::ExportArgs>),
 }
 
 /// Every flag is also an environment variable, as charts expect.
@@ -105,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Crd) => print!("{}", api::crds_yaml()?),
         Some(Command::Run(args)) => run(*args).await?,
+        Some(Command::Export(args)) => export_cmd::export(*args).await?,
         None => run(RunArgs::default()).await?,
     }
     Ok(())

@@ -164,6 +164,25 @@ impl Connections {
         Ok(resolved)
     }
 
+    /// The client for `conn` as given: its Secret read now (one GET, the
+    /// same label rule), nothing cached and no store consulted. For
+    /// one-shot commands (`export`) that run without the watches.
+    pub async fn resolve_now(&self, conn: &D365Connection) -> Result<Resolved, ResolveError> {
+        let namespace = conn.namespace().unwrap_or_default();
+        let at = Located {
+            namespace: &namespace,
+            secret: conn.spec.auth.credentials_secret().unwrap_or_default(),
+            connection: format!("{namespace}/{}", conn.name_any()),
+        };
+        let token_file = self.token_file.as_deref();
+        let credential = read_credential(&*self.source, &conn.spec.auth, &at, token_file).await?;
+        self.build(conn, credential)
+            .map_err(|message| ResolveError::InvalidConnection {
+                connection: at.connection,
+                message,
+            })
+    }
+
     fn cached(&self, key: &(String, String), fingerprint: &Fingerprint) -> Option<Resolved> {
         lock(&self.cache)
             .get(key)

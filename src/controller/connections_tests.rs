@@ -376,3 +376,20 @@ async fn clients_read_answers_up_to_the_configured_limit() {
 
 #[path = "credentials_tests.rs"]
 mod credentials;
+
+#[tokio::test]
+async fn resolve_now_reads_the_secret_each_time_and_keeps_the_label_rule() {
+    let f = Fixture::new();
+    f.secrets.put("creds", &[("client-secret", "s3cret")]);
+    let resolved = f.connections.resolve_now(&usmf(1)).await.unwrap();
+    assert_eq!(
+        resolved.client.settings().environment_url.as_str(),
+        "https://contoso.example/"
+    );
+    f.connections.resolve_now(&usmf(1)).await.unwrap();
+    assert_eq!((f.reads(), f.connections.cached_clients()), (2, 0));
+    f.secrets
+        .put_labelled("creds", &[], &[("client-secret", "s3cret")]);
+    let err = f.connections.resolve_now(&usmf(1)).await.err();
+    assert!(matches!(err, Some(ResolveError::SecretNotLabelled { .. })));
+}

@@ -39,7 +39,7 @@ pub use reconciler::{Error, MANAGER, error_policy, reconcile};
 
 use crate::api::{CREDENTIALS_SELECTOR, D365Connection, RECONCILE_REQUESTED_AT, SalesOrderStatus};
 use crate::metrics::Metrics;
-use connections::Connections;
+pub use connections::Connections;
 
 /// What to watch and how hard to work.
 #[derive(Clone, Debug)]

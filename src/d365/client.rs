@@ -106,6 +106,12 @@ impl D365Client {
         &self.inner.settings
     }
 
+    /// The connection's request path (token, limiter, classification), for
+    /// reads built in sibling modules.
+    pub(crate) fn sender(&self) -> &Sender {
+        &self.inner.sender
+    }
+
     /// Remaining connection-wide pause after a 429, for status and requeue
     /// decisions (a request made now would first wait this long).
     pub fn paused_for(&self) -> Option<Duration> {

@@ -14,6 +14,7 @@ mod auth;
 mod batch;
 mod client;
 mod coalesce;
+mod collection;
 mod credential;
 mod destinations;
 mod entity;
@@ -33,6 +34,7 @@ mod settings;
 mod token_proptests;
 
 pub use client::D365Client;
+pub use collection::OrderPages;
 pub use credential::{CertificateError, ClientCertificate, Credential};
 pub use destinations::{
     DEFAULT_AUTHORITY_HOSTS, DEFAULT_INSECURE_HOSTS, Destinations, HostListError, HostPattern,

@@ -54,10 +54,19 @@ pub(crate) struct ODataRequest<'a> {
 }
 
 impl ODataRequest<'_> {
-    /// What logs and messages name: the order, or the batch.
+    /// What logs and messages name: the order, the batch, or (a GET with
+    /// no key) the collection read, by its entity set.
     fn target(&self) -> String {
-        self.key
-            .map_or_else(|| "$batch".to_owned(), ToString::to_string)
+        match self.key {
+            Some(key) => key.to_string(),
+            None if self.method == Method::GET => self
+                .url
+                .path_segments()
+                .and_then(|mut s| s.next_back())
+                .unwrap_or_default()
+                .to_owned(),
+            None => "$batch".to_owned(),
+        }
     }
 
     /// `Accept` matching the body: a multipart `$batch` is answered in kind.

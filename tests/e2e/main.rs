@@ -23,6 +23,7 @@ mod control_plane;
 mod converge;
 mod crds;
 mod credentials;
+mod export;
 mod fencing;
 mod hostile;
 mod leader;

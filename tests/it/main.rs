@@ -17,6 +17,7 @@ mod d365_hostile;
 mod d365_hostile_emulator;
 mod destinations;
 mod dockerfile;
+mod export;
 mod grafana;
 mod proven_writes;
 mod sync_emulator;

@@ -43,6 +43,9 @@ pub enum Mode {
     EchoCredentials403,
     /// `$batch` answers one part (Content-ID 1) that is such a 403.
     EchoCredentialsBatch,
+    /// A collection page of one row whose `@odata.nextLink` names this
+    /// stub as `localhost`: the same server, but another origin.
+    NextLinkElsewhere,
 }
 
 /// The length of a [`Mode::Huge`] answer: 1 GiB, generated chunk by chunk.
@@ -230,6 +233,18 @@ async fn data(State(shared): State<Arc<Shared>>, request: Request) -> Response {
                 .into_response()
         }
         Mode::Batch(parts) => batch_answer(parts),
+        Mode::NextLinkElsewhere => {
+            let port = request.uri().port_u16().or_else(|| {
+                let host = request.headers().get(header::HOST)?.to_str().ok()?;
+                host.rsplit(':').next()?.parse().ok()
+            });
+            let link = format!(
+                "http://localhost:{}/data/SalesOrderHeadersV2?$skiptoken=1",
+                port.unwrap_or(80)
+            );
+            let row = json!({"dataAreaId": "usmf", "SalesOrderNumber": "SO-1"});
+            axum::Json(json!({"value": [row], "@odata.nextLink": link})).into_response()
+        }
         Mode::ThrottleNoRetryAfter => (
             StatusCode::TOO_MANY_REQUESTS,
             axum::Json(json!({"error": {"code": "", "message": "Too many requests."}})),
