@@ -9,9 +9,11 @@ use axum::response::{IntoResponse, Response};
 use rand::RngCore;
 use thiserror::Error;
 
-use crate::keys::{Resource, parse_resource};
+use crate::keys::{KeyError, Resource, parse_resource};
 use crate::multipart::{self, InnerRequest, MultipartError, Part, write_response_part};
-use crate::odata::{JSON_CONTENT_TYPE, ODataError, PROTOCOL_EXCEPTION};
+use crate::odata::{
+    JSON_CONTENT_TYPE, ODataError, PROTOCOL_EXCEPTION, WEB_API_CONTENT_TYPE, web_api_not_found,
+};
 use crate::query;
 use crate::query::Query;
 use crate::read::{context, patched_body, read_entity};
@@ -94,10 +96,7 @@ fn run(
                         };
                         (op.content_id, ans)
                     }
-                    Err(e) => (
-                        single.header("Content-ID").map(str::to_string),
-                        error_answer(e),
-                    ),
+                    Err(ans) => (single.header("Content-ID").map(str::to_string), ans),
                 };
                 write_response_part(&mut out, &out_b, id.as_deref(), ans.0, &ans.1, &ans.2);
             }
@@ -119,16 +118,17 @@ fn random_hex() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Resolves a part to an operation on one entity.
-fn to_op(outer: &Query, part: &Part) -> Result<Op, ODataError> {
-    let req =
-        multipart::parse_request(&part.body).map_err(|e| ODataError::bad_request(e.to_string()))?;
+/// Resolves a part to an operation on one entity, or the answer to its
+/// failure.
+fn to_op(outer: &Query, part: &Part) -> Result<Op, Answer> {
+    let req = multipart::parse_request(&part.body)
+        .map_err(|e| error_answer(ODataError::bad_request(e.to_string())))?;
     if req.method != "GET" && req.method != "PATCH" {
-        return Err(ODataError::new(
+        return Err(error_answer(ODataError::new(
             405,
             BatchError::Method("entities", req.method.clone()).to_string(),
             PROTOCOL_EXCEPTION,
-        ));
+        )));
     }
     // Absolute URL, absolute path, or relative to the service root.
     let mut target = req.target.as_str();
@@ -146,16 +146,23 @@ fn to_op(outer: &Query, part: &Part) -> Result<Op, ODataError> {
         Some((p, q)) => (p, Some(q)),
         None => (target, None),
     };
-    let resource = parse_resource(path)
-        .map_err(|e| ODataError::new(e.status(), e.to_string(), PROTOCOL_EXCEPTION))?;
+    let resource = parse_resource(path).map_err(|e| match e {
+        KeyError::NoRoute(p) => web_api_answer(&format!("{}/data/{p}", outer.base)),
+        e => error_answer(ODataError::new(
+            e.status(),
+            e.to_string(),
+            PROTOCOL_EXCEPTION,
+        )),
+    })?;
     let Resource::Entity(area, number) = resource else {
-        return Err(ODataError::new(
+        return Err(error_answer(ODataError::new(
             405,
             BatchError::Method("single entities", req.method.clone()).to_string(),
             PROTOCOL_EXCEPTION,
-        ));
+        )));
     };
-    let mut query = query::parse(q).map_err(|e| ODataError::bad_request(e.to_string()))?;
+    let mut query =
+        query::parse(q).map_err(|e| error_answer(ODataError::bad_request(e.to_string())))?;
     query.base = outer.base.clone();
     query.agent = outer.agent.clone();
     Ok(Op {
@@ -176,6 +183,13 @@ fn patch_op(op: &Op) -> PatchOp<'_> {
         cross_company: op.query.cross_company,
         agent: op.query.agent.as_deref(),
     }
+}
+
+/// A part no route matches: Web API's 404 shape [obs].
+fn web_api_answer(url: &str) -> Answer {
+    let (status, body) = web_api_not_found(url);
+    let headers = vec![("Content-Type", WEB_API_CONTENT_TYPE.to_string())];
+    (status, headers, body)
 }
 
 fn error_answer(e: ODataError) -> Answer {
@@ -242,8 +256,7 @@ fn run_changeset(state: &State, outer: &Query, parts: &[Part], out_b: &str, out:
                 write_response_part(out, out_b, op.content_id.as_deref(), ans.0, &ans.1, &ans.2);
                 return;
             }
-            Err(e) => {
-                let ans = error_answer(e);
+            Err(ans) => {
                 write_response_part(out, out_b, p.header("Content-ID"), ans.0, &ans.1, &ans.2);
                 return;
             }

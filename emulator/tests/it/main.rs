@@ -11,7 +11,7 @@ mod collection;
 mod common;
 mod entity;
 mod faults;
-mod hostile;
 mod federated;
+mod hostile;
 mod jws;
 mod unproven;
