@@ -176,10 +176,7 @@ impl Coalescer {
             let id = (i + 1).to_string();
             let result = match parts.remove(&id) {
                 Some(part) => outcome(&part, &op.key, &op.if_match),
-                None => Err(D365Error::invalid(format!(
-                    "$batch: no answer for PATCH {} (Content-ID {id})",
-                    op.key
-                ))),
+                None => Err(unanswered(&op.key, &id)),
             };
             self.answer(op, result, true);
         }
@@ -258,6 +255,19 @@ impl Coalescer {
         // The caller may have gone (a cancelled reconcile); the write stands.
         let _ = op.reply.send(result);
     }
+}
+
+/// An operation the batch answer left out: ASP.NET OData stops at the
+/// first failed changeset unless it honours `odata.continue-on-error`
+/// [obs][spec], so the PATCH was most likely never run. Not sent, never
+/// written: `Unavailable`, retried like any other transient failure.
+fn unanswered(key: &OrderKey, content_id: &str) -> D365Error {
+    D365Error::unavailable(
+        None,
+        format!(
+            "PATCH {key} not sent: the $batch answer has no part for it (Content-ID {content_id}; processing stopped at an earlier failed changeset); retried"
+        ),
+    )
 }
 
 /// What one part means for the PATCH of `key`: the same mapping as a

@@ -86,7 +86,10 @@ fn quote_value(value: &str) -> String {
     for (i, c) in doubled.char_indices() {
         match c {
             '/' | '\\' | '+' | '%' => out.push_str(&format!("%25{:02X}", c as u32)),
-            _ => out.extend(utf8_percent_encode(&doubled[i..i + c.len_utf8()], KEY_VALUE)),
+            _ => out.extend(utf8_percent_encode(
+                &doubled[i..i + c.len_utf8()],
+                KEY_VALUE,
+            )),
         }
     }
     out.push('\'');
