@@ -23,6 +23,8 @@ mod control_plane;
 mod converge;
 mod crds;
 mod credentials;
+mod d365_answers;
+mod d365_batch_stops;
 mod fencing;
 mod hostile;
 mod leader;
