@@ -41,6 +41,8 @@ pub enum KeyError {
     NoRoute(String),
     #[error("The URI is not valid: {0}")]
     Syntax(String),
+    #[error("The URI is not valid: invalid UTF-8 in path")]
+    Utf8(#[source] std::str::Utf8Error),
     #[error(
         "The number of keys specified in the URI does not match number of key properties for the resource '{ENTITY_TYPE}'."
     )]
@@ -101,7 +103,7 @@ fn decode(raw: &str, form: bool) -> Result<String, KeyError> {
     percent_decode_str(raw)
         .decode_utf8()
         .map(|s| s.into_owned())
-        .map_err(|_| KeyError::Syntax("invalid UTF-8 in path".into()))
+        .map_err(KeyError::Utf8)
 }
 
 /// Parses `dataAreaId='X',SalesOrderNumber='Y'` (any order).

@@ -59,12 +59,14 @@ pub enum D365Error {
     NotFound { message: String },
     /// D365 refused the write itself; retrying the same request will not
     /// help. The rule:
-    /// - 400, 422 and any other 4xx without a dedicated variant;
+    /// - 400, 422 and any other 4xx without a dedicated variant (current
+    ///   releases answer business validation 400 with the Infolog) [obs];
     /// - a 500 whose error body says the write or a validation failed —
     ///   `innererror.type` contains `AxODataWriteException` or
     ///   `ValidationException`, or `innererror.message` / `error.message`
     ///   contains "write failed" or "validation" (case-insensitive) —
-    ///   because D365 reports business-validation failures as 500 [obs].
+    ///   because older releases (and actions) report business-validation
+    ///   failures as 500 [obs].
     #[error("rejected ({status}): {message}")]
     Rejected { status: u16, message: String },
     /// A 3xx, never followed: a PATCH landing elsewhere, or turned into a
