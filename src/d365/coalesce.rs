@@ -324,4 +324,17 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    #[test]
+    fn an_unanswered_operation_is_not_sent_and_retried() {
+        let err = unanswered(&OrderKey::new("usmf", "SO-3"), "3");
+        assert!(
+            matches!(err, D365Error::Unavailable { status: None, .. }),
+            "{err:?}"
+        );
+        assert!(err.is_transient());
+        let text = err.to_string();
+        assert!(text.contains("PATCH usmf/SO-3 not sent"), "{text}");
+        assert!(text.contains("Content-ID 3"), "{text}");
+    }
 }
