@@ -14,6 +14,8 @@
 //! Inside `$batch` the same parsing is applied to each request's URL
 //! (the batch handler routes each part again) [unverified].
 
+use std::borrow::Cow;
+
 use percent_encoding::percent_decode_str;
 use thiserror::Error;
 
@@ -93,14 +95,12 @@ pub fn parse_resource(raw: &str) -> Result<Resource, KeyError> {
 /// One percent-decoding pass. OData's pass (`form`) reads a literal `+`
 /// as a space, as .NET's URL decoding does [field report].
 fn decode(raw: &str, form: bool) -> Result<String, KeyError> {
-    let plus;
-    let raw = if form {
-        plus = raw.replace('+', " ");
-        plus.as_str()
+    let raw: Cow<'_, str> = if form {
+        raw.replace('+', " ").into()
     } else {
-        raw
+        raw.into()
     };
-    percent_decode_str(raw)
+    percent_decode_str(&raw)
         .decode_utf8()
         .map(|s| s.into_owned())
         .map_err(KeyError::Utf8)
