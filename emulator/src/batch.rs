@@ -1,17 +1,24 @@
 //! `POST /data/$batch` [doc][obs]: multipart/mixed with changesets. A
 //! changeset is atomic (all or nothing); the batch answers 200 even when a
-//! changeset fails, and a failed changeset is answered by one part with the
-//! failing status and D365's error JSON. Requests outside changesets run
-//! one by one. JSON batch is [unverified] and not emulated.
+//! changeset fails. As ASP.NET OData does [obs][spec]: a failed changeset
+//! is answered by a nested changeset holding just the failing response
+//! (status and D365's error JSON), and processing stops at the first
+//! failed changeset or request — later ones get no answer at all — unless
+//! the request says `Prefer: odata.continue-on-error` and the
+//! `honourContinueOnError` switch is on ([unverified] for F&O). Requests
+//! outside changesets run one by one. JSON batch is [unverified] and not
+//! emulated.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use rand::RngCore;
 use thiserror::Error;
 
-use crate::keys::{Resource, parse_resource};
+use crate::keys::{KeyError, Resource, parse_resource};
 use crate::multipart::{self, InnerRequest, MultipartError, Part, write_response_part};
-use crate::odata::{JSON_CONTENT_TYPE, ODataError, PROTOCOL_EXCEPTION};
+use crate::odata::{
+    JSON_CONTENT_TYPE, ODataError, PROTOCOL_EXCEPTION, WEB_API_CONTENT_TYPE, web_api_not_found,
+};
 use crate::query;
 use crate::query::Query;
 use crate::read::{context, patched_body, read_entity};
@@ -79,28 +86,16 @@ fn run(
     if count > MAX_OPERATIONS {
         return Err(BatchError::TooMany(count));
     }
+    let go_on = continue_on_error(headers) && state.faults().honour_continue_on_error;
     let out_b = format!("batchresponse_{}", random_hex());
     let mut out = Vec::new();
     for unit in units {
-        match unit {
+        let ok = match unit {
             Ok(changeset) => run_changeset(state, outer, &changeset, &out_b, &mut out),
-            Err(single) => {
-                let (id, ans) = match to_op(outer, &single) {
-                    Ok(op) => {
-                        let ans = if op.req.method == "GET" {
-                            get(state, &op)
-                        } else {
-                            patch_one(state, &op)
-                        };
-                        (op.content_id, ans)
-                    }
-                    Err(e) => (
-                        single.header("Content-ID").map(str::to_string),
-                        error_answer(e),
-                    ),
-                };
-                write_response_part(&mut out, &out_b, id.as_deref(), ans.0, &ans.1, &ans.2);
-            }
+            Err(single) => run_single(state, outer, &single, &out_b, &mut out),
+        };
+        if !ok && !go_on {
+            break;
         }
     }
     out.extend_from_slice(format!("--{out_b}--\r\n").as_bytes());
@@ -110,7 +105,47 @@ fn run(
         h.insert(header::CONTENT_TYPE, v);
     }
     h.insert("OData-Version", HeaderValue::from_static("4.0"));
+    if go_on {
+        h.insert(
+            "Preference-Applied",
+            HeaderValue::from_static("odata.continue-on-error"),
+        );
+    }
     Ok(r)
+}
+
+/// Whether a `Prefer` header asks to go on past failures [spec]
+/// (`odata.continue-on-error` in 4.0, `continue-on-error` in 4.01).
+fn continue_on_error(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("Prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.split(';').next().unwrap_or_default().trim())
+        .any(|p| {
+            let p = p.split('=').next().unwrap_or_default().trim();
+            p.eq_ignore_ascii_case("odata.continue-on-error")
+                || p.eq_ignore_ascii_case("continue-on-error")
+        })
+}
+
+/// Runs one request outside a changeset and writes its answer; false when
+/// it failed.
+fn run_single(state: &State, outer: &Query, single: &Part, out_b: &str, out: &mut Vec<u8>) -> bool {
+    let (id, ans) = match to_op(outer, single) {
+        Ok(op) => {
+            let ans = if op.req.method == "GET" {
+                get(state, &op)
+            } else {
+                patch_one(state, &op)
+            };
+            (op.content_id, ans)
+        }
+        Err(ans) => (single.header("Content-ID").map(str::to_string), ans),
+    };
+    write_response_part(out, out_b, id.as_deref(), ans.0, &ans.1, &ans.2);
+    ans.0 < 400
 }
 
 fn random_hex() -> String {
@@ -119,16 +154,17 @@ fn random_hex() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Resolves a part to an operation on one entity.
-fn to_op(outer: &Query, part: &Part) -> Result<Op, ODataError> {
-    let req =
-        multipart::parse_request(&part.body).map_err(|e| ODataError::bad_request(e.to_string()))?;
+/// Resolves a part to an operation on one entity, or the answer to its
+/// failure.
+fn to_op(outer: &Query, part: &Part) -> Result<Op, Answer> {
+    let req = multipart::parse_request(&part.body)
+        .map_err(|e| error_answer(ODataError::bad_request(e.to_string())))?;
     if req.method != "GET" && req.method != "PATCH" {
-        return Err(ODataError::new(
+        return Err(error_answer(ODataError::new(
             405,
             BatchError::Method("entities", req.method.clone()).to_string(),
             PROTOCOL_EXCEPTION,
-        ));
+        )));
     }
     // Absolute URL, absolute path, or relative to the service root.
     let mut target = req.target.as_str();
@@ -146,16 +182,23 @@ fn to_op(outer: &Query, part: &Part) -> Result<Op, ODataError> {
         Some((p, q)) => (p, Some(q)),
         None => (target, None),
     };
-    let resource = parse_resource(path)
-        .map_err(|e| ODataError::new(e.status(), e.to_string(), PROTOCOL_EXCEPTION))?;
+    let resource = parse_resource(path).map_err(|e| match e {
+        KeyError::NoRoute(p) => web_api_answer(&format!("{}/data/{p}", outer.base)),
+        e => error_answer(ODataError::new(
+            e.status(),
+            e.to_string(),
+            PROTOCOL_EXCEPTION,
+        )),
+    })?;
     let Resource::Entity(area, number) = resource else {
-        return Err(ODataError::new(
+        return Err(error_answer(ODataError::new(
             405,
             BatchError::Method("single entities", req.method.clone()).to_string(),
             PROTOCOL_EXCEPTION,
-        ));
+        )));
     };
-    let mut query = query::parse(q).map_err(|e| ODataError::bad_request(e.to_string()))?;
+    let mut query =
+        query::parse(q).map_err(|e| error_answer(ODataError::bad_request(e.to_string())))?;
     query.base = outer.base.clone();
     query.agent = outer.agent.clone();
     Ok(Op {
@@ -176,6 +219,13 @@ fn patch_op(op: &Op) -> PatchOp<'_> {
         cross_company: op.query.cross_company,
         agent: op.query.agent.as_deref(),
     }
+}
+
+/// A part no route matches: Web API's 404 shape [obs].
+fn web_api_answer(url: &str) -> Answer {
+    let (status, body) = web_api_not_found(url);
+    let headers = vec![("Content-Type", WEB_API_CONTENT_TYPE.to_string())];
+    (status, headers, body)
 }
 
 fn error_answer(e: ODataError) -> Answer {
@@ -230,49 +280,63 @@ fn patch_one(state: &State, op: &Op) -> Answer {
 }
 
 /// Runs a changeset atomically and writes its answer: a nested multipart
-/// of all results, or one error part [obs].
-fn run_changeset(state: &State, outer: &Query, parts: &[Part], out_b: &str, out: &mut Vec<u8>) {
+/// of all results, or of just the failing one [obs]. False when it failed.
+fn run_changeset(
+    state: &State,
+    outer: &Query,
+    parts: &[Part],
+    out_b: &str,
+    out: &mut Vec<u8>,
+) -> bool {
     let mut ops = Vec::new();
     for p in parts {
-        match to_op(outer, p) {
-            Ok(op) if op.req.method == "PATCH" => ops.push(op),
+        let failed = match to_op(outer, p) {
+            Ok(op) if op.req.method == "PATCH" => {
+                ops.push(op);
+                continue;
+            }
             Ok(op) => {
                 let e = ODataError::bad_request("GET requests are not allowed inside a changeset.");
-                let ans = error_answer(e);
-                write_response_part(out, out_b, op.content_id.as_deref(), ans.0, &ans.1, &ans.2);
-                return;
+                (op.content_id, error_answer(e))
             }
-            Err(e) => {
-                let ans = error_answer(e);
-                write_response_part(out, out_b, p.header("Content-ID"), ans.0, &ans.1, &ans.2);
-                return;
-            }
-        }
+            Err(ans) => (p.header("Content-ID").map(str::to_string), ans),
+        };
+        write_changeset(out, out_b, [(failed.0.as_deref(), failed.1)]);
+        return false;
     }
     let patch_ops: Vec<PatchOp<'_>> = ops.iter().map(patch_op).collect();
     match write::changeset(state, &patch_ops) {
         Ok(results) => {
-            let cs_b = format!("changesetresponse_{}", random_hex());
-            out.extend_from_slice(
-                format!("--{out_b}\r\nContent-Type: multipart/mixed; boundary={cs_b}\r\n\r\n")
-                    .as_bytes(),
-            );
-            for (op, done) in ops.iter().zip(results) {
-                let ans = patched_answer(state, op, done);
-                write_response_part(out, &cs_b, op.content_id.as_deref(), ans.0, &ans.1, &ans.2);
-            }
-            out.extend_from_slice(format!("--{cs_b}--\r\n").as_bytes());
+            let answers = ops
+                .iter()
+                .zip(results)
+                .map(|(op, done)| (op.content_id.as_deref(), patched_answer(state, op, done)));
+            write_changeset(out, out_b, answers);
+            true
         }
         Err((i, e)) => {
-            let ans = error_answer(e);
-            write_response_part(
+            write_changeset(
                 out,
                 out_b,
-                ops[i].content_id.as_deref(),
-                ans.0,
-                &ans.1,
-                &ans.2,
+                [(ops[i].content_id.as_deref(), error_answer(e))],
             );
+            false
         }
     }
+}
+
+/// Writes a changeset answer: a nested multipart of `answers`.
+fn write_changeset<'a>(
+    out: &mut Vec<u8>,
+    out_b: &str,
+    answers: impl IntoIterator<Item = (Option<&'a str>, Answer)>,
+) {
+    let cs_b = format!("changesetresponse_{}", random_hex());
+    out.extend_from_slice(
+        format!("--{out_b}\r\nContent-Type: multipart/mixed; boundary={cs_b}\r\n\r\n").as_bytes(),
+    );
+    for (id, ans) in answers {
+        write_response_part(out, &cs_b, id, ans.0, &ans.1, &ans.2);
+    }
+    out.extend_from_slice(format!("--{cs_b}--\r\n").as_bytes());
 }

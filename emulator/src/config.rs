@@ -173,6 +173,21 @@ pub struct Faults {
     /// emulator nothing. [unverified]: a broken or hostile endpoint; the
     /// operator must refuse it unread past its answer limit.
     pub answer_padding_bytes: Option<u64>,
+    /// Order numbers in URLs match only when spelled exactly. Default
+    /// false: F&O's SQL collation compares string keys case-insensitively,
+    /// so `so-1` finds `SO-1` [unverified, likely]. Either way the table
+    /// holds one order per case-insensitive key, as F&O's unique index does.
+    pub case_sensitive_order_numbers: bool,
+    /// Status of a business-validation failure (leaving a final status):
+    /// 400 as current releases answer, or 500 as older ones do; both with
+    /// `AxODataWriteException` and "Write failed for table row … Infolog:"
+    /// [obs]. Anything else falls back to 400.
+    pub validation_status: u16,
+    /// `$batch` with `Prefer: odata.continue-on-error` goes on past a
+    /// failed changeset and answers `Preference-Applied` [spec]; without
+    /// the header it stops at the first failure [obs][spec]. Whether F&O
+    /// honours the preference is [unverified]: false ignores it.
+    pub honour_continue_on_error: bool,
 }
 
 impl Default for Faults {
@@ -203,6 +218,9 @@ impl Default for Faults {
             ignore_writes: Vec::new(),
             echo_token_in_errors: false,
             answer_padding_bytes: None,
+            case_sensitive_order_numbers: false,
+            validation_status: 400,
+            honour_continue_on_error: true,
         }
     }
 }
@@ -233,6 +251,14 @@ impl Faults {
     /// Whether a PATCH of `field` is accepted without being applied.
     pub(crate) fn ignores(&self, field: &str) -> bool {
         self.ignore_writes.iter().any(|f| f == field)
+    }
+
+    /// Business-validation status: 500 when asked, else 400.
+    pub(crate) fn validation_status(&self) -> u16 {
+        match self.validation_status {
+            500 => 500,
+            _ => 400,
+        }
     }
 
     /// Injected error status, falling back to 500.

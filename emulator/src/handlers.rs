@@ -11,8 +11,10 @@ use serde_json::{Value, json};
 
 use crate::batch;
 use crate::entity::{ENTITY_SET, FIELDS, Kind, Order};
-use crate::keys::{Resource, parse_resource};
-use crate::odata::{ODataError, bytes_response, empty_response, json_response};
+use crate::keys::{KeyError, Resource, parse_resource};
+use crate::odata::{
+    ODataError, bytes_response, empty_response, json_response, web_api_not_found_response,
+};
 use crate::query::{self, Query, encode_skiptoken};
 use crate::read::{context, patched_body, read_entity};
 use crate::state::State;
@@ -35,6 +37,10 @@ pub async fn data(AxState(state): AxState<Arc<State>>, req: Request) -> Response
     let raw_path = raw_path.strip_prefix('/').unwrap_or(raw_path);
     let resource = match parse_resource(raw_path) {
         Ok(r) => r,
+        Err(KeyError::NoRoute(path)) => {
+            let url = format!("{}/data/{path}", state.env_url(&parts.headers));
+            return web_api_not_found_response(&url);
+        }
         Err(e) => {
             return ODataError::new(e.status(), e.to_string(), crate::odata::PROTOCOL_EXCEPTION)
                 .into_response();

@@ -38,7 +38,7 @@ pub async fn echo_token(response: Response, authorization: &str) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let (mut parts, body) = response.into_parts();
+    let (parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, ERROR_BODY_LIMIT)
         .await
         .unwrap_or_default();
@@ -56,6 +56,16 @@ pub async fn echo_token(response: Response, authorization: &str) -> Response {
             }
             v
         }
+        // Web API's own `{"Message": …}` (an unmatched route) keeps its shape.
+        Ok(mut v) if v.get("Message").is_some_and(Value::is_string) => {
+            if let Some(Value::String(m)) = v.get_mut("Message") {
+                m.push_str(&echo);
+            }
+            return Response::from_parts(
+                without_length(parts),
+                Body::from(serde_json::to_vec(&v).unwrap_or_default()),
+            );
+        }
         _ => ODataError::new(
             status.as_u16(),
             format!("Request refused.{echo}"),
@@ -63,7 +73,7 @@ pub async fn echo_token(response: Response, authorization: &str) -> Response {
         )
         .body(),
     };
-    parts.headers.remove(header::CONTENT_LENGTH);
+    let mut parts = without_length(parts);
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(JSON_CONTENT_TYPE),
@@ -72,6 +82,12 @@ pub async fn echo_token(response: Response, authorization: &str) -> Response {
         parts,
         Body::from(serde_json::to_vec(&body).unwrap_or_default()),
     )
+}
+
+/// Answer parts whose body is about to change length.
+fn without_length(mut parts: axum::http::response::Parts) -> axum::http::response::Parts {
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
 }
 
 /// `answerPaddingBytes`: a successful JSON answer with `padding` spaces

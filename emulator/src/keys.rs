@@ -1,7 +1,20 @@
 //! Resource paths under `/data`: the entity set, an entity by its composite
 //! key, `$count`, `$batch`, `$metadata`. Key grammar [doc][spec]: every key
 //! part named (case-sensitive), any order, string values in single quotes
-//! with `''` for a quote, the whole segment possibly percent-encoded.
+//! with `''` for a quote, the whole segment percent-encoded.
+//!
+//! Decoding twice [field report, several independent blog posts]: F&O's
+//! IIS/ASP.NET routing decodes the path once and matches routes on the
+//! result, then OData decodes the key segment again. So a key value's `/`
+//! or `\` sent once-encoded (`%2F`, `%5C`) becomes a path separator before
+//! routing and matches no route (404 in the Web API shape, see
+//! [`KeyError::NoRoute`]); a once-encoded `+` reaches OData as `+`, which
+//! it reads as a space; a once-encoded `%` is decoded a second time. A
+//! client encodes those four twice (`%252F`, `%255C`, `%252B`, `%2525`).
+//! Inside `$batch` the same parsing is applied to each request's URL
+//! (the batch handler routes each part again) [unverified].
+
+use std::borrow::Cow;
 
 use percent_encoding::percent_decode_str;
 use thiserror::Error;
@@ -22,10 +35,16 @@ pub enum Resource {
 
 #[derive(Debug, Error, PartialEq)]
 pub enum KeyError {
-    #[error("Resource not found for the segment '{0}'.")]
-    NotFound(String),
+    /// No route matches the once-decoded path (an unknown entity set, or a
+    /// key value's `/` or `\` encoded only once): ASP.NET Web API answers
+    /// 404 in its own shape `{"Message": …}`, not OData's [obs][field
+    /// report]. Holds the once-decoded path.
+    #[error("No HTTP resource was found that matches the request URI '{0}'.")]
+    NoRoute(String),
     #[error("The URI is not valid: {0}")]
     Syntax(String),
+    #[error("The URI is not valid: invalid UTF-8 in path")]
+    Utf8(#[source] std::str::Utf8Error),
     #[error(
         "The number of keys specified in the URI does not match number of key properties for the resource '{ENTITY_TYPE}'."
     )]
@@ -35,43 +54,56 @@ pub enum KeyError {
 }
 
 impl KeyError {
-    /// HTTP status: unknown segments are 404, malformed keys 400.
+    /// HTTP status: unmatched routes are 404, malformed keys 400.
     pub fn status(&self) -> u16 {
         match self {
-            KeyError::NotFound(_) => 404,
+            KeyError::NoRoute(_) => 404,
             _ => 400,
         }
     }
 }
 
-/// Parses the raw (still percent-encoded) path after `/data/`.
+/// Parses the raw (still percent-encoded) path after `/data/`: decoded
+/// once for routing, and the key once more as OData does (see the module
+/// doc).
 pub fn parse_resource(raw: &str) -> Result<Resource, KeyError> {
-    let path = percent_decode_str(raw)
-        .decode_utf8()
-        .ok()
-        .ok_or_else(|| KeyError::Syntax("invalid UTF-8 in path".into()))?;
-    let path = path.trim_end_matches('/');
+    let routed = decode(raw, false)?;
+    let path = routed.trim_end_matches('/');
     match path {
         "" => return Ok(Resource::ServiceRoot),
         "$batch" => return Ok(Resource::Batch),
         "$metadata" => return Ok(Resource::Metadata),
+        ENTITY_SET => return Ok(Resource::Collection),
         _ => {}
     }
-    let Some(rest) = path.strip_prefix(ENTITY_SET) else {
-        let seg = path.split(['/', '(']).next().unwrap_or(path);
-        return Err(KeyError::NotFound(seg.to_string()));
-    };
-    if rest.is_empty() {
-        return Ok(Resource::Collection);
-    }
-    if rest == "/$count" {
+    if path.strip_prefix(ENTITY_SET) == Some("/$count") {
         return Ok(Resource::Count);
     }
-    let Some(inner) = rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')) else {
-        return Err(KeyError::NotFound(path.to_string()));
-    };
-    let (area, number) = parse_key(inner)?;
+    // IIS treats `\` as a path separator too.
+    if path.contains(['/', '\\']) {
+        return Err(KeyError::NoRoute(path.to_string()));
+    }
+    let inner = path
+        .strip_prefix(ENTITY_SET)
+        .and_then(|r| r.strip_prefix('('))
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(|| KeyError::NoRoute(path.to_string()))?;
+    let (area, number) = parse_key(&decode(inner, true)?)?;
     Ok(Resource::Entity(area, number))
+}
+
+/// One percent-decoding pass. OData's pass (`form`) reads a literal `+`
+/// as a space, as .NET's URL decoding does [field report].
+fn decode(raw: &str, form: bool) -> Result<String, KeyError> {
+    let raw: Cow<'_, str> = if form {
+        raw.replace('+', " ").into()
+    } else {
+        raw.into()
+    };
+    percent_decode_str(&raw)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(KeyError::Utf8)
 }
 
 /// Parses `dataAreaId='X',SalesOrderNumber='Y'` (any order).
@@ -155,7 +187,7 @@ mod tests {
         );
         assert_eq!(
             parse_resource(
-                "SalesOrderHeadersV2(dataAreaId=%27usmf%27,SalesOrderNumber=%27A%2FB%27%27%27)"
+                "SalesOrderHeadersV2(dataAreaId=%27usmf%27,SalesOrderNumber=%27A%252FB%27%27%27)"
             ),
             Ok(ent("usmf", "A/B'"))
         );
@@ -173,11 +205,38 @@ mod tests {
         ));
         assert!(matches!(
             parse_resource("Customers"),
-            Err(KeyError::NotFound(_))
+            Err(KeyError::NoRoute(_))
         ));
         assert_eq!(
             parse_resource("SalesOrderHeadersV2/$count"),
             Ok(Resource::Count)
         );
+    }
+
+    /// F&O decodes the path twice [field report]: `/`, `\`, `+` and `%`
+    /// arrive intact only when encoded twice.
+    #[test]
+    fn key_values_are_decoded_twice() {
+        let key =
+            |v: &str| format!("SalesOrderHeadersV2(dataAreaId='usmf',SalesOrderNumber='{v}')");
+        let table = [
+            ("SO%252F2025%252F0145", "SO/2025/0145"),
+            ("A%255CB", "A\\B"),
+            ("A%252BB", "A+B"),
+            ("A%2BB", "A B"),
+            ("A+B", "A B"),
+            ("100%2525", "100%"),
+            ("A%20B", "A B"),
+            ("%C3%9C", "\u{dc}"),
+        ];
+        for (sent, want) in table {
+            assert_eq!(parse_resource(&key(sent)), Ok(ent("usmf", want)), "{sent}");
+        }
+        for once in ["SO%2F2025", "SO/2025", "A%5CB", "A\\B"] {
+            assert!(
+                matches!(parse_resource(&key(once)), Err(KeyError::NoRoute(_))),
+                "{once}"
+            );
+        }
     }
 }

@@ -132,6 +132,19 @@ struct Cli {
     /// Pad successful JSON /data GET answers with this many streamed bytes.
     #[arg(long, env = "D365_EMULATOR_ANSWER_PADDING_BYTES")]
     answer_padding_bytes: Option<u64>,
+    /// Match order numbers in URLs case-sensitively (default: as F&O's
+    /// collation, `so-1` finds `SO-1`).
+    #[arg(long, env = "D365_EMULATOR_CASE_SENSITIVE_ORDER_NUMBERS")]
+    case_sensitive_order_numbers: bool,
+    /// Status of business-validation failures: 400 (current releases) or
+    /// 500 (older ones).
+    #[arg(long, env = "D365_EMULATOR_VALIDATION_STATUS", default_value_t = 400,
+          value_parser = parse_validation_status)]
+    validation_status: u16,
+    /// Ignore `Prefer: odata.continue-on-error` in $batch: stop at the
+    /// first failed changeset anyway.
+    #[arg(long, env = "D365_EMULATOR_IGNORE_CONTINUE_ON_ERROR")]
+    ignore_continue_on_error: bool,
     /// Federated identity credential (workload identity), repeatable:
     /// client_id=…,issuer=…,subject=…[,audience=…] (audience defaults to
     /// api://AzureADTokenExchange). The env variable separates several with ';'.
@@ -228,6 +241,9 @@ impl Cli {
                 ignore_writes: self.ignore_writes,
                 echo_token_in_errors: self.echo_token_in_errors,
                 answer_padding_bytes: self.answer_padding_bytes,
+                case_sensitive_order_numbers: self.case_sensitive_order_numbers,
+                validation_status: self.validation_status,
+                honour_continue_on_error: !self.ignore_continue_on_error,
             },
         })
     }
@@ -266,6 +282,15 @@ fn parse_federated(spec: &str) -> Result<FederatedCredential, String> {
         return Err("client_id, issuer and subject are required".into());
     }
     Ok(f)
+}
+
+/// `400` or `500`.
+fn parse_validation_status(raw: &str) -> Result<u16, String> {
+    match raw.trim() {
+        "400" => Ok(400),
+        "500" => Ok(500),
+        other => Err(format!("'{other}' is neither 400 nor 500")),
+    }
 }
 
 /// `<client_id>=<path>`.

@@ -84,6 +84,30 @@ impl IntoResponse for ODataError {
     }
 }
 
+/// Content type of ASP.NET Web API's own answers.
+pub const WEB_API_CONTENT_TYPE: &str = "application/json; charset=utf-8";
+
+/// ASP.NET Web API's 404 for a path no route matches: `{"Message": …}`,
+/// not the OData error shape, no `OData-Version` [obs][field report].
+pub fn web_api_not_found(url: &str) -> (u16, Vec<u8>) {
+    let message = format!("No HTTP resource was found that matches the request URI '{url}'.");
+    (
+        404,
+        serde_json::to_vec(&json!({ "Message": message })).unwrap_or_default(),
+    )
+}
+
+/// [`web_api_not_found`] as a response.
+pub fn web_api_not_found_response(url: &str) -> Response {
+    let (status, body) = web_api_not_found(url);
+    let mut r = (status_code(status), body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(WEB_API_CONTENT_TYPE),
+    );
+    r
+}
+
 /// A JSON answer with the OData headers.
 pub fn json_response(status: u16, body: &Value) -> Response {
     bytes_response(status, serde_json::to_vec(body).unwrap_or_default())

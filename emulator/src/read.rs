@@ -6,7 +6,7 @@ use crate::entity::{ENTITY_SET, Order};
 use crate::odata::ODataError;
 use crate::query::Query;
 use crate::state::State;
-use crate::store::key;
+use crate::store::find;
 
 /// `@odata.context` of an answer [doc]: the set, the `$select` list if
 /// any, and `/$entity` when the answer is one entity.
@@ -32,8 +32,8 @@ pub fn read_entity(
     let select = q.select.as_deref();
     let ctx = context(&q.base, select, true);
     let table = state.store.read();
-    let order = table
-        .get(&key(area, number))
+    let exact = state.faults().case_sensitive_order_numbers;
+    let order = find(&table, area, number, exact)
         .ok_or_else(|| ODataError::entity_not_found(area, number))?;
     let body = serde_json::to_vec(&order.view(select, Some(&ctx))).unwrap_or_default();
     Ok((body, order.etag.clone()))

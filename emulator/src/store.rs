@@ -1,5 +1,5 @@
 //! The order table: a `BTreeMap` behind a `parking_lot::RwLock`, keyed by
-//! (lower-case dataAreaId, SalesOrderNumber) so collection pages come out in
+//! (lower-case dataAreaId, upper-case SalesOrderNumber) so collection pages come out in
 //! key order and single reads are a short read-lock lookup. Rows are
 //! `Arc`s, so the snapshot `reset` returns to shares every unchanged row
 //! with the live table instead of holding a second copy.
@@ -14,12 +14,24 @@ use serde_json::Value;
 use crate::entity::{EntityError, Order, make_etag};
 
 /// Order key: dataAreaId lower-case (matched case-insensitively [obs]) and
-/// SalesOrderNumber as given.
+/// SalesOrderNumber upper-case: F&O's unique index compares string keys
+/// case-insensitively (SQL collation) [unverified, likely], so two
+/// spellings are one order. The order keeps its own spelling.
 pub type Key = (String, String);
 
 /// Builds the store key from URL or API input.
 pub fn key(area: &str, number: &str) -> Key {
-    (area.to_lowercase(), number.to_string())
+    (area.to_lowercase(), number.to_uppercase())
+}
+
+/// The order `number` names in `area`: whatever its case, or, with
+/// `exact` (the `caseSensitiveOrderNumbers` switch), only when spelled as
+/// stored.
+pub fn find<'a>(table: &'a Table, area: &str, number: &str, exact: bool) -> Option<&'a Order> {
+    table
+        .get(&key(area, number))
+        .map(|o| &**o)
+        .filter(|o| !exact || o.number() == number)
 }
 
 pub type Table = BTreeMap<Key, Arc<Order>>;

@@ -1,6 +1,6 @@
 //! PATCH semantics shared by single requests and `$batch` changesets:
 //! If-Match evaluation [obs][spec], field validation [doc], business rules
-//! (final statuses → 500 [obs]), privileges (403), the simulated concurrent
+//! (final statuses → 400, or 500 in older releases [obs]), privileges (403), the simulated concurrent
 //! writer, and the write history.
 
 use std::collections::HashMap;
@@ -16,7 +16,7 @@ use crate::odata::{
     CONCURRENCY_EXCEPTION, ODataError, PROTOCOL_EXCEPTION, SECURITY_EXCEPTION, WRITE_EXCEPTION,
 };
 use crate::state::State;
-use crate::store::{Key, Table, key};
+use crate::store::{Key, Table, find, key};
 
 /// Numbers the simulated concurrent writer's edits.
 static CONCURRENT_EDITS: AtomicU64 = AtomicU64::new(0);
@@ -48,7 +48,12 @@ pub fn patch(state: &State, op: &PatchOp<'_>, via_batch: bool) -> Result<Patched
     let mut table = state.store.write();
     let k = key(op.area, op.number);
     concurrent_writer(state, &faults, &mut table, &k);
-    let current = table.get(&k).map(|o| &**o);
+    let current = find(
+        &table,
+        op.area,
+        op.number,
+        faults.case_sensitive_order_numbers,
+    );
     match decide(state, &faults, current, op) {
         Ok(change) => {
             let done = accepted(&faults, &change.order);
@@ -81,7 +86,10 @@ pub fn changeset(state: &State, ops: &[PatchOp<'_>]) -> Result<Vec<Patched>, (us
         if !staged.contains_key(&k) {
             concurrent_writer(state, &faults, &mut table, &k);
         }
-        let current = staged.get(&k).or_else(|| table.get(&k).map(|o| &**o));
+        let current = staged
+            .get(&k)
+            .or_else(|| table.get(&k).map(|o| &**o))
+            .filter(|o| !faults.case_sensitive_order_numbers || o.number() == op.number);
         match decide(state, &faults, current, op) {
             Ok(change) => {
                 let done = accepted(&faults, &change.order);
@@ -132,7 +140,8 @@ fn record(
     WriteRecord {
         seq: 0,
         data_area_id: op.area.to_lowercase(),
-        sales_order_number: op.number.to_string(),
+        // The order's own spelling: `so-1` may have found `SO-1`.
+        sales_order_number: before.map_or(op.number, Order::number).to_string(),
         source: WriteSource::Client,
         if_match: op.if_match.map(str::to_string),
         etag_before: before.map(|o| o.etag.clone()).unwrap_or_default(),
@@ -266,7 +275,7 @@ fn refusal(
             .any(|s| s.eq_ignore_ascii_case(from));
         if is_final && !to.eq_ignore_ascii_case(from) {
             return Some(ODataError::new(
-                500,
+                faults.validation_status(),
                 format!(
                     "Write failed for table row of type 'SalesOrderHeaderV2Entity'. Infolog: Error: Sales order {} cannot be changed from status {from} to {to}.; Update has been canceled.",
                     current.number()

@@ -181,3 +181,39 @@ fn parts_are_matched_by_content_id_one_to_one_or_not_at_all() {
         assert_eq!(got.unwrap_err(), want, "{case}");
     }
 }
+
+/// ASP.NET OData's default answer to a batch whose second changeset
+/// failed [obs][spec]: the failure as a nested changeset holding just the
+/// failing response, and no part at all for the third request.
+#[test]
+fn a_nested_failure_and_a_stop_leave_later_requests_unanswered() {
+    let answer = concat!(
+        "--batchresponse_9\r\n",
+        "Content-Type: multipart/mixed; boundary=changesetresponse_a\r\n\r\n",
+        "--changesetresponse_a\r\n",
+        "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n",
+        "Content-ID: 1\r\n\r\n",
+        "HTTP/1.1 204 No Content\r\n\r\n\r\n",
+        "--changesetresponse_a--\r\n",
+        "--batchresponse_9\r\n",
+        "Content-Type: multipart/mixed; boundary=changesetresponse_b\r\n\r\n",
+        "--changesetresponse_b\r\n",
+        "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n",
+        "Content-ID: 2\r\n\r\n",
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n\r\n",
+        r#"{"error":{"code":"","message":"An error has occurred.","innererror":{"message":"Write failed for table row of type 'SalesOrderHeaderV2Entity'. Infolog: Error: no.","type":"Microsoft.Dynamics.Platform.Integration.Services.OData.AxODataWriteException"}}}"#,
+        "\r\n--changesetresponse_b--\r\n",
+        "--batchresponse_9--\r\n"
+    );
+    let parts = parse(
+        "multipart/mixed; boundary=batchresponse_9",
+        answer.as_bytes(),
+    )
+    .unwrap();
+    let statuses: Vec<u16> = parts.iter().map(|p| p.status).collect();
+    assert_eq!(statuses, [204, 400]);
+    let by_id = by_content_id(parts, &["1", "2", "3"]).unwrap();
+    assert_eq!(by_id["2"].status, 400);
+    assert!(String::from_utf8_lossy(&by_id["2"].body).contains("Infolog"));
+    assert!(!by_id.contains_key("3"), "the stopped request has no part");
+}

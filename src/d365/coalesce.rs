@@ -176,10 +176,7 @@ impl Coalescer {
             let id = (i + 1).to_string();
             let result = match parts.remove(&id) {
                 Some(part) => outcome(&part, &op.key, &op.if_match),
-                None => Err(D365Error::invalid(format!(
-                    "$batch: no answer for PATCH {} (Content-ID {id})",
-                    op.key
-                ))),
+                None => Err(unanswered(&op.key, &id)),
             };
             self.answer(op, result, true);
         }
@@ -260,6 +257,19 @@ impl Coalescer {
     }
 }
 
+/// An operation the batch answer left out: ASP.NET OData stops at the
+/// first failed changeset unless it honours `odata.continue-on-error`
+/// [obs][spec], so the PATCH was most likely never run. Not sent, never
+/// written: `Unavailable`, retried like any other transient failure.
+fn unanswered(key: &OrderKey, content_id: &str) -> D365Error {
+    D365Error::unavailable(
+        None,
+        format!(
+            "PATCH {key} not sent: the $batch answer has no part for it (Content-ID {content_id}; processing stopped at an earlier failed changeset); retried"
+        ),
+    )
+}
+
 /// What one part means for the PATCH of `key`: the same mapping as a
 /// single request's (`D365Error::from_odata_response`), so a 412 part is a
 /// `Conflict` and a 500 `AxODataWriteException` part `Rejected`.
@@ -313,5 +323,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn an_unanswered_operation_is_not_sent_and_retried() {
+        let err = unanswered(&OrderKey::new("usmf", "SO-3"), "3");
+        assert!(
+            matches!(err, D365Error::Unavailable { status: None, .. }),
+            "{err:?}"
+        );
+        assert!(err.is_transient());
+        let text = err.to_string();
+        assert!(text.contains("PATCH usmf/SO-3 not sent"), "{text}");
+        assert!(text.contains("Content-ID 3"), "{text}");
     }
 }

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
-use serde::Deserialize;
-
+pub use super::error_body::ODataErrorDetails;
+use super::error_body::{MAX_MESSAGE_CHARS, web_api_message};
 use super::{ETag, Fenced, OrderKey};
 use crate::text::truncate;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 
 /// Wait after a 429 that carries no usable `Retry-After`: Microsoft's
 /// sample waits 30 s [doc].
@@ -17,10 +17,6 @@ pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// Upper bound on an honoured `Retry-After`, so one absurd header cannot
 /// freeze a connection for days.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
-
-/// D365's useful text can be a whole Infolog; conditions and logs get the
-/// first this-many characters.
-const MAX_MESSAGE_CHARS: usize = 1024;
 
 /// Everything a D365 call can fail with, sorted by what the caller should
 /// do next. Messages carry D365's own text (from `innererror.message` when
@@ -55,17 +51,22 @@ pub enum D365Error {
     /// 403: the app's F&O user lacks rights (e.g. on that company).
     #[error("forbidden (403): {message}")]
     Forbidden { message: String },
-    /// 404 (or 410): no such order, or the entity set is wrong.
-    #[error("not found: {message}")]
+    /// 404 (or 410). The message says which: "no such route" when the
+    /// answer is ASP.NET Web API's `{"Message": …}` (the `url` or
+    /// `entitySet` is wrong, or a key was mis-encoded) [obs], "order not
+    /// found" when OData answered for an order, else plain "not found".
+    #[error("{message}")]
     NotFound { message: String },
     /// D365 refused the write itself; retrying the same request will not
     /// help. The rule:
-    /// - 400, 422 and any other 4xx without a dedicated variant;
+    /// - 400, 422 and any other 4xx without a dedicated variant (current
+    ///   releases answer business validation 400 with the Infolog) [obs];
     /// - a 500 whose error body says the write or a validation failed —
     ///   `innererror.type` contains `AxODataWriteException` or
     ///   `ValidationException`, or `innererror.message` / `error.message`
     ///   contains "write failed" or "validation" (case-insensitive) —
-    ///   because D365 reports business-validation failures as 500 [obs].
+    ///   because older releases (and actions) report business-validation
+    ///   failures as 500 [obs].
     #[error("rejected ({status}): {message}")]
     Rejected { status: u16, message: String },
     /// A 3xx, never followed: a PATCH landing elsewhere, or turned into a
@@ -227,9 +228,11 @@ impl D365Error {
             return err;
         }
         let details = ODataErrorDetails::parse(body);
+        let web_api = details.is_none().then(|| web_api_message(body)).flatten();
         let d365_text = details
             .as_ref()
             .and_then(ODataErrorDetails::text)
+            .or(web_api.as_deref())
             .map(str::to_owned)
             .unwrap_or_else(|| fallback_text(status, body));
         let message = ctx.describe(status, &d365_text);
@@ -249,7 +252,13 @@ impl D365Error {
             },
             401 => Self::Unauthorized { message },
             403 => Self::Forbidden { message },
-            404 | 410 => Self::NotFound { message },
+            404 | 410 => Self::NotFound {
+                message: not_found(
+                    &message,
+                    web_api.is_some(),
+                    details.is_some() && ctx.key.is_some(),
+                ),
+            },
             408 => Self::unavailable(Some(status), message),
             500 if details
                 .as_ref()
@@ -288,76 +297,16 @@ impl ResponseContext<'_> {
     }
 }
 
-/// The parts of D365's error body that matter:
-/// `{"error":{"code","message","innererror":{"message","type",…}}}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ODataErrorDetails {
-    pub code: Option<String>,
-    pub message: Option<String>,
-    pub inner_message: Option<String>,
-    pub inner_type: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Envelope {
-    error: RawError,
-}
-
-#[derive(Deserialize)]
-struct RawError {
-    code: Option<String>,
-    message: Option<String>,
-    innererror: Option<RawInner>,
-}
-
-#[derive(Deserialize)]
-struct RawInner {
-    message: Option<String>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-}
-
-impl ODataErrorDetails {
-    /// `None` when the body is not an OData error document.
-    pub fn parse(body: &[u8]) -> Option<Self> {
-        let env: Envelope = serde_json::from_slice(body).ok()?;
-        let non_empty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
-        let (inner_message, inner_type) = match env.error.innererror {
-            Some(inner) => (non_empty(inner.message), non_empty(inner.kind)),
-            None => (None, None),
-        };
-        Some(Self {
-            code: non_empty(env.error.code),
-            message: non_empty(env.error.message),
-            inner_message,
-            inner_type,
-        })
-    }
-
-    /// The useful text: `innererror.message` when present (D365's outer
-    /// message is usually just "An error has occurred."), else
-    /// `error.message`, truncated to a sane length.
-    pub fn text(&self) -> Option<&str> {
-        self.inner_message
-            .as_deref()
-            .or(self.message.as_deref())
-            .map(|t| truncate(t.trim(), MAX_MESSAGE_CHARS))
-    }
-
-    /// The 500-means-rejected rule documented on [`D365Error::Rejected`].
-    pub fn is_write_failure(&self) -> bool {
-        let type_says = self.inner_type.as_deref().is_some_and(|t| {
-            t.contains("AxODataWriteException") || t.contains("ValidationException")
-        });
-        let text_says = [&self.inner_message, &self.message]
-            .into_iter()
-            .flatten()
-            .any(|m| {
-                let m = m.to_ascii_lowercase();
-                m.contains("write failed") || m.contains("validation")
-            });
-        type_says || text_says
-    }
+/// A 404's message, saying whether the route or the order is missing.
+fn not_found(described: &str, web_api: bool, order: bool) -> String {
+    let what = if web_api {
+        "no such route (check the connection's url and entitySet)"
+    } else if order {
+        "order not found"
+    } else {
+        "not found"
+    };
+    format!("{what}: {described}")
 }
 
 /// Text for an answer without an OData error body: a short plain-text body

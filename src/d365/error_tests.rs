@@ -280,3 +280,57 @@ fn a_redirect_names_its_location_without_the_query_and_is_not_transient() {
         assert!(!err.is_transient());
     }
 }
+
+/// A 404 says which: a route (Web API shape, the url or entity set is
+/// wrong, or a key mis-encoded), an order (OData shape), or neither.
+#[test]
+fn a_404_says_whether_the_route_or_the_order_is_missing() {
+    let web_api = br#"{"Message":"No HTTP resource was found that matches the request URI 'https://h/data/X'."}"#;
+    let route = map(404, &HeaderMap::new(), web_api).to_string();
+    assert!(
+        route.starts_with(
+            "no such route (check the connection's url and entitySet): No HTTP resource was found"
+        ),
+        "{route}"
+    );
+    assert!(
+        route.ends_with("[PATCH USMF/SO-1 → 404, If-Match W/\"old\"]"),
+        "{route}"
+    );
+    let missing = d365_body(
+        "An error has occurred.",
+        Some((
+            "No resources were found for SO-1.",
+            "AxODataObjectNotFoundException",
+        )),
+    );
+    let order = map(404, &HeaderMap::new(), &missing).to_string();
+    assert!(
+        order.starts_with("order not found: No resources were found"),
+        "{order}"
+    );
+    let plain = map(404, &HeaderMap::new(), b"<html>gone</html>").to_string();
+    assert!(plain.starts_with("not found: Not Found: <html>"), "{plain}");
+    // An empty Message, or one beside an OData error, is not the Web API shape.
+    for body in [&br#"{"Message":"  "}"#[..], &br#"{"Message":1}"#[..]] {
+        let err = map(404, &HeaderMap::new(), body).to_string();
+        assert!(err.starts_with("not found: "), "{err}");
+    }
+}
+
+/// Business validation: 400 in current releases, 500 with a write
+/// exception in older ones; both Rejected with D365's Infolog [obs].
+#[test]
+fn validation_failures_as_400_and_500_are_rejected() {
+    let kind = "Microsoft.Dynamics.Platform.Integration.Services.OData.AxODataWriteException";
+    for status in [400, 500] {
+        let body = d365_body("An error has occurred.", Some((WRITE_FAILED, kind)));
+        match map(status, &HeaderMap::new(), &body) {
+            D365Error::Rejected { status: s, message } => {
+                assert_eq!(s, status);
+                assert!(message.starts_with(WRITE_FAILED), "{message}");
+            }
+            other => panic!("{status}: {other:?}"),
+        }
+    }
+}

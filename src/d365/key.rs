@@ -39,8 +39,10 @@ impl OrderKey {
     /// The URL path segment addressing this order in `entity_set`, e.g.
     /// `SalesOrderHeadersV2(dataAreaId='USMF',SalesOrderNumber='SO-1')`.
     /// Each value has its `'` doubled (OData string literal), then is
-    /// percent-encoded [spec]. The entity set name is trusted (validated
-    /// with the settings).
+    /// percent-encoded [spec]; `/`, `\`, `+` and `%` twice, because F&O
+    /// decodes the path once before OData decodes it again (see
+    /// [`quote_value`]). The entity set name is trusted (validated with the
+    /// settings).
     pub fn path_segment(&self, entity_set: &str) -> String {
         format!(
             "{entity_set}(dataAreaId={},SalesOrderNumber={})",
@@ -50,11 +52,16 @@ impl OrderKey {
     }
 
     /// Whether both keys name the same order: `dataAreaId` compares
-    /// case-insensitively because D365 lower-cases it [obs]; order numbers
-    /// compare exactly.
+    /// case-insensitively because D365 lower-cases it [obs], and so does
+    /// the order number, as F&O's SQL collation does (`so-1` is `SO-1`)
+    /// [unverified, likely]: treating two spellings as one order can only
+    /// make the operator refuse a duplicate, never write one order twice.
     pub fn same_order(&self, other: &OrderKey) -> bool {
         self.data_area_id.eq_ignore_ascii_case(&other.data_area_id)
-            && self.sales_order_number == other.sales_order_number
+            && self
+                .sales_order_number
+                .to_lowercase()
+                .eq(&other.sales_order_number.to_lowercase())
     }
 }
 
@@ -66,10 +73,27 @@ impl fmt::Display for OrderKey {
 }
 
 /// An OData string literal for a URL: `'value'`, inner quotes doubled, then
-/// percent-encoded.
+/// percent-encoded. F&O (IIS/ASP.NET routing) decodes the path once before
+/// OData decodes it again [field report]: a once-encoded `/` or `\` would
+/// split the path and match no route (404), a `+` would reach OData as a
+/// space, a `%` would be decoded twice. Those four are encoded twice
+/// (`%252F`, `%255C`, `%252B`, `%2525`); everything else survives the
+/// first decoding harmlessly.
 fn quote_value(value: &str) -> String {
     let doubled = value.replace('\'', "''");
-    format!("'{}'", utf8_percent_encode(&doubled, KEY_VALUE))
+    let mut out = String::with_capacity(doubled.len() + 2);
+    out.push('\'');
+    for (i, c) in doubled.char_indices() {
+        match c {
+            '/' | '\\' | '+' | '%' => out.push_str(&format!("%25{:02X}", c as u32)),
+            _ => out.extend(utf8_percent_encode(
+                &doubled[i..i + c.len_utf8()],
+                KEY_VALUE,
+            )),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 #[cfg(test)]
@@ -104,14 +128,16 @@ mod tests {
     fn reserved_and_unicode_are_percent_encoded() {
         let table = [
             ("SO 1", "'SO%201'"),
-            ("SO/1", "'SO%2F1'"),
+            ("SO/1", "'SO%252F1'"),
+            ("SO/2025/0145", "'SO%252F2025%252F0145'"),
+            ("a\\b+c", "'a%255Cb%252Bc'"),
             ("SO#1", "'SO%231'"),
             ("SO?1", "'SO%3F1'"),
-            ("SO%1", "'SO%251'"),
+            ("SO%1", "'SO%25251'"),
             ("a,b=c", "'a%2Cb%3Dc'"),
             ("(x)", "'%28x%29'"),
             ("Ü-1", "'%C3%9C-1'"),
-            ("It's 1/2", "'It''s%201%2F2'"),
+            ("It's 1/2", "'It''s%201%252F2'"),
             ("a_b.c~d", "'a_b.c~d'"),
         ];
         for (raw, want) in table {
@@ -133,6 +159,7 @@ mod tests {
         let a = OrderKey::new("USMF", "SO-1");
         assert_eq!(a.to_string(), "USMF/SO-1");
         assert!(a.same_order(&OrderKey::new("usmf", "SO-1")));
-        assert!(!a.same_order(&OrderKey::new("usmf", "so-1")));
+        assert!(a.same_order(&OrderKey::new("usmf", "so-1")));
+        assert!(!a.same_order(&OrderKey::new("usmf", "SO-2")));
     }
 }

@@ -19,6 +19,7 @@ mod credential;
 mod destinations;
 mod entity;
 mod error;
+mod error_body;
 mod etag;
 mod fence;
 mod http;

@@ -229,6 +229,12 @@ impl Sender {
             })?;
             http = http.header(IF_MATCH, value);
         }
+        if request.accept() == "multipart/mixed" {
+            // Answer every changeset, not just those before the first
+            // failure [spec]; whether F&O honours it is unverified, so
+            // an operation left unanswered is still "not sent".
+            http = http.header("Prefer", "odata.continue-on-error");
+        }
         if let Some((content_type, body)) = &request.body {
             http = http
                 .header(CONTENT_TYPE, content_type.as_str())

@@ -105,8 +105,10 @@ impl Observed {
     /// Reads the mapped fields of an entity. Dates compare by day: D365
     /// sends DateTimeOffset strings, and 1900-01-01 means unset [obs].
     /// `dataAreaId` compares case-insensitively: D365 answers it lower-case
-    /// whatever case was asked [obs]; absent key fields (a `$select` that
-    /// left them out) are not checked.
+    /// whatever case was asked [obs]; so does the order number, as F&O's
+    /// collation matches `so-1` to `SO-1` and answers its own spelling
+    /// [unverified, likely]. Absent key fields (a `$select` that left them
+    /// out) are not checked.
     pub fn from_entity(
         fields: &Map<String, Value>,
         names: FieldNames<'_>,
@@ -114,7 +116,8 @@ impl Observed {
     ) -> Result<Self, PlanError> {
         let text = |f: &str| fields.get(f).and_then(Value::as_str);
         let company_ok = text("dataAreaId").is_none_or(|c| c.eq_ignore_ascii_case(key.0));
-        let number_ok = text("SalesOrderNumber").is_none_or(|n| n == key.1);
+        let number_ok =
+            text("SalesOrderNumber").is_none_or(|n| n.to_lowercase() == key.1.to_lowercase());
         if !company_ok || !number_ok {
             return Err(PlanError::WrongOrder {
                 want_company: key.0.into(),

@@ -24,6 +24,8 @@ mod converge;
 mod crds;
 mod credentials;
 mod export;
+mod d365_answers;
+mod d365_batch_stops;
 mod fencing;
 mod hostile;
 mod leader;

@@ -118,6 +118,9 @@ async fn every_stale_etag_in_a_batch_is_a_conflict() {
 
 #[tokio::test]
 async fn one_rejected_order_does_not_undo_the_others() {
+    // The emulator stops at the first failed changeset unless asked with
+    // `Prefer: odata.continue-on-error`: orders 4 and 5 going through
+    // prove the client asks.
     let emu = emulator(5).await;
     let k3 = key(3);
     emu.external_write(
@@ -143,7 +146,7 @@ async fn one_rejected_order_does_not_undo_the_others() {
         if n == 3 {
             match r {
                 Err(D365Error::Rejected {
-                    status: 500,
+                    status: 400,
                     message,
                 }) => {
                     assert!(message.contains("cannot be changed"), "{message}");
@@ -158,6 +161,76 @@ async fn one_rejected_order_does_not_undo_the_others() {
         }
     }
     assert_eq!(batch_posts(&emu), 1);
+}
+
+/// A server that stops at the first failed changeset (the default of
+/// ASP.NET OData, and F&O if it ignores `odata.continue-on-error`): the
+/// orders after it get no answer, are not sent and not written, and go
+/// through when sent again.
+#[tokio::test]
+async fn operations_a_stopped_batch_leaves_unanswered_are_not_sent() {
+    let emu = emulator_with(
+        5,
+        Faults {
+            honour_continue_on_error: false,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let k3 = key(3);
+    emu.external_write(
+        &k3.data_area_id,
+        &k3.sales_order_number,
+        changes(&[(STATUS, "Invoiced")]),
+    )
+    .expect("order 3 invoiced");
+    let (client, _) = batching(&emu, 20, 30);
+    let deliver = |numbers: Vec<u32>| {
+        let calls = numbers.into_iter().map(|n| {
+            let k = key(n);
+            let etag = ETag::parse(&emu_etag(&emu, &k)).unwrap();
+            let client = client.clone();
+            async move {
+                client
+                    .patch_order(&k, &etag, &changes(&[(STATUS, "Delivered")]))
+                    .await
+            }
+        });
+        join_all(calls)
+    };
+    let results = deliver(vec![1, 2, 3, 4, 5]).await;
+    let mut not_sent = Vec::new();
+    for (n, r) in (1..=5).zip(&results) {
+        let status = emu_field(&emu, &key(n), STATUS);
+        match r {
+            Ok(_) => assert_eq!(status, "Delivered", "order {n}"),
+            Err(D365Error::Rejected { status: 400, .. }) => assert_eq!(n, 3),
+            Err(
+                e @ D365Error::Unavailable {
+                    status: None,
+                    message,
+                    ..
+                },
+            ) => {
+                assert!(message.contains("not sent"), "{message}");
+                assert!(e.is_transient());
+                let number = key(n).sales_order_number;
+                let written = emu
+                    .history()
+                    .iter()
+                    .any(|w| w.source == WriteSource::Client && w.sales_order_number == number);
+                assert!(!written, "order {n} never reached the store");
+                not_sent.push(n);
+            }
+            other => panic!("order {n}: {other:?}"),
+        }
+    }
+    assert_eq!(not_sent, [4, 5], "{results:?}");
+    let again = deliver(not_sent.clone()).await;
+    assert!(again.iter().all(Result::is_ok), "{again:?}");
+    for n in not_sent {
+        assert_eq!(emu_field(&emu, &key(n), STATUS), "Delivered");
+    }
 }
 
 #[tokio::test]

@@ -233,7 +233,7 @@ async fn rejected_write_carries_d365_message() {
             .clone(),
     );
     // With no final statuses in the operator's table, the write goes out and
-    // D365's own business validation (500 AxODataWriteException) refuses it.
+    // D365's own business validation (400 AxODataWriteException) refuses it.
     let mut lenient = rules();
     lenient.final_statuses.clear();
     let r = sync_order(
@@ -250,7 +250,7 @@ async fn rejected_write_carries_d365_message() {
         panic!("{r:?}")
     };
     assert_eq!(*reason, Reason::Rejected);
-    assert!(message.contains("500"), "{message}");
+    assert!(message.contains("400"), "{message}");
     assert!(
         message.to_lowercase().contains("canceled") || message.contains("Write failed"),
         "D365's text: {message}"

@@ -3,14 +3,14 @@
 use crate::common::*;
 use d365_emulator::WriteSource;
 
-fn patch_part(id: u32, area: &str, number: &str, etag: &str, body: &str) -> String {
+pub fn patch_part(id: u32, area: &str, number: &str, etag: &str, body: &str) -> String {
     format!(
         "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: {id}\r\n\r\nPATCH {} HTTP/1.1\r\nContent-Type: application/json\r\nIf-Match: {etag}\r\n\r\n{body}\r\n",
         key_path(area, number)
     )
 }
 
-fn changeset(cs: &str, parts: &[String]) -> String {
+pub fn changeset(cs: &str, parts: &[String]) -> String {
     let mut s = format!("Content-Type: multipart/mixed; boundary={cs}\r\n\r\n");
     for p in parts {
         s.push_str(&format!("--{cs}\r\n{p}"));
@@ -20,28 +20,39 @@ fn changeset(cs: &str, parts: &[String]) -> String {
 }
 
 async fn send(env: &Env, units: &[String]) -> (u16, String) {
+    let (status, _, text) = send_with(env, units, None).await;
+    (status, text)
+}
+
+/// Posts a `$batch` of `units`, with `Prefer: <prefer>` if given.
+pub async fn send_with(
+    env: &Env,
+    units: &[String],
+    prefer: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, String) {
     let mut body = String::new();
     for u in units {
         body.push_str(&format!("--batch_1\r\n{u}"));
     }
     body.push_str("--batch_1--\r\n");
-    let r = env
+    let mut req = env
         .http
         .post(env.data("$batch"))
         .bearer_auth(&env.token)
-        .header("Content-Type", "multipart/mixed; boundary=batch_1")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+        .header("Content-Type", "multipart/mixed; boundary=batch_1");
+    if let Some(p) = prefer {
+        req = req.header("Prefer", p);
+    }
+    let r = req.body(body).send().await.unwrap();
     let status = r.status().as_u16();
+    let headers = r.headers().clone();
     assert!(
-        r.headers()["content-type"]
+        headers["content-type"]
             .to_str()
             .unwrap()
             .starts_with("multipart/mixed; boundary=")
     );
-    (status, r.text().await.unwrap())
+    (status, headers, r.text().await.unwrap())
 }
 
 #[tokio::test]
@@ -136,8 +147,11 @@ async fn failed_changeset_rolls_back_with_one_error_part() {
             r#"{"SalesOrderStatus":"Delivered"}"#,
         )],
     );
-    let (status, text) = send(&env, &[cs, ok_cs]).await;
+    // Asked to go on past the failure, so the later changeset runs too.
+    let (status, headers, text) =
+        send_with(&env, &[cs, ok_cs], Some("odata.continue-on-error")).await;
     assert_eq!(status, 200, "the batch itself succeeds");
+    assert_eq!(headers["preference-applied"], "odata.continue-on-error");
     assert_eq!(text.matches("HTTP/1.1 412").count(), 1, "{text}");
     assert!(text.contains("Content-ID: 2"));
     assert!(text.contains("An error has occurred."));

@@ -45,6 +45,10 @@ fn binary_prints_listening_line_and_serves() {
                 "ConfirmedReceiptDate",
                 "--redirect-status",
                 "308",
+                "--validation-status",
+                "500",
+                "--case-sensitive-order-numbers",
+                "--ignore-continue-on-error",
             ])
             .env("D365_EMULATOR_MAX_RPS", "77"),
     );
@@ -75,6 +79,20 @@ fn binary_prints_listening_line_and_serves() {
         serde_json::json!(["SalesOrderStatus", "ConfirmedReceiptDate"])
     );
     assert_eq!(faults["redirectStatus"], 308);
+    assert_eq!(faults["validationStatus"], 500);
+    assert_eq!(faults["caseSensitiveOrderNumbers"], true);
+    assert_eq!(faults["honourContinueOnError"], false);
+}
+
+#[test]
+fn a_validation_status_other_than_400_or_500_is_refused() {
+    let out = binary()
+        .args(["--listen", "127.0.0.1:0", "--validation-status", "418"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("neither 400 nor 500"), "{err}");
 }
 
 /// Token requests with each assertion for `client_id`: "status body" each.

@@ -63,12 +63,21 @@ pub async fn token(http: &reqwest::Client, emu: &Emulator) -> String {
     v["access_token"].as_str().unwrap().to_string()
 }
 
-/// `SalesOrderHeadersV2(dataAreaId='..',SalesOrderNumber='..')` with quotes doubled.
+/// `SalesOrderHeadersV2(dataAreaId='..',SalesOrderNumber='..')` with quotes
+/// doubled and `%`, `/`, `\`, `+` encoded twice, as F&O's routing wants
+/// (it decodes the path once before OData does).
 pub fn key_path(area: &str, number: &str) -> String {
+    let value = |v: &str| {
+        v.replace('\'', "''")
+            .replace('%', "%2525")
+            .replace('/', "%252F")
+            .replace('\\', "%255C")
+            .replace('+', "%252B")
+    };
     format!(
         "SalesOrderHeadersV2(dataAreaId='{}',SalesOrderNumber='{}')",
-        area.replace('\'', "''"),
-        number.replace('\'', "''")
+        value(area),
+        value(number)
     )
 }
 

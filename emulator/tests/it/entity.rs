@@ -33,7 +33,7 @@ async fn key_grammar_and_case() {
     assert_eq!(v["SalesOrderNumber"], "O'Brien/1");
     let v = env
         .get_json(
-            "SalesOrderHeadersV2(dataAreaId=%27usmf%27,SalesOrderNumber=%27O%27%27Brien%2F1%27)",
+            "SalesOrderHeadersV2(dataAreaId=%27usmf%27,SalesOrderNumber=%27O%27%27Brien%252F1%27)",
         )
         .await;
     assert_eq!(v["SalesOrderNumber"], "O'Brien/1");
@@ -265,13 +265,13 @@ async fn bad_bodies_are_400() {
 }
 
 #[tokio::test]
-async fn final_status_is_500_write_exception() {
+async fn final_status_is_400_write_exception() {
     let env = start().await;
     let path = key_path("usmf", "SO-INV");
     let r = env
         .patch(&path, Some("*"), json!({"SalesOrderStatus": "Backorder"}))
         .await;
-    assert_eq!(r.status(), 500);
+    assert_eq!(r.status(), 400, "current releases");
     let v: Value = r.json().await.unwrap();
     assert_eq!(
         v["error"]["innererror"]["type"],
@@ -290,6 +290,24 @@ async fn final_status_is_500_write_exception() {
             .status(),
         204
     );
+    // Older releases: 500, same body.
+    env.emu.set_faults(Faults {
+        validation_status: 500,
+        ..Faults::default()
+    });
+    let r = env
+        .patch(&path, Some("*"), json!({"SalesOrderStatus": "Backorder"}))
+        .await;
+    assert_eq!(r.status(), 500);
+    let v: Value = r.json().await.unwrap();
+    let inner = &v["error"]["innererror"];
+    assert!(
+        inner["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("AxODataWriteException")
+    );
+    assert!(inner["message"].as_str().unwrap().contains("Infolog"));
     // Configurable: with no final statuses the transition is allowed.
     env.emu.set_faults(Faults {
         final_statuses: vec![],

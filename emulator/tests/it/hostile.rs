@@ -70,6 +70,16 @@ async fn echo_quotes_the_bearer_token_in_error_answers_only() {
         m.contains("No resources were found") && m.contains(&bearer),
         "{m}"
     );
+    // A Web API 404 (no route) keeps its `{"Message": …}` shape.
+    let r = env.get("Customers").await;
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    let m = v["Message"].as_str().unwrap_or_default();
+    assert!(
+        m.starts_with("No HTTP resource") && m.contains(&bearer),
+        "{v}"
+    );
+    assert!(v.get("error").is_none(), "{v}");
     let r = env
         .http
         .get(env.data(&key_path("usmf", "SO-2025-0001")))
