@@ -46,6 +46,15 @@ fn strict(faults: Faults) -> Faults {
         patch_returns_entity: false,
         // Errors quote the bearer token: the client must redact.
         echo_token_in_errors: true,
+        // `Prefer: odata.continue-on-error` ignored: a `$batch` stops at
+        // its first failed changeset and leaves the rest unanswered.
+        honour_continue_on_error: false,
+        // Validation failures as current releases send them (400), which
+        // a client must not mistake for a malformed request it can fix.
+        validation_status: 400,
+        // One order per number whatever its case: objects differing only
+        // in case collide, as in F&O's collation.
+        case_sensitive_order_numbers: false,
         ..faults
     }
 }

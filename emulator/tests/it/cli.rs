@@ -218,6 +218,9 @@ fn strict_profile_turns_unverified_behaviours_hard() {
         ("patchEtagHeader", serde_json::json!(false)),
         ("patchReturnsEntity", serde_json::json!(false)),
         ("echoTokenInErrors", serde_json::json!(true)),
+        ("honourContinueOnError", serde_json::json!(false)),
+        ("validationStatus", serde_json::json!(400)),
+        ("caseSensitiveOrderNumbers", serde_json::json!(false)),
     ] {
         assert_eq!(strict[field], hard, "{field} in {strict}");
     }
