@@ -15,6 +15,7 @@ mod batch;
 mod client;
 mod coalesce;
 mod credential;
+mod csdl;
 mod destinations;
 mod entity;
 mod error;
@@ -23,6 +24,7 @@ mod fence;
 mod http;
 mod key;
 mod limiter;
+mod metadata;
 mod observe;
 #[cfg(test)]
 mod proptests;
@@ -32,7 +34,7 @@ mod settings;
 #[cfg(test)]
 mod token_proptests;
 
-pub use client::D365Client;
+pub use client::{CapabilityError, D365Client};
 pub use credential::{CertificateError, ClientCertificate, Credential};
 pub use destinations::{
     DEFAULT_AUTHORITY_HOSTS, DEFAULT_INSECURE_HOSTS, Destinations, HostListError, HostPattern,
@@ -46,6 +48,10 @@ pub use etag::{ETag, ODATA_ETAG};
 pub use fence::{Fence, Fenced};
 pub use http::AnswerTooLarge;
 pub use key::OrderKey;
+pub use metadata::{
+    EntityCapabilities, FieldCapability, MAX_METADATA_BYTES, METADATA_TIME_BUDGET, MetadataError,
+    parse_capabilities, read_capabilities,
+};
 pub use observe::{NoopObserver, RequestEvent, RequestKind, RequestObserver};
 pub use settings::{
     BatchSettings, ConnectionSettings, DEFAULT_MAX_ANSWER_BYTES, MAX_BATCH_OPERATIONS,
