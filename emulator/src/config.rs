@@ -173,6 +173,22 @@ pub struct Faults {
     /// emulator nothing. [unverified]: a broken or hostile endpoint; the
     /// operator must refuse it unread past its answer limit.
     pub answer_padding_bytes: Option<u64>,
+    /// Entity fields that are not editable: `$metadata` annotates them
+    /// `Microsoft.Dynamics.OData.Core.V1.AllowEdit` false [obs: third-party
+    /// F&O code generators], and a PATCH of one is refused 400 with a write
+    /// exception, D365's answer to a write its validation refuses [obs];
+    /// the message text is [unverified]. Whether `SalesOrderStatus` is one
+    /// of them in a real environment is [unverified] (it leans to yes).
+    pub read_only_fields: Vec<String>,
+    /// Date fields typed `Edm.Date` instead of F&O's `Edm.DateTimeOffset`
+    /// [obs], as a third-party OData v4 server types them [spec]: answers
+    /// show `2025-02-08`, a PATCH must send that form, and a
+    /// DateTimeOffset is refused 400 ("Value … is not a valid Date").
+    pub date_only_fields: Vec<String>,
+    /// `$metadata` carries this many MiB of other entity types before the
+    /// order type and the entity container, as F&O's tens of MB do [obs];
+    /// streamed, never held whole. 0: the small document.
+    pub metadata_padding_mb: u64,
 }
 
 impl Default for Faults {
@@ -203,6 +219,9 @@ impl Default for Faults {
             ignore_writes: Vec::new(),
             echo_token_in_errors: false,
             answer_padding_bytes: None,
+            read_only_fields: Vec::new(),
+            date_only_fields: Vec::new(),
+            metadata_padding_mb: 0,
         }
     }
 }
@@ -233,6 +252,16 @@ impl Faults {
     /// Whether a PATCH of `field` is accepted without being applied.
     pub(crate) fn ignores(&self, field: &str) -> bool {
         self.ignore_writes.iter().any(|f| f == field)
+    }
+
+    /// Whether `field` may not be written (`readOnlyFields`).
+    pub(crate) fn is_read_only(&self, field: &str) -> bool {
+        self.read_only_fields.iter().any(|f| f == field)
+    }
+
+    /// Whether `field` is typed `Edm.Date` (`dateOnlyFields`).
+    pub(crate) fn is_date_only(&self, field: &str) -> bool {
+        self.date_only_fields.iter().any(|f| f == field)
     }
 
     /// Injected error status, falling back to 500.

@@ -127,6 +127,26 @@ struct Cli {
     /// Pad successful JSON /data GET answers with this many streamed bytes.
     #[arg(long, env = "D365_EMULATOR_ANSWER_PADDING_BYTES")]
     answer_padding_bytes: Option<u64>,
+    /// Entity fields that are not editable (AllowEdit false in $metadata,
+    /// PATCH refused 400), comma-separated, e.g. SalesOrderStatus.
+    #[arg(
+        long = "read-only-fields",
+        value_name = "FIELD",
+        env = "D365_EMULATOR_READ_ONLY_FIELDS",
+        value_delimiter = ','
+    )]
+    read_only_fields: Vec<String>,
+    /// Date fields typed Edm.Date instead of Edm.DateTimeOffset, comma-separated.
+    #[arg(
+        long = "date-only-fields",
+        value_name = "FIELD",
+        env = "D365_EMULATOR_DATE_ONLY_FIELDS",
+        value_delimiter = ','
+    )]
+    date_only_fields: Vec<String>,
+    /// MiB of other entity types in $metadata, to make it F&O-sized.
+    #[arg(long, env = "D365_EMULATOR_METADATA_PADDING_MB", default_value_t = 0)]
+    metadata_padding_mb: u64,
     /// Federated identity credential (workload identity), repeatable:
     /// client_id=…,issuer=…,subject=…[,audience=…] (audience defaults to
     /// api://AzureADTokenExchange). The env variable separates several with ';'.
@@ -223,6 +243,9 @@ impl Cli {
                 ignore_writes: self.ignore_writes,
                 echo_token_in_errors: self.echo_token_in_errors,
                 answer_padding_bytes: self.answer_padding_bytes,
+                read_only_fields: self.read_only_fields,
+                date_only_fields: self.date_only_fields,
+                metadata_padding_mb: self.metadata_padding_mb,
             },
         })
     }

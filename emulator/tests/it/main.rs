@@ -14,4 +14,5 @@ mod faults;
 mod hostile;
 mod federated;
 mod jws;
+mod metadata;
 mod unproven;
