@@ -152,7 +152,10 @@ pub fn patched_response(state: &State, q: &Query, done: Patched, prefer_entity: 
     let faults = state.faults();
     let mut r = if done.status == 200 || prefer_entity {
         let ctx = context(&q.base, q.select.as_deref(), true);
-        bytes_response(200, patched_body(&done.order, &ctx, &faults.date_only_fields))
+        bytes_response(
+            200,
+            patched_body(&done.order, &ctx, &faults.date_only_fields),
+        )
     } else {
         empty_response(204)
     };

@@ -207,6 +207,7 @@ impl Connections {
             status_field: spec.fields.sales_status.clone(),
             date_field: spec.fields.delivery_date.clone(),
             final_statuses: spec.final_statuses.clone(),
+            capabilities: Default::default(),
         };
         Ok(Resolved {
             admission: Arc::new(Admission::for_settings(client.settings())),

@@ -186,9 +186,11 @@ impl<'w> Scan<'w> {
             return Ok(());
         }
         let edm_type = attribute(tag, "Type")?.unwrap_or_default();
+        let key = self.summary.key.contains(&name);
         let field = FieldCapability {
             edm_type,
-            editable: !self.summary.key.contains(&name),
+            editable: !key,
+            read_only_because: key.then(|| "key property".to_owned()),
         };
         self.place = Place::Property(ty.clone(), name, field);
         Ok(())
@@ -199,10 +201,14 @@ impl<'w> Scan<'w> {
         let term = self.resolve(&attribute(tag, "Term")?.unwrap_or_default());
         let flag = attribute(tag, "Bool")?.map(|b| b.trim() == "true");
         if let Place::Property(_, _, field) = &mut self.place {
-            match term.as_str() {
-                ALLOW_EDIT if flag == Some(false) => field.editable = false,
-                COMPUTED | IMMUTABLE if flag != Some(false) => field.editable = false,
-                _ => {}
+            let because = match term.as_str() {
+                ALLOW_EDIT if flag == Some(false) => Some("AllowEdit=false"),
+                COMPUTED if flag != Some(false) => Some("Computed"),
+                IMMUTABLE if flag != Some(false) => Some("Immutable"),
+                _ => None,
+            };
+            if let Some(because) = because {
+                field.read_only(because);
             }
         }
         if term == PERMISSIONS
@@ -219,7 +225,7 @@ impl<'w> Scan<'w> {
         if let Place::Property(_, _, field) = &mut self.place
             && !members.contains("Write")
         {
-            field.editable = false;
+            field.read_only("Permissions=Read");
         }
     }
 
@@ -266,6 +272,15 @@ impl<'w> Scan<'w> {
             updatable: self.updatable,
             fields: summary.fields.into_iter().collect(),
         })
+    }
+}
+
+impl FieldCapability {
+    /// Not editable, for the first reason found.
+    fn read_only(&mut self, because: &str) {
+        self.editable = false;
+        self.read_only_because
+            .get_or_insert_with(|| because.to_owned());
     }
 }
 

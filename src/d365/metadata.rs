@@ -46,6 +46,10 @@ pub struct FieldCapability {
     pub edm_type: String,
     /// False for key properties and for those annotated read-only.
     pub editable: bool,
+    /// Why not editable, as `$metadata` says: `AllowEdit=false`,
+    /// `Computed`, `Immutable`, `Permissions=Read`, `key property`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_because: Option<String>,
 }
 
 impl FieldCapability {

@@ -105,7 +105,11 @@ fn odata_core_annotations_and_aliases() {
 
 #[test]
 fn broken_documents_are_errors() {
-    for doc in ["<a><b></a>", "", "<EntitySet Name=\"SalesOrderHeadersV2\" EntityType=\"x\"/>"] {
+    for doc in [
+        "<a><b></a>",
+        "",
+        "<EntitySet Name=\"SalesOrderHeadersV2\" EntityType=\"x\"/>",
+    ] {
         assert!(
             parse_capabilities(doc.as_bytes(), "SalesOrderHeadersV2", &WANTED).is_err(),
             "{doc}"

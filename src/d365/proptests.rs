@@ -11,8 +11,8 @@ use proptest::prelude::*;
 use reqwest::header::{ETAG, HeaderMap, HeaderValue, RETRY_AFTER};
 
 use super::batch::{by_content_id, parse as parse_batch};
-use super::metadata::parse_capabilities;
 use super::error::parse_retry_after;
+use super::metadata::parse_capabilities;
 use super::{D365Error, ETag, MAX_RETRY_AFTER, ODataErrorDetails, OrderKey, ResponseContext};
 
 /// A header map holding `value` under `name`, when those bytes may be a
@@ -69,7 +69,10 @@ fn csdl_document() -> impl Strategy<Value = Vec<u8>> {
         Just("<Property Name=\"S\" Type=\"Edm.Date\">".to_owned()),
         Just("</Property>".to_owned()),
         Just("<Annotation Term=\"Core.Permissions\"><EnumMember>".to_owned()),
-        Just("<Annotation Term=\"Microsoft.Dynamics.OData.Core.V1.AllowEdit\" Bool=\"false\"/>".to_owned()),
+        Just(
+            "<Annotation Term=\"Microsoft.Dynamics.OData.Core.V1.AllowEdit\" Bool=\"false\"/>"
+                .to_owned()
+        ),
         Just("</EnumMember></Annotation>".to_owned()),
         Just("<EntitySet Name=\"E\" EntityType=\"A.T\">".to_owned()),
         Just("<PropertyValue Property=\"Updatable\" Bool=\"false\"/>".to_owned()),

@@ -18,7 +18,9 @@ async fn metadata_annotates_allow_edit_and_types_date_only_fields() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/xml");
     let xml = r.text().await.unwrap();
-    let allow = |v: bool| format!("<Annotation Term=\"Microsoft.Dynamics.OData.Core.V1.AllowEdit\" Bool=\"{v}\" />");
+    let allow = |v: bool| {
+        format!("<Annotation Term=\"Microsoft.Dynamics.OData.Core.V1.AllowEdit\" Bool=\"{v}\" />")
+    };
     assert!(
         xml.contains(&format!(
             "<Property Name=\"SalesOrderStatus\" Type=\"Microsoft.Dynamics.DataEntities.SalesStatus\">{}",
@@ -106,7 +108,11 @@ async fn date_only_fields_take_and_show_dates() {
         "{message}"
     );
     let r = env
-        .patch(&url, Some(&etag), json!({"ConfirmedReceiptDate": "2025-02-08"}))
+        .patch(
+            &url,
+            Some(&etag),
+            json!({"ConfirmedReceiptDate": "2025-02-08"}),
+        )
         .await;
     assert_eq!(r.status(), 204);
     let after = env.get_json(&url).await;
@@ -118,7 +124,11 @@ async fn date_only_fields_take_and_show_dates() {
     // A DateTimeOffset field still refuses a bare date.
     let etag = after["@odata.etag"].as_str().unwrap().to_owned();
     let r = env
-        .patch(&url, Some(&etag), json!({"RequestedReceiptDate": "2025-02-08"}))
+        .patch(
+            &url,
+            Some(&etag),
+            json!({"RequestedReceiptDate": "2025-02-08"}),
+        )
         .await;
     assert_eq!(r.status(), 400);
 }
