@@ -26,6 +26,7 @@ mod credentials;
 mod fencing;
 mod hostile;
 mod leader;
+mod metadata;
 mod owners;
 mod proven_writes;
 mod secret_watch;
