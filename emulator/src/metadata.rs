@@ -70,15 +70,41 @@ fn order_type(faults: &Faults) -> String {
 }
 
 /// About [`CHUNK`] bytes of other entity types, numbered from the chunk,
-/// with property names the order type shares, as F&O's entities do.
+/// shaped like F&O's: a compound key and [`PADDING_PROPERTIES`] annotated
+/// properties each (about 6 KB a type), some named as the order type's.
 fn padding_chunk(index: u64) -> Bytes {
-    let mut out = String::with_capacity(CHUNK + 1024);
+    let mut out = String::with_capacity(CHUNK + 8 * 1024);
     let mut n = 0u32;
     while out.len() < CHUNK {
         out.push_str(&format!(
-            "<EntityType Name=\"PaddingEntity{index}x{n}\"><Key><PropertyRef Name=\"dataAreaId\" /><PropertyRef Name=\"Id\" /></Key><Property Name=\"dataAreaId\" Type=\"Edm.String\" Nullable=\"false\"><Annotation Term=\"{ALLOW_EDIT}\" Bool=\"false\" /></Property><Property Name=\"Id\" Type=\"Edm.String\" Nullable=\"false\" /><Property Name=\"SalesOrderStatus\" Type=\"Edm.String\"><Annotation Term=\"{ALLOW_EDIT}\" Bool=\"true\" /></Property><Property Name=\"Description\" Type=\"Edm.String\" /></EntityType>"
+            "<EntityType Name=\"PaddingEntity{index}x{n}\"><Key><PropertyRef Name=\"dataAreaId\" /><PropertyRef Name=\"Id\" /></Key>"
+        ));
+        for (i, (name, ty)) in PADDING_SHAPES
+            .iter()
+            .cycle()
+            .take(PADDING_PROPERTIES)
+            .enumerate()
+        {
+            let editable = i % 3 != 0;
+            out.push_str(&format!(
+                "<Property Name=\"{name}{i}\" Type=\"{ty}\" Nullable=\"false\"><Annotation Term=\"{ALLOW_EDIT}\" Bool=\"{editable}\" /></Property>"
+            ));
+        }
+        out.push_str(&format!(
+            "<Property Name=\"dataAreaId\" Type=\"Edm.String\"><Annotation Term=\"{ALLOW_EDIT}\" Bool=\"false\" /></Property><Property Name=\"SalesOrderStatus\" Type=\"Edm.String\"><Annotation Term=\"{ALLOW_EDIT}\" Bool=\"true\" /></Property></EntityType>"
         ));
         n += 1;
     }
     Bytes::from(out)
 }
+
+/// Properties per padding entity type.
+const PADDING_PROPERTIES: usize = 40;
+/// Names and types the padding properties cycle through.
+const PADDING_SHAPES: [(&str, &str); 5] = [
+    ("Description", "Edm.String"),
+    ("Quantity", "Edm.Decimal"),
+    ("ModifiedDateTime", "Edm.DateTimeOffset"),
+    ("Status", "Microsoft.Dynamics.DataEntities.NoYes"),
+    ("LineNumber", "Edm.Int64"),
+];

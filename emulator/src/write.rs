@@ -193,8 +193,9 @@ fn decide(state: &State, faults: &Faults, current: Option<&Order>, op: &PatchOp<
         Some(o) if state.visible(op.area, op.cross_company) => o,
         _ => return Err((ODataError::entity_not_found(op.area, op.number), raw)),
     };
-    let (rest, dates) = match split_dates(faults, raw.clone()) {
-        Ok(split) => split,
+    let mut rest = raw.clone();
+    let dates = match split_dates(faults, &mut rest) {
+        Ok(dates) => dates,
         Err(e) => return Err((e, raw)),
     };
     let mut fields = match current.validate_patch(&rest) {
@@ -299,8 +300,8 @@ fn refusal(
 /// through the entity's own validation.
 fn split_dates(
     faults: &Faults,
-    mut body: Map<String, Value>,
-) -> Result<(Map<String, Value>, Map<String, Value>), ODataError> {
+    body: &mut Map<String, Value>,
+) -> Result<Map<String, Value>, ODataError> {
     let names: Vec<String> = body
         .keys()
         .filter(|k| faults.is_date_only(k) && crate::entity::field_index(k).is_some())
@@ -325,7 +326,7 @@ fn split_dates(
         }
         dates.insert(name, Value::String(text));
     }
-    Ok((body, dates))
+    Ok(dates)
 }
 
 /// The accepted PATCH applied. The `ignoreWrites` fault: those fields stay

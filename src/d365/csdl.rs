@@ -9,9 +9,10 @@ use quick_xml::events::{BytesStart, Event};
 
 use super::metadata::{EntityCapabilities, FieldCapability, MetadataError};
 
-/// More entity types than any real service has (F&O: a few thousand): past
+/// More entity types than any real service has (F&O: a few thousand public
+/// data entities): past
 /// this a document is refused, so a flood of tiny types cannot grow memory.
-pub(crate) const MAX_ENTITY_TYPES: usize = 200_000;
+pub(crate) const MAX_ENTITY_TYPES: usize = 50_000;
 
 const ALLOW_EDIT: &str = "Microsoft.Dynamics.OData.Core.V1.AllowEdit";
 const COMPUTED: &str = "Org.OData.Core.V1.Computed";
@@ -97,7 +98,7 @@ impl<'w> Scan<'w> {
             Event::End(tag) => self.close(tag.local_name().as_ref())?,
             Event::Text(text) if self.in_enum_member => {
                 let members: &str = text.as_ref();
-                self.permissions(&members);
+                self.permissions(members);
             }
             _ => {}
         }

@@ -73,6 +73,14 @@ impl Reply {
     }
 }
 
+/// What [`Transport::open`] got: a 2xx to stream, or an error answer read
+/// whole.
+#[derive(Debug)]
+pub(crate) enum Opened {
+    Stream(reqwest::Response),
+    Refused(Box<Reply>),
+}
+
 /// No complete answer arrived: the status if the head did, and why.
 #[derive(Debug)]
 pub(crate) struct Failure {
@@ -200,30 +208,30 @@ impl Transport {
         &self,
         request: RequestBuilder,
         label: &Label<'_>,
-    ) -> Result<Result<reqwest::Response, Reply>, Failure> {
+    ) -> Result<Opened, Failure> {
         let started = Instant::now();
         let result = match request.send().await {
             Err(e) => Err(Cause::Transport(e).into_failure(None, self.timeout)),
-            Ok(response) if response.status().is_success() => Ok(Ok(response)),
+            Ok(response) if response.status().is_success() => Ok(Opened::Stream(response)),
             Ok(response) => {
                 let status = response.status().as_u16();
                 let headers = response.headers().clone();
                 read_bounded(response, MAX_SMALL_ANSWER_BYTES)
                     .await
                     .map(|body| {
-                        Err(Reply {
+                        Opened::Refused(Box::new(Reply {
                             status,
                             headers,
                             json: None,
                             body,
-                        })
+                        }))
                     })
                     .map_err(|cause| cause.into_failure(Some(status), self.timeout))
             }
         };
         let status = match &result {
-            Ok(Ok(response)) => Some(response.status().as_u16()),
-            Ok(Err(reply)) => Some(reply.status),
+            Ok(Opened::Stream(response)) => Some(response.status().as_u16()),
+            Ok(Opened::Refused(reply)) => Some(reply.status),
             Err(failure) => failure.status,
         };
         let duration = started.elapsed();

@@ -152,3 +152,13 @@ async fn the_read_stops_once_set_and_type_are_known() {
         .unwrap();
     assert_eq!(caps.key.len(), 2);
 }
+
+#[test]
+fn a_flood_of_entity_types_is_refused() {
+    let mut doc = String::from("<Schema Namespace=\"N\">");
+    for i in 0..=crate::d365::csdl::MAX_ENTITY_TYPES {
+        doc.push_str(&format!("<EntityType Name=\"T{i}\"/>"));
+    }
+    let err = parse_capabilities(doc.as_bytes(), "E", &WANTED).unwrap_err();
+    assert!(matches!(err, MetadataError::Malformed(_)), "{err:?}");
+}

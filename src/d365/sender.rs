@@ -20,7 +20,7 @@ use url::Url;
 
 use super::auth::{AccessToken, TokenCache};
 use super::error::ResponseContext;
-use super::http::{Label, Reply, Transport};
+use super::http::{Label, Opened, Reply, Transport};
 use super::limiter::{Limiter, Paused};
 use super::observe::method_name;
 use super::{D365Error, ETag, OrderKey, RequestKind};
@@ -188,8 +188,8 @@ impl Sender {
                     .map_err(|f| f.into_error(|why| format!("{method} {target}: {why}")))?
             };
             let mut reply = match opened {
-                Ok(response) => return Ok(response),
-                Err(reply) => reply,
+                Opened::Stream(response) => return Ok(response),
+                Opened::Refused(reply) => reply,
             };
             if reply.status == 401 && attempt == 1 {
                 self.tokens.invalidate(token.generation);
