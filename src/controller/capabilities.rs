@@ -8,9 +8,12 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
+
+use super::sync::OrderRules;
 use crate::api::{EntitySummary, FieldMapping, MappedField, Reason};
 use crate::d365::{EntityCapabilities, FieldCapability};
-use crate::reconcile::{Capabilities, FieldCaps};
+use crate::reconcile::{Action, Capabilities, Desired, FieldCaps, Observed, plan_with};
 
 /// How long learnt capabilities are trusted before the check reads
 /// `$metadata` again: it changes only with a deployment, and F&O's is
@@ -19,19 +22,63 @@ pub const METADATA_REFRESH: Duration = Duration::from_secs(24 * 3600);
 /// How soon a check whose `$metadata` read failed may try again.
 pub const METADATA_RETRY: Duration = Duration::from_secs(600);
 
+/// Longest an order about to write waits for its connection's first check
+/// to read `$metadata` (after a start or a connection change, both run at
+/// once); past it the write goes out unchecked.
+pub const CAPABILITY_WAIT: Duration = Duration::from_secs(15);
+
 /// The capabilities the connection check learnt, shared by every order of
 /// the connection through its rules. Empty until learnt: unknown fields
-/// are written as if editable.
-#[derive(Clone, Debug, Default)]
-pub struct KnownFields(Arc<RwLock<Option<Arc<EntityCapabilities>>>>);
+/// are written as if editable. `settled` turns true once the check has
+/// tried (learnt or not), so a write need not wait for it any longer; the
+/// default is settled (no check will come: tests, benchmarks), a client
+/// built for a connection starts [`KnownFields::pending`].
+#[derive(Clone, Debug)]
+pub struct KnownFields {
+    caps: Arc<RwLock<Option<Arc<EntityCapabilities>>>>,
+    settled: Arc<watch::Sender<bool>>,
+}
+
+impl Default for KnownFields {
+    fn default() -> Self {
+        Self {
+            caps: Arc::default(),
+            settled: Arc::new(watch::Sender::new(true)),
+        }
+    }
+}
 
 impl KnownFields {
+    /// Unknown until the connection check has tried.
+    pub fn pending() -> Self {
+        Self {
+            caps: Arc::default(),
+            settled: Arc::new(watch::Sender::new(false)),
+        }
+    }
+
     pub fn set(&self, caps: EntityCapabilities) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(caps));
+        *self.caps.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(caps));
+        self.settle();
     }
 
     pub fn get(&self) -> Option<Arc<EntityCapabilities>> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.caps.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The check has tried: nobody waits for it any more.
+    pub fn settle(&self) {
+        self.settled.send_replace(true);
+    }
+
+    pub fn is_settled(&self) -> bool {
+        *self.settled.borrow()
+    }
+
+    /// Waits until the check has tried, at most `limit`.
+    pub async fn settled_within(&self, limit: Duration) {
+        let mut settled = self.settled.subscribe();
+        let _ = tokio::time::timeout(limit, settled.wait_for(|s| *s)).await;
     }
 
     /// The planner's view of the two mapped fields; a field `$metadata`
@@ -148,6 +195,35 @@ pub fn verdict(caps: &EntityCapabilities, mapping: &FieldMapping) -> (bool, Reas
         fields.join(", ")
     );
     (true, Reason::Authenticated, message)
+}
+
+/// The plan with the mapped fields' capabilities. A write planned while
+/// the connection's first check has not yet read `$metadata` (just after
+/// a start or a connection change) waits for it, at most
+/// [`CAPABILITY_WAIT`], so a field that is not editable is caught before
+/// the PATCH rather than by D365.
+pub(crate) async fn plan_checked(
+    rules: &OrderRules,
+    desired: &Desired,
+    observed: &Observed,
+) -> Action {
+    let known = &rules.capabilities;
+    let planned = || {
+        let caps = known.for_fields(&rules.status_field, &rules.date_field);
+        plan_with(
+            desired,
+            observed,
+            rules.names(),
+            caps,
+            &rules.final_statuses,
+        )
+    };
+    let action = planned();
+    if !matches!(action, Action::Patch { .. }) || known.is_settled() {
+        return action;
+    }
+    known.settled_within(CAPABILITY_WAIT).await;
+    planned()
 }
 
 /// `status.entity`: the type and each mapped field's type and editability.

@@ -105,3 +105,32 @@ fn a_failed_read_is_retried_sooner_than_a_good_one_is_refreshed() {
     assert_eq!(next_check(now, true) - now, METADATA_REFRESH);
     assert_eq!(next_check(now, false) - now, METADATA_RETRY);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_write_waits_for_the_check_but_not_forever() {
+    assert!(KnownFields::default().is_settled(), "no check will come");
+    let known = KnownFields::pending();
+    assert!(!known.is_settled());
+    let started = tokio::time::Instant::now();
+    known.settled_within(CAPABILITY_WAIT).await;
+    assert_eq!(
+        started.elapsed(),
+        CAPABILITY_WAIT,
+        "unsettled: the whole wait"
+    );
+    let shared = known.clone();
+    let waiter = tokio::spawn(async move {
+        let started = tokio::time::Instant::now();
+        shared.settled_within(CAPABILITY_WAIT).await;
+        started.elapsed()
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    known.set(caps(true, "Edm.Date", true));
+    let waited = waiter.await.unwrap();
+    assert_eq!(
+        waited,
+        Duration::from_secs(1),
+        "woken when the check settles"
+    );
+    assert!(known.is_settled());
+}

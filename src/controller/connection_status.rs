@@ -133,8 +133,18 @@ pub fn spawn_check_for_order(ctx: &Arc<Context>, namespace: &str, connection: &s
 /// report their own.
 async fn check(ctx: Arc<Context>, namespace: String, name: String, uid: Uid) {
     let (verdict, entity) = match authenticate(&ctx, &namespace, &name).await {
-        Ok(resolved) => inspect(&resolved, &ctx, &namespace, &name).await,
-        Err(verdict) => (verdict, None),
+        Ok(resolved) => {
+            let inspected = inspect(&resolved, &ctx, &namespace, &name).await;
+            resolved.rules.capabilities.settle();
+            inspected
+        }
+        Err((resolved, verdict)) => {
+            // Its orders fail on their own; none should wait for $metadata.
+            if let Some(resolved) = resolved {
+                resolved.rules.capabilities.settle();
+            }
+            (verdict, None)
+        }
     };
     let (ready, reason, message) = verdict;
     if reason == Reason::Unavailable {
@@ -178,20 +188,23 @@ async fn check(ctx: Arc<Context>, namespace: String, name: String, uid: Uid) {
 type Verdict = (bool, Reason, String);
 
 /// Resolves the connection and obtains a token: the connection, or the
-/// verdict on why not.
-async fn authenticate(ctx: &Context, namespace: &str, name: &str) -> Result<Resolved, Verdict> {
+/// verdict on why not, with the connection when it resolved.
+async fn authenticate(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<Resolved, (Option<Resolved>, Verdict)> {
     let resolved = match ctx.d365.resolve(namespace, name).await {
-        Err(e) => return Err((false, e.reason(), e.to_string())),
+        Err(e) => return Err((None, (false, e.reason(), e.to_string()))),
         Ok(resolved) => resolved,
     };
-    match resolved.client.authenticate().await {
-        Ok(()) => Ok(resolved),
-        Err(e @ D365Error::Unavailable { .. }) => Err((false, Reason::Unavailable, e.to_string())),
-        Err(e @ D365Error::Redirected { .. }) => {
-            Err((false, Reason::ConnectionNotReady, e.to_string()))
-        }
-        Err(e) => Err((false, Reason::Unauthorized, e.to_string())),
-    }
+    let verdict = match resolved.client.authenticate().await {
+        Ok(()) => return Ok(resolved),
+        Err(e @ D365Error::Unavailable { .. }) => (false, Reason::Unavailable, e.to_string()),
+        Err(e @ D365Error::Redirected { .. }) => (false, Reason::ConnectionNotReady, e.to_string()),
+        Err(e) => (false, Reason::Unauthorized, e.to_string()),
+    };
+    Err((Some(resolved), verdict))
 }
 
 /// Reads the connection's `$metadata` (credentials known to work): the

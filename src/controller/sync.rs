@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 use super::admission::Admission;
-use super::capabilities::{KnownFields, order_message};
+use super::capabilities::{KnownFields, order_message, plan_checked};
 use crate::api::{
     FieldMapping, LastUpdate, ObservedOrder, Reason, SalesOrderStatusSpec, SalesOrderStatusStatus,
     SalesStatus,
@@ -18,7 +18,7 @@ use crate::api::{
 use crate::d365::{D365Client, D365Error, ETag, Entity, OrderKey, PatchOutcome};
 use crate::reconcile::{
     Accepted, Action, Desired, Evidence, FieldNames, LastWrite, Observed, Outcome, UNSET_DATE,
-    accepted, last_write, not_shown, plan_with,
+    accepted, last_write, not_shown,
 };
 
 /// Connection-level settings the planner needs.
@@ -43,7 +43,7 @@ impl OrderRules {
         ]
     }
 
-    fn names(&self) -> FieldNames<'_> {
+    pub(crate) fn names(&self) -> FieldNames<'_> {
         FieldNames {
             sales_status: &self.status_field,
             delivery_date: &self.date_field,
@@ -185,16 +185,7 @@ async fn sync_active(
         Ok(o) => o,
         Err(e) => return failed(Reason::Rejected, e.to_string(), Some(observed_view)),
     };
-    let caps = rules
-        .capabilities
-        .for_fields(&rules.status_field, &rules.date_field);
-    match plan_with(
-        &desired,
-        &observed,
-        rules.names(),
-        caps,
-        &rules.final_statuses,
-    ) {
+    match plan_checked(rules, &desired, &observed).await {
         Action::InSync => Outcome::InSync {
             observed: observed_view,
         }

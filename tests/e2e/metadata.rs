@@ -30,6 +30,15 @@ async fn a_read_only_status_stalls_orders_without_a_patch() {
         ..Faults::default()
     };
     let env = env("meta-readonly", 3, faults).await;
+    // Two orders need the status, and exist before the operator starts:
+    // their first reconciles race the connection's first check, and must
+    // wait for its $metadata instead of sending a PATCH.
+    create_orders(
+        &env.client,
+        &env.ns,
+        [SalesOrderStatus::test(1), SalesOrderStatus::test(2)],
+    )
+    .await;
     let _op = env.operator(&[]);
     let conn = wait_connection(&env, "FieldNotEditable").await;
     let status = conn.status.unwrap();
@@ -70,15 +79,9 @@ async fn a_read_only_status_stalls_orders_without_a_patch() {
         "{table}"
     );
 
-    // Two orders need the status; one only a date (its status is already
-    // the one wanted): that one is written.
+    // One order needs only a date (its status is already the one wanted):
+    // that one is written.
     let date_only = SalesOrderStatus::test(3).wanting(SalesStatus::Backorder);
-    create_orders(
-        &env.client,
-        &env.ns,
-        [SalesOrderStatus::test(1), SalesOrderStatus::test(2)],
-    )
-    .await;
     for name in ["so-2025-0001", "so-2025-0002"] {
         let order = wait_reason(&env, name, "FieldNotEditable").await;
         let stalled = order
