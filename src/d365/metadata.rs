@@ -82,7 +82,7 @@ pub enum MetadataError {
     #[error("$metadata is not valid CSDL XML: {0}")]
     Malformed(String),
     #[error("reading $metadata: {0}")]
-    Read(#[source] io::Error),
+    Read(#[source] std::sync::Arc<io::Error>),
 }
 
 /// An answer longer than the budget, as an I/O error through the reader.
@@ -172,7 +172,7 @@ fn xml_error(error: quick_xml::Error) -> MetadataError {
             if let Some(over) = io.get_ref().and_then(|e| e.downcast_ref::<OverBudget>()) {
                 return MetadataError::TooLarge { limit: over.limit };
             }
-            MetadataError::Read(io::Error::new(io.kind(), io.to_string()))
+            MetadataError::Read(io)
         }
         other => MetadataError::Malformed(other.to_string()),
     }
