@@ -5,7 +5,9 @@
 //! connection Ready and its orders working.
 
 use d365_emulator::Faults;
-use sales_order_operator::api::{MappedField, SalesOrderStatus, SalesStatus};
+use kube::api::{Api, Patch, PatchParams};
+use sales_order_operator::api::{D365Connection, MappedField, SalesOrderStatus, SalesStatus};
+use serde_json::json;
 
 use crate::connection::wait_connection;
 use crate::support::{create_orders, env, wait_reason};
@@ -154,4 +156,50 @@ async fn an_unreadable_metadata_leaves_the_connection_working() {
     assert!(status.entity.is_none());
     create_orders(&env.client, &env.ns, [SalesOrderStatus::test(1)]).await;
     wait_reason(&env, "so-2025-0001", "Updated").await;
+}
+
+/// A spec change is checked again: a mapping to a field the type lacks is
+/// FieldNotFound, an entity set the service lacks is EntitySetNotFound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_mapping_or_entity_set_is_checked_again() {
+    let env = env("meta-respec", 1, Faults::default()).await;
+    let _op = env.operator(&[]);
+    let conn = wait_connection(&env, "Authenticated").await;
+    let entity = conn.status.unwrap().entity.expect("status.entity");
+    assert!(
+        entity
+            .fields
+            .iter()
+            .all(|f| f.found && f.editable == Some(true))
+    );
+    let conns: Api<D365Connection> = Api::namespaced(env.client.clone(), &env.ns);
+    let patch = |spec: serde_json::Value| {
+        let conns = conns.clone();
+        async move {
+            conns
+                .patch(
+                    "usmf",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": spec})),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    patch(json!({"fields": {"deliveryDate": "DeliveryDate"}})).await;
+    let conn = wait_connection(&env, "FieldNotFound").await;
+    let status = conn.status.unwrap();
+    let message = &status.conditions[0].message;
+    assert!(
+        message.contains("DeliveryDate is not a property of SalesOrderHeaderV2")
+            && message.contains("spec.fields.deliveryDate"),
+        "{message}"
+    );
+    let date = mapped(&status.entity.as_ref().unwrap().fields, "deliveryDate").clone();
+    assert_eq!((date.name.as_str(), date.found), ("DeliveryDate", false));
+    patch(json!({"entitySet": "SalesOrderHeadersV3", "fields": {"deliveryDate": "ConfirmedReceiptDate"}})).await;
+    let conn = wait_connection(&env, "EntitySetNotFound").await;
+    let status = conn.status.unwrap();
+    assert_eq!(status.conditions[0].status, "False");
+    assert!(status.entity.is_none());
 }
