@@ -130,11 +130,7 @@ async fn wait_connection(env: &Env, reason: &str) -> String {
     let conns: Api<D365Connection> = Api::namespaced(env.client.clone(), &env.ns);
     testkit::wait_for(WAIT, || async {
         let c = conns.get(fixtures::CONNECTION).await.ok()?;
-        let ready = c
-            .status?
-            .conditions
-            .into_iter()
-            .find(|c| c.type_ == "Ready")?;
+        let ready = c.status?.conditions.into_iter().find(|c| c.type_ == "Ready")?;
         (ready.reason == reason).then_some(ready.message)
     })
     .await
@@ -147,12 +143,7 @@ fn grant_kinds(emu: &Emulator) -> Vec<GrantKind> {
 
 async fn secrets_in(env: &Env) -> usize {
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
-    secrets
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .len()
+    secrets.list(&ListParams::default()).await.unwrap().items.len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,10 +163,7 @@ async fn orders_converge_through_workload_identity_with_no_secret() {
     assert_eq!(secrets_in(&env).await, 0, "no Secret in the namespace");
     let kinds = grant_kinds(&env.emu);
     assert!(!kinds.is_empty(), "no token was issued");
-    assert!(
-        kinds.iter().all(|k| *k == GrantKind::Federated),
-        "{kinds:?}"
-    );
+    assert!(kinds.iter().all(|k| *k == GrantKind::Federated), "{kinds:?}");
     assert_eq!(env.client_writes().len(), 2);
 }
 
@@ -193,10 +181,7 @@ async fn a_token_of_another_service_account_is_refused() {
 
     let message = wait_connection(&env, "Unauthorized").await;
     assert!(message.contains("AADSTS70021"), "{message}");
-    assert!(
-        message.contains(":intruder"),
-        "names the subject: {message}"
-    );
+    assert!(message.contains(":intruder"), "names the subject: {message}");
     support::wait_reason(&env, "so-2025-0001", "Unauthorized").await;
     assert!(env.client_writes().is_empty());
 }
@@ -223,10 +208,7 @@ async fn orders_converge_through_a_certificate_credential() {
     wait_connection(&env, "Authenticated").await;
     let kinds = grant_kinds(&env.emu);
     assert!(!kinds.is_empty(), "no token was issued");
-    assert!(
-        kinds.iter().all(|k| *k == GrantKind::Certificate),
-        "{kinds:?}"
-    );
+    assert!(kinds.iter().all(|k| *k == GrantKind::Certificate), "{kinds:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
