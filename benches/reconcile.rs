@@ -89,6 +89,7 @@ fn main() {
             status_field: "SalesOrderStatus".into(),
             date_field: "ConfirmedReceiptDate".into(),
             final_statuses: vec![SalesStatus::Invoiced, SalesStatus::Canceled],
+            capabilities: Default::default(),
         };
         println!("reconcile attempts through one connection client, {CONCURRENCY} at a time, emulator in-process on loopback");
         round("changed", &emu, &client, &rules).await;

@@ -250,7 +250,11 @@ fn patched_answer(state: &State, op: &Op, done: Patched) -> Answer {
         // A batch part's context has never named the part's `$select`.
         let ctx = context(&op.query.base, None, true);
         headers.push(("Content-Type", JSON_CONTENT_TYPE.to_string()));
-        (200, headers, patched_body(&done.order, &ctx))
+        (
+            200,
+            headers,
+            patched_body(&done.order, &ctx, &faults.date_only_fields),
+        )
     } else {
         (204, headers, Vec::new())
     }

@@ -188,6 +188,22 @@ pub struct Faults {
     /// the header it stops at the first failure [obs][spec]. Whether F&O
     /// honours the preference is [unverified]: false ignores it.
     pub honour_continue_on_error: bool,
+    /// Entity fields that are not editable: `$metadata` annotates them
+    /// `Microsoft.Dynamics.OData.Core.V1.AllowEdit` false [obs: third-party
+    /// F&O code generators], and a PATCH of one is refused 400 with a write
+    /// exception, D365's answer to a write its validation refuses [obs];
+    /// the message text is [unverified]. Whether `SalesOrderStatus` is one
+    /// of them in a real environment is [unverified] (it leans to yes).
+    pub read_only_fields: Vec<String>,
+    /// Date fields typed `Edm.Date` instead of F&O's `Edm.DateTimeOffset`
+    /// [obs], as a third-party OData v4 server types them [spec]: answers
+    /// show `2025-02-08`, a PATCH must send that form, and a
+    /// DateTimeOffset is refused 400 ("Value … is not a valid Date").
+    pub date_only_fields: Vec<String>,
+    /// `$metadata` carries this many MiB of other entity types before the
+    /// order type and the entity container, as F&O's tens of MB do [obs];
+    /// streamed, never held whole. 0: the small document.
+    pub metadata_padding_mb: u64,
 }
 
 impl Default for Faults {
@@ -221,6 +237,9 @@ impl Default for Faults {
             case_sensitive_order_numbers: false,
             validation_status: 400,
             honour_continue_on_error: true,
+            read_only_fields: Vec::new(),
+            date_only_fields: Vec::new(),
+            metadata_padding_mb: 0,
         }
     }
 }
@@ -259,6 +278,16 @@ impl Faults {
             500 => 500,
             _ => 400,
         }
+    }
+
+    /// Whether `field` may not be written (`readOnlyFields`).
+    pub(crate) fn is_read_only(&self, field: &str) -> bool {
+        self.read_only_fields.iter().any(|f| f == field)
+    }
+
+    /// Whether `field` is typed `Edm.Date` (`dateOnlyFields`).
+    pub(crate) fn is_date_only(&self, field: &str) -> bool {
+        self.date_only_fields.iter().any(|f| f == field)
     }
 
     /// Injected error status, falling back to 500.

@@ -286,6 +286,7 @@ impl Order {
             order: self,
             select,
             context,
+            dates: &[],
         }
     }
 }
@@ -298,6 +299,25 @@ pub struct EntityView<'a> {
     order: &'a Order,
     select: Option<&'a [String]>,
     context: Option<&'a str>,
+    /// `dateOnlyFields`: shown as their date part, as an `Edm.Date` is.
+    dates: &'a [String],
+}
+
+impl<'a> EntityView<'a> {
+    /// This view with `dates` shown as `YYYY-MM-DD` (`dateOnlyFields`).
+    pub fn dated(self, dates: &'a [String]) -> Self {
+        Self { dates, ..self }
+    }
+
+    /// A value as shown: a date-only field's date part.
+    fn shown<'v>(&self, name: &str, value: &'v Value) -> std::borrow::Cow<'v, Value> {
+        match value {
+            Value::String(s) if s.len() > 10 && self.dates.iter().any(|d| d == name) => {
+                std::borrow::Cow::Owned(Value::String(s[..10].to_owned()))
+            }
+            _ => std::borrow::Cow::Borrowed(value),
+        }
+    }
 }
 
 impl serde::Serialize for EntityView<'_> {
@@ -313,13 +333,13 @@ impl serde::Serialize for EntityView<'_> {
             Some(names) => {
                 for n in names {
                     if let Some(v) = o.get(n) {
-                        m.serialize_entry(n, v)?;
+                        m.serialize_entry(n, &self.shown(n, v))?;
                     }
                 }
             }
             None => {
                 for (i, field) in FIELDS.iter().enumerate() {
-                    m.serialize_entry(field.name, &o.values[i])?;
+                    m.serialize_entry(field.name, &self.shown(field.name, &o.values[i]))?;
                 }
                 if let Some(extra) = &o.extra {
                     for (k, v) in extra.iter() {

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::batch;
-use crate::entity::{ENTITY_SET, FIELDS, Kind, Order};
+use crate::entity::{ENTITY_SET, Order};
 use crate::keys::{KeyError, Resource, parse_resource};
 use crate::odata::{
     ODataError, bytes_response, empty_response, json_response, web_api_not_found_response,
@@ -91,7 +91,7 @@ pub async fn data(AxState(state): AxState<Arc<State>>, req: Request) -> Response
             &json!({"@odata.context": format!("{}/data/$metadata", q.base),
                     "value": [{"name": ENTITY_SET, "kind": "EntitySet", "url": ENTITY_SET}]}),
         ),
-        (Resource::Metadata, Method::GET) => metadata(),
+        (Resource::Metadata, Method::GET) => crate::metadata::document(&state.faults()),
         (_, other) => not_supported(&other),
     }
 }
@@ -158,7 +158,10 @@ pub fn patched_response(state: &State, q: &Query, done: Patched, prefer_entity: 
     let faults = state.faults();
     let mut r = if done.status == 200 || prefer_entity {
         let ctx = context(&q.base, q.select.as_deref(), true);
-        bytes_response(200, patched_body(&done.order, &ctx))
+        bytes_response(
+            200,
+            patched_body(&done.order, &ctx, &faults.date_only_fields),
+        )
     } else {
         empty_response(204)
     };
@@ -218,6 +221,8 @@ fn collection(state: &State, q: &Query, headers: &HeaderMap) -> Response {
     {
         page_size = page_size.min(max.max(1));
     }
+    let faults = state.faults();
+    let dates = &faults.date_only_fields;
     let table = state.store.read();
     let rows = matching(state, q, &table);
     let total = rows.len();
@@ -239,6 +244,7 @@ fn collection(state: &State, q: &Query, headers: &HeaderMap) -> Response {
         rows: &rows[start..end],
         select: q.select.as_deref(),
         next_link,
+        dates,
     };
     let body = serde_json::to_vec(&page).unwrap_or_default();
     drop(table);
@@ -252,6 +258,7 @@ struct Page<'a> {
     rows: &'a [&'a Order],
     select: Option<&'a [String]>,
     next_link: Option<String>,
+    dates: &'a [String],
 }
 
 impl serde::Serialize for Page<'_> {
@@ -265,7 +272,7 @@ impl serde::Serialize for Page<'_> {
         let views: Vec<_> = self
             .rows
             .iter()
-            .map(|o| o.view(self.select, None))
+            .map(|o| o.view(self.select, None).dated(self.dates))
             .collect();
         m.serialize_entry("value", &views)?;
         if let Some(l) = &self.next_link {
@@ -283,28 +290,5 @@ fn count(state: &State, q: &Query) -> Response {
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     r.headers_mut()
         .insert("OData-Version", HeaderValue::from_static("4.0"));
-    r
-}
-
-/// A minimal CSDL document describing the one entity type.
-fn metadata() -> Response {
-    let mut props = String::new();
-    for f in FIELDS {
-        let ty = match f.kind {
-            Kind::Str => "Edm.String".to_string(),
-            Kind::Enum(t, _) => format!("Microsoft.Dynamics.DataEntities.{t}"),
-            Kind::Date => "Edm.DateTimeOffset".to_string(),
-            Kind::Number => "Edm.Decimal".to_string(),
-        };
-        props.push_str(&format!("<Property Name=\"{}\" Type=\"{ty}\" />", f.name));
-    }
-    let xml = format!(
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?><edmx:Edmx Version=\"4.0\" xmlns:edmx=\"http://docs.oasis-open.org/odata/ns/edmx\"><edmx:DataServices><Schema Namespace=\"Microsoft.Dynamics.DataEntities\" xmlns=\"http://docs.oasis-open.org/odata/ns/edm\"><EntityType Name=\"SalesOrderHeaderV2\"><Key><PropertyRef Name=\"dataAreaId\" /><PropertyRef Name=\"SalesOrderNumber\" /></Key>{props}</EntityType><EntityContainer Name=\"Resources\"><EntitySet Name=\"{ENTITY_SET}\" EntityType=\"Microsoft.Dynamics.DataEntities.SalesOrderHeaderV2\" /></EntityContainer></Schema></edmx:DataServices></edmx:Edmx>"
-    );
-    let mut r = Response::new(Body::from(xml));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/xml"),
-    );
     r
 }

@@ -19,6 +19,7 @@ mod hostile;
 mod journal;
 mod jwt;
 mod keys;
+mod metadata;
 mod multipart;
 mod odata;
 mod oidc;

@@ -145,6 +145,26 @@ struct Cli {
     /// first failed changeset anyway.
     #[arg(long, env = "D365_EMULATOR_IGNORE_CONTINUE_ON_ERROR")]
     ignore_continue_on_error: bool,
+    /// Entity fields that are not editable (AllowEdit false in $metadata,
+    /// PATCH refused 400), comma-separated, e.g. SalesOrderStatus.
+    #[arg(
+        long = "read-only-fields",
+        value_name = "FIELD",
+        env = "D365_EMULATOR_READ_ONLY_FIELDS",
+        value_delimiter = ','
+    )]
+    read_only_fields: Vec<String>,
+    /// Date fields typed Edm.Date instead of Edm.DateTimeOffset, comma-separated.
+    #[arg(
+        long = "date-only-fields",
+        value_name = "FIELD",
+        env = "D365_EMULATOR_DATE_ONLY_FIELDS",
+        value_delimiter = ','
+    )]
+    date_only_fields: Vec<String>,
+    /// MiB of other entity types in $metadata, to make it F&O-sized.
+    #[arg(long, env = "D365_EMULATOR_METADATA_PADDING_MB", default_value_t = 0)]
+    metadata_padding_mb: u64,
     /// Federated identity credential (workload identity), repeatable:
     /// client_id=…,issuer=…,subject=…[,audience=…] (audience defaults to
     /// api://AzureADTokenExchange). The env variable separates several with ';'.
@@ -244,6 +264,9 @@ impl Cli {
                 case_sensitive_order_numbers: self.case_sensitive_order_numbers,
                 validation_status: self.validation_status,
                 honour_continue_on_error: !self.ignore_continue_on_error,
+                read_only_fields: self.read_only_fields,
+                date_only_fields: self.date_only_fields,
+                metadata_padding_mb: self.metadata_padding_mb,
             },
         })
     }

@@ -35,15 +35,20 @@ pub fn read_entity(
     let exact = state.faults().case_sensitive_order_numbers;
     let order = find(&table, area, number, exact)
         .ok_or_else(|| ODataError::entity_not_found(area, number))?;
-    let body = serde_json::to_vec(&order.view(select, Some(&ctx))).unwrap_or_default();
+    let faults = state.faults();
+    let dates = &faults.date_only_fields;
+    let view = order.view(select, Some(&ctx)).dated(dates);
+    let body = serde_json::to_vec(&view).unwrap_or_default();
     Ok((body, order.etag.clone()))
 }
 
 /// Body of a PATCH answer that carries the entity [spec]. It goes through
 /// a `serde_json::Map`, so its keys come out sorted, as PATCH answers
 /// always have; GET answers stream in the type's field order.
-pub fn patched_body(order: &Order, context: &str) -> Vec<u8> {
-    let entity = serde_json::to_value(order.view(None, Some(context))).unwrap_or_default();
+/// `dates` are the `dateOnlyFields`, shown as dates.
+pub fn patched_body(order: &Order, context: &str, dates: &[String]) -> Vec<u8> {
+    let view = order.view(None, Some(context)).dated(dates);
+    let entity = serde_json::to_value(view).unwrap_or_default();
     serde_json::to_vec(&entity).unwrap_or_default()
 }
 
@@ -75,7 +80,7 @@ mod tests {
         let mut o = Order::from_json(&seed).unwrap();
         o.etag = "W/\"e\"".into();
         let head = r#"{"@odata.context":"ctx","@odata.etag":"W/\"e\"","#;
-        let patched = String::from_utf8(patched_body(&o, "ctx")).unwrap();
+        let patched = String::from_utf8(patched_body(&o, "ctx", &[])).unwrap();
         assert!(
             patched.starts_with(&format!(r#"{head}"Aa":2,"ConfirmedReceiptDate":"#)),
             "{patched}"

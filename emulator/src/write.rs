@@ -202,10 +202,16 @@ fn decide(state: &State, faults: &Faults, current: Option<&Order>, op: &PatchOp<
         Some(o) if state.visible(op.area, op.cross_company) => o,
         _ => return Err((ODataError::entity_not_found(op.area, op.number), raw)),
     };
-    let fields = match current.validate_patch(&raw) {
+    let mut rest = raw.clone();
+    let dates = match split_dates(faults, &mut rest) {
+        Ok(dates) => dates,
+        Err(e) => return Err((e, raw)),
+    };
+    let mut fields = match current.validate_patch(&rest) {
         Ok(f) => f,
         Err(e) => return Err((ODataError::new(400, e.to_string(), PROTOCOL_EXCEPTION), raw)),
     };
+    fields.extend(dates);
     if let Some(e) = refusal(faults, current, op, &fields) {
         return Err((e, fields));
     }
@@ -267,6 +273,16 @@ fn refusal(
         }
         _ => {}
     }
+    if let Some(field) = fields.keys().find(|f| faults.is_read_only(f)) {
+        // [obs] a write D365's validation refuses: 400, write exception.
+        return Some(ODataError::new(
+            400,
+            format!(
+                "Write failed for table row of type 'SalesOrderHeaderV2Entity'. Infolog: Error: Field '{field}' in data entity 'SalesOrderHeaderV2' cannot be edited.; Update has been canceled."
+            ),
+            WRITE_EXCEPTION,
+        ));
+    }
     if let Some(Value::String(to)) = fields.get("SalesOrderStatus") {
         let from = current.status();
         let is_final = faults
@@ -285,6 +301,41 @@ fn refusal(
         }
     }
     None
+}
+
+/// The `dateOnlyFields` of a PATCH body taken out and checked: each must
+/// be a plain `YYYY-MM-DD`, as an `Edm.Date` is [spec]; a DateTimeOffset is
+/// refused 400 as a third-party OData v4 server refuses it. The rest goes
+/// through the entity's own validation.
+fn split_dates(
+    faults: &Faults,
+    body: &mut Map<String, Value>,
+) -> Result<Map<String, Value>, ODataError> {
+    let names: Vec<String> = body
+        .keys()
+        .filter(|k| faults.is_date_only(k) && crate::entity::field_index(k).is_some())
+        .cloned()
+        .collect();
+    let mut dates = Map::new();
+    for name in names {
+        let value = body.remove(&name).unwrap_or_default();
+        let text = match &value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let valid = text.len() == 10 && text.parse::<jiff::civil::Date>().is_ok();
+        if !valid {
+            return Err(ODataError::new(
+                400,
+                format!(
+                    "Value {text} is not a valid Date (property '{name}' is of type 'Edm.Date')."
+                ),
+                PROTOCOL_EXCEPTION,
+            ));
+        }
+        dates.insert(name, Value::String(text));
+    }
+    Ok(dates)
 }
 
 /// The accepted PATCH applied. The `ignoreWrites` fault: those fields stay

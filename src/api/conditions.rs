@@ -66,10 +66,22 @@ pub enum Reason {
     /// when sent once more: the order still differs and no one else wrote.
     /// Stalled; while the one resend is pending, Reconciling.
     NotApplied,
+    /// A mapped field is not a property of the entity type in `$metadata`.
+    FieldNotFound,
+    /// A mapped field is not editable in this environment (`$metadata`
+    /// AllowEdit=false, Computed, read-only Permissions): a connection is
+    /// not Ready, an order whose change needs it is Stalled, never sent.
+    FieldNotEditable,
+    /// D365Connection only: the entity set is not in `$metadata`.
+    EntitySetNotFound,
+    /// D365Connection only: the credentials work but `$metadata` could not
+    /// be read; field capabilities are unknown and writes are not checked
+    /// before they are sent. Ready stays True.
+    MetadataUnavailable,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 21] = [
         Self::InSync,
         Self::Updated,
         Self::Drifted,
@@ -87,6 +99,10 @@ impl Reason {
         Self::Suspended,
         Self::Authenticated,
         Self::NotApplied,
+        Self::FieldNotFound,
+        Self::FieldNotEditable,
+        Self::EntitySetNotFound,
+        Self::MetadataUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -108,6 +124,10 @@ impl Reason {
             Self::Suspended => "Suspended",
             Self::Authenticated => "Authenticated",
             Self::NotApplied => "NotApplied",
+            Self::FieldNotFound => "FieldNotFound",
+            Self::FieldNotEditable => "FieldNotEditable",
+            Self::EntitySetNotFound => "EntitySetNotFound",
+            Self::MetadataUnavailable => "MetadataUnavailable",
         }
     }
 
@@ -125,6 +145,9 @@ impl Reason {
                 | Self::SecretNotFound
                 | Self::DuplicateOrder
                 | Self::NotApplied
+                | Self::FieldNotFound
+                | Self::FieldNotEditable
+                | Self::EntitySetNotFound
         )
     }
 

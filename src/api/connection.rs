@@ -226,6 +226,42 @@ impl Default for FieldMapping {
 pub struct D365ConnectionStatus {
     #[serde(default)]
     pub conditions: Vec<Condition>,
+    /// What the service's `$metadata` says of the entity set and the
+    /// mapped fields, from the last check that could read it; absent while
+    /// unknown (never read, or unreadable: see the Ready reason).
+    #[serde(default)]
+    pub entity: Option<EntitySummary>,
+}
+
+/// The entity set as `$metadata` describes it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EntitySummary {
+    pub entity_set: String,
+    /// Qualified entity type, e.g. `Microsoft.Dynamics.DataEntities.SalesOrderHeaderV2`.
+    pub entity_type: String,
+    pub key: Vec<String>,
+    /// False when the set is annotated not updatable.
+    pub updatable: bool,
+    /// One entry per `spec.fields` mapping.
+    pub fields: Vec<MappedField>,
+}
+
+/// One `spec.fields` mapping and what the entity type says of its field.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MappedField {
+    /// The spec field: `salesStatus` or `deliveryDate`.
+    pub mapping: String,
+    /// The entity field it maps to.
+    pub name: String,
+    /// Whether the entity type has it.
+    pub found: bool,
+    /// EDM type, e.g. `Edm.Date`, `Edm.DateTimeOffset`, an enum type.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub edm_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub editable: Option<bool>,
 }
 
 fn default_certificate_key() -> String {

@@ -7,7 +7,8 @@ mod order;
 pub use conditions::{ConditionType, Reason};
 pub use connection::{
     BatchSpec, ClientCertificateRef, ClientSecretRef, ConnectionAuth, D365Connection,
-    D365ConnectionSpec, D365ConnectionStatus, FieldMapping, WorkloadIdentity,
+    D365ConnectionSpec, D365ConnectionStatus, EntitySummary, FieldMapping, MappedField,
+    WorkloadIdentity,
 };
 pub use order::{
     ConnectionRef, LastUpdate, ObservedOrder, Policy, SalesOrderStatus, SalesOrderStatusSpec,

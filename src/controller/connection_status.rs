@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -14,9 +15,11 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::capabilities::{METADATA_RETRY, next_check, summary, verdict};
 use super::context::{Context, merge_patch_params};
-use crate::api::{ConditionType, D365Connection, D365ConnectionStatus, Reason};
-use crate::d365::D365Error;
+use super::sync::Resolved;
+use crate::api::{ConditionType, D365Connection, D365ConnectionStatus, EntitySummary, Reason};
+use crate::d365::{CapabilityError, D365Error, MetadataError};
 use crate::locks::lock;
 use crate::reconcile::set_condition;
 
@@ -25,6 +28,9 @@ use crate::reconcile::set_condition;
 type Uid = String;
 /// A connection's (generation, Secret resourceVersion) when last checked.
 type CheckedAs = (Option<i64>, Option<String>);
+/// The form last checked, and when a check of the same form is due again
+/// (to read `$metadata` afresh: daily, or sooner after a failed read).
+type Checked = (CheckedAs, Instant);
 
 /// What was checked in which form, so each form is checked once.
 #[derive(Default)]
@@ -32,8 +38,9 @@ pub struct Checks {
     /// Connection generations last seen, so status-only updates of a
     /// connection neither re-check it nor requeue its orders.
     seen: Mutex<HashMap<Uid, Option<i64>>>,
-    /// (generation, Secret resourceVersion) of each connection's last check.
-    checked: Mutex<HashMap<Uid, CheckedAs>>,
+    /// (generation, Secret resourceVersion) of each connection's last
+    /// check, and when it is due again.
+    checked: Mutex<HashMap<Uid, Checked>>,
     /// With a label selector, only connections of selected orders are
     /// checked: another operator instance may own the rest.
     pub only_used: bool,
@@ -85,13 +92,16 @@ pub fn spawn_check(ctx: &Arc<Context>, conn: &D365Connection) {
         .and_then(|secret| ctx.d365.secret_version(&ns, secret));
     let fingerprint = (conn.metadata.generation, secret_version);
     let uid = conn.uid().unwrap_or_default();
-    if lock(&ctx.checks.checked).get(&uid) == Some(&fingerprint) {
+    let now = Instant::now();
+    let fresh = |(form, due): &Checked| *form == fingerprint && now < *due;
+    if lock(&ctx.checks.checked).get(&uid).is_some_and(fresh) {
         return;
     }
     if ctx.checks.only_used && super::orders_using(&ctx.orders, conn).is_empty() {
         return;
     }
-    lock(&ctx.checks.checked).insert(uid.clone(), fingerprint);
+    let due = next_check(now, true);
+    lock(&ctx.checks.checked).insert(uid.clone(), (fingerprint, due));
     tokio::spawn(check(ctx.clone(), ns, name, uid));
 }
 
@@ -122,10 +132,29 @@ pub fn spawn_check_for_order(ctx: &Arc<Context>, namespace: &str, connection: &s
 /// Ready condition changed. Best effort: failures are logged, orders
 /// report their own.
 async fn check(ctx: Arc<Context>, namespace: String, name: String, uid: Uid) {
-    let (ready, reason, message) = authenticate(&ctx, &namespace, &name).await;
+    let (verdict, entity) = match authenticate(&ctx, &namespace, &name).await {
+        Ok(resolved) => {
+            let inspected = inspect(&resolved, &ctx, &namespace, &name).await;
+            resolved.rules.capabilities.settle();
+            inspected
+        }
+        Err((resolved, verdict)) => {
+            // Its orders fail on their own; none should wait for $metadata.
+            if let Some(resolved) = resolved {
+                resolved.rules.capabilities.settle();
+            }
+            (verdict, None)
+        }
+    };
+    let (ready, reason, message) = verdict;
     if reason == Reason::Unavailable {
         // Transient: let the next order reconcile or event check again.
         lock(&ctx.checks.checked).remove(&uid);
+    }
+    if reason == Reason::MetadataUnavailable
+        && let Some((_, due)) = lock(&ctx.checks.checked).get_mut(&uid)
+    {
+        *due = next_check(Instant::now(), false);
     }
     let Some(conn) = ctx
         .d365
@@ -135,7 +164,8 @@ async fn check(ctx: Arc<Context>, namespace: String, name: String, uid: Uid) {
         return; // deleted (maybe recreated, checked on its own) meanwhile
     };
     let current = conn.status.clone().unwrap_or_default();
-    let next = ready_status(&current, ready, reason, &message, conn.metadata.generation);
+    let mut next = ready_status(&current, ready, reason, &message, conn.metadata.generation);
+    next.entity = entity;
     if next == current {
         return;
     }
@@ -154,25 +184,73 @@ async fn check(ctx: Arc<Context>, namespace: String, name: String, uid: Uid) {
     }
 }
 
-/// Resolves the connection and obtains a token: (ready, reason, message).
-async fn authenticate(ctx: &Context, namespace: &str, name: &str) -> (bool, Reason, String) {
-    match ctx.d365.resolve(namespace, name).await {
-        Err(e) => (false, e.reason(), e.to_string()),
-        Ok(resolved) => match resolved.client.authenticate().await {
-            Ok(()) => (
-                true,
-                Reason::Authenticated,
-                format!(
-                    "token obtained for {}",
-                    resolved.client.settings().effective_scope()
-                ),
-            ),
-            Err(e @ D365Error::Unavailable { .. }) => (false, Reason::Unavailable, e.to_string()),
-            Err(e @ D365Error::Redirected { .. }) => {
-                (false, Reason::ConnectionNotReady, e.to_string())
-            }
-            Err(e) => (false, Reason::Unauthorized, e.to_string()),
-        },
+/// (ready, reason, message) of a connection's Ready condition.
+type Verdict = (bool, Reason, String);
+
+/// Resolves the connection and obtains a token: the connection, or the
+/// verdict on why not, with the connection when it resolved.
+async fn authenticate(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<Resolved, (Option<Resolved>, Verdict)> {
+    let resolved = match ctx.d365.resolve(namespace, name).await {
+        Err(e) => return Err((None, (false, e.reason(), e.to_string()))),
+        Ok(resolved) => resolved,
+    };
+    let verdict = match resolved.client.authenticate().await {
+        Ok(()) => return Ok(resolved),
+        Err(e @ D365Error::Unavailable { .. }) => (false, Reason::Unavailable, e.to_string()),
+        Err(e @ D365Error::Redirected { .. }) => (false, Reason::ConnectionNotReady, e.to_string()),
+        Err(e) => (false, Reason::Unauthorized, e.to_string()),
+    };
+    Err((Some(resolved), verdict))
+}
+
+/// Reads the connection's `$metadata` (credentials known to work): the
+/// verdict on its mapped fields and `status.entity`. The capabilities go
+/// to the connection's orders. A `$metadata` that cannot be read leaves
+/// the connection Ready (orders work; their writes are just not checked
+/// first) with reason MetadataUnavailable.
+async fn inspect(
+    resolved: &Resolved,
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> (Verdict, Option<EntitySummary>) {
+    let Some(conn) = ctx.d365.get(namespace, name) else {
+        return ((false, Reason::ConnectionNotReady, "deleted".into()), None);
+    };
+    let mapping = &conn.spec.fields;
+    let fields = [
+        mapping.sales_status.as_str(),
+        mapping.delivery_date.as_str(),
+    ];
+    let scope = resolved.client.settings().effective_scope();
+    match resolved.client.entity_capabilities(&fields).await {
+        Ok(caps) => {
+            let (ready, reason, message) = verdict(&caps, mapping);
+            let entity = summary(&caps, mapping);
+            resolved.rules.capabilities.set(caps);
+            let message = format!("token obtained for {scope}; {message}");
+            ((ready, reason, message), Some(entity))
+        }
+        Err(CapabilityError::Metadata(MetadataError::EntitySetNotFound { entity_set })) => {
+            let message = format!(
+                "entity set {entity_set} is not in the service's $metadata; \
+                 set spec.entitySet to one of its entity sets (e.g. SalesOrderHeadersV2)"
+            );
+            ((false, Reason::EntitySetNotFound, message), None)
+        }
+        Err(e) => {
+            warn!(%namespace, connection = %name, error = %e, "reading $metadata failed");
+            let message = format!(
+                "token obtained for {scope}; $metadata could not be read ({e}): \
+                 field capabilities unknown, writes are sent unchecked (read again in {} min)",
+                METADATA_RETRY.as_secs() / 60
+            );
+            ((true, Reason::MetadataUnavailable, message), None)
+        }
     }
 }
 

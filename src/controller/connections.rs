@@ -14,6 +14,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::admission::Admission;
+use super::capabilities::KnownFields;
 use super::credentials::{Located, read_credential};
 pub use super::credentials::{ResolveError, SecretSource};
 use super::sync::OrderRules;
@@ -226,6 +227,7 @@ impl Connections {
             status_field: spec.fields.sales_status.clone(),
             date_field: spec.fields.delivery_date.clone(),
             final_statuses: spec.final_statuses.clone(),
+            capabilities: KnownFields::pending(),
         };
         Ok(Resolved {
             admission: Arc::new(Admission::for_settings(client.settings())),

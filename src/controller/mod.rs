@@ -2,6 +2,7 @@
 //! module that joins Kubernetes and D365.
 
 mod admission;
+pub mod capabilities;
 mod connection_status;
 mod connections;
 mod context;

@@ -56,6 +56,14 @@ pub async fn reconcile(order: Arc<SalesOrderStatus>, ctx: Arc<Context>) -> Resul
     let mut timer = ctx.metrics.reconcile_timer();
     let oref = ObjectRef::from_obj(order.as_ref());
     let attempts = ctx.failures(&oref) + 1;
+    // Before the attempt, so a write it plans can wait for the connection's
+    // `$metadata` (see `sync::plan_checked`).
+    let namespace = order.namespace().unwrap_or_default();
+    super::connection_status::spawn_check_for_order(
+        &ctx,
+        &namespace,
+        &order.spec.connection_ref.name,
+    );
     let SyncResult {
         mut outcome,
         retry_after,
@@ -80,12 +88,6 @@ pub async fn reconcile(order: Arc<SalesOrderStatus>, ctx: Arc<Context>) -> Resul
     }
     let reason = outcome.reason();
     log_outcome(&order, &outcome, attempts);
-    let namespace = order.namespace().unwrap_or_default();
-    super::connection_status::spawn_check_for_order(
-        &ctx,
-        &namespace,
-        &order.spec.connection_ref.name,
-    );
 
     write_status(&order, &ctx, &outcome).await?;
     publish_event(&order, &ctx, &outcome, attempts);

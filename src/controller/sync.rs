@@ -10,13 +10,15 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 use super::admission::Admission;
+use super::capabilities::{KnownFields, order_message, plan_checked};
 use crate::api::{
-    LastUpdate, ObservedOrder, Reason, SalesOrderStatusSpec, SalesOrderStatusStatus, SalesStatus,
+    FieldMapping, LastUpdate, ObservedOrder, Reason, SalesOrderStatusSpec, SalesOrderStatusStatus,
+    SalesStatus,
 };
 use crate::d365::{D365Client, D365Error, ETag, Entity, OrderKey, PatchOutcome};
 use crate::reconcile::{
     Accepted, Action, Desired, Evidence, FieldNames, LastWrite, Observed, Outcome, UNSET_DATE,
-    accepted, last_write, not_shown, plan,
+    accepted, last_write, not_shown,
 };
 
 /// Connection-level settings the planner needs.
@@ -25,6 +27,9 @@ pub struct OrderRules {
     pub status_field: String,
     pub date_field: String,
     pub final_statuses: Vec<SalesStatus>,
+    /// What the connection check learnt from `$metadata`; unknown (every
+    /// field writable, dates as DateTimeOffsets) until it has.
+    pub capabilities: KnownFields,
 }
 
 impl OrderRules {
@@ -38,10 +43,18 @@ impl OrderRules {
         ]
     }
 
-    fn names(&self) -> FieldNames<'_> {
+    pub(crate) fn names(&self) -> FieldNames<'_> {
         FieldNames {
             sales_status: &self.status_field,
             delivery_date: &self.date_field,
+        }
+    }
+
+    /// The connection's mapping, for messages.
+    fn mapping(&self) -> FieldMapping {
+        FieldMapping {
+            sales_status: self.status_field.clone(),
+            delivery_date: self.date_field.clone(),
         }
     }
 }
@@ -172,7 +185,7 @@ async fn sync_active(
         Ok(o) => o,
         Err(e) => return failed(Reason::Rejected, e.to_string(), Some(observed_view)),
     };
-    match plan(&desired, &observed, rules.names(), &rules.final_statuses) {
+    match plan_checked(rules, &desired, &observed).await {
         Action::InSync => Outcome::InSync {
             observed: observed_view,
         }
@@ -188,6 +201,11 @@ async fn sync_active(
                 "order {key} is {from}, a final status; refusing to move it to {} (no request sent)",
                 to.as_str()
             ),
+            Some(observed_view),
+        ),
+        Action::NotEditable { fields } => failed(
+            Reason::FieldNotEditable,
+            order_message(&rules.capabilities, &rules.mapping(), &fields),
             Some(observed_view),
         ),
         Action::Patch { changes } => {

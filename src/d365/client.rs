@@ -18,6 +18,9 @@ use super::coalesce::Coalescer;
 use super::entity::{Entity, PatchOutcome, entity_from};
 use super::http::Transport;
 use super::limiter::Limiter;
+use super::metadata::{
+    EntityCapabilities, MAX_METADATA_BYTES, METADATA_TIME_BUDGET, MetadataError, read_capabilities,
+};
 use super::sender::{ODataRequest, Sender};
 use super::settings::is_identifier;
 use super::{ConnectionSettings, D365Error, ETag, OrderKey, RequestObserver};
@@ -200,11 +203,54 @@ impl D365Client {
         ))
     }
 
+    /// Reads `<root>/$metadata` as a stream and returns what it says of the
+    /// connection's entity set and of the properties `fields` (the mapped
+    /// ones), within [`MAX_METADATA_BYTES`] and [`METADATA_TIME_BUDGET`].
+    /// The read stops once the set and its type are known.
+    pub async fn entity_capabilities(
+        &self,
+        fields: &[&str],
+    ) -> Result<EntityCapabilities, CapabilityError> {
+        let url = Url::parse(&format!("{}$metadata", self.inner.odata_root))
+            .map_err(|e| D365Error::config(format!("$metadata URL: {e}")).caused_by(e))?;
+        let request = ODataRequest {
+            method: Method::GET,
+            url,
+            key: None,
+            if_match: None,
+            body: None,
+        };
+        let budget = METADATA_TIME_BUDGET;
+        let read = async {
+            let response = self.inner.sender.open(&request, budget).await?;
+            let chunks = Box::pin(futures::stream::try_unfold(response, |mut r| async move {
+                Ok::<_, reqwest::Error>(r.chunk().await?.map(|chunk| (chunk, r)))
+            }));
+            let set = &self.inner.settings.entity_set;
+            Ok(read_capabilities(chunks, MAX_METADATA_BYTES, set, fields).await?)
+        };
+        tokio::time::timeout(budget, read)
+            .await
+            .unwrap_or(Err(CapabilityError::Metadata(MetadataError::TimedOut(
+                budget,
+            ))))
+    }
+
     fn entity_url(&self, key: &OrderKey) -> Result<Url, D365Error> {
         let segment = key.path_segment(&self.inner.settings.entity_set);
         Url::parse(&format!("{}{segment}", self.inner.odata_root))
             .map_err(|e| D365Error::config(format!("URL for {key}: {e}")).caused_by(e))
     }
+}
+
+/// Why `$metadata` gave no capabilities: the request failed, or the
+/// document did not hold them.
+#[derive(Debug, thiserror::Error)]
+pub enum CapabilityError {
+    #[error(transparent)]
+    D365(#[from] D365Error),
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
 }
 
 #[cfg(test)]

@@ -73,6 +73,14 @@ impl Reply {
     }
 }
 
+/// What [`Transport::open`] got: a 2xx to stream, or an error answer read
+/// whole.
+#[derive(Debug)]
+pub(crate) enum Opened {
+    Stream(reqwest::Response),
+    Refused(Box<Reply>),
+}
+
 /// No complete answer arrived: the status if the head did, and why.
 #[derive(Debug)]
 pub(crate) struct Failure {
@@ -189,6 +197,59 @@ impl Transport {
             duration,
         });
         log(label, status, &result, duration);
+        result
+    }
+
+    /// Sends `request` once and hands back a 2xx answer unread, for the
+    /// caller to stream (`$metadata`); any other answer is read whole,
+    /// within the small-answer limit, for classification. Observed and
+    /// logged like [`Transport::send_once`], the duration up to the head.
+    pub(crate) async fn open(
+        &self,
+        request: RequestBuilder,
+        label: &Label<'_>,
+    ) -> Result<Opened, Failure> {
+        let started = Instant::now();
+        let result = match request.send().await {
+            Err(e) => Err(Cause::Transport(e).into_failure(None, self.timeout)),
+            Ok(response) if response.status().is_success() => Ok(Opened::Stream(response)),
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let headers = response.headers().clone();
+                read_bounded(response, MAX_SMALL_ANSWER_BYTES)
+                    .await
+                    .map(|body| {
+                        Opened::Refused(Box::new(Reply {
+                            status,
+                            headers,
+                            json: None,
+                            body,
+                        }))
+                    })
+                    .map_err(|cause| cause.into_failure(Some(status), self.timeout))
+            }
+        };
+        let status = match &result {
+            Ok(Opened::Stream(response)) => Some(response.status().as_u16()),
+            Ok(Opened::Refused(reply)) => Some(reply.status),
+            Err(failure) => failure.status,
+        };
+        let duration = started.elapsed();
+        self.observer.observe(&RequestEvent {
+            method: label.method,
+            kind: label.kind,
+            status,
+            duration,
+        });
+        let duration_ms = duration.as_millis() as u64;
+        match &result {
+            Err(f) => {
+                tracing::warn!(method = label.method, key = %label.target, duration_ms, error = %f.why, "D365 request failed")
+            }
+            Ok(_) => {
+                tracing::info!(method = label.method, key = %label.target, status, duration_ms, "D365 request")
+            }
+        }
         result
     }
 

@@ -16,6 +16,7 @@ mod client;
 mod coalesce;
 mod collection;
 mod credential;
+mod csdl;
 mod destinations;
 mod entity;
 mod error;
@@ -25,6 +26,7 @@ mod fence;
 mod http;
 mod key;
 mod limiter;
+mod metadata;
 mod observe;
 #[cfg(test)]
 mod proptests;
@@ -34,7 +36,7 @@ mod settings;
 #[cfg(test)]
 mod token_proptests;
 
-pub use client::D365Client;
+pub use client::{CapabilityError, D365Client};
 pub use collection::OrderPages;
 pub use credential::{CertificateError, ClientCertificate, Credential};
 pub use destinations::{
@@ -49,6 +51,10 @@ pub use etag::{ETag, ODATA_ETAG};
 pub use fence::{Fence, Fenced};
 pub use http::AnswerTooLarge;
 pub use key::OrderKey;
+pub use metadata::{
+    EntityCapabilities, FieldCapability, MAX_METADATA_BYTES, METADATA_TIME_BUDGET, MetadataError,
+    parse_capabilities, read_capabilities,
+};
 pub use observe::{NoopObserver, RequestEvent, RequestKind, RequestObserver};
 pub use settings::{
     BatchSettings, ConnectionSettings, DEFAULT_MAX_ANSWER_BYTES, MAX_BATCH_OPERATIONS,

@@ -12,6 +12,7 @@ use reqwest::header::{ETAG, HeaderMap, HeaderValue, RETRY_AFTER};
 
 use super::batch::{by_content_id, parse as parse_batch};
 use super::error::parse_retry_after;
+use super::metadata::parse_capabilities;
 use super::{D365Error, ETag, MAX_RETRY_AFTER, ODataErrorDetails, OrderKey, ResponseContext};
 
 /// A header map holding `value` under `name`, when those bytes may be a
@@ -54,6 +55,31 @@ fn error_document() -> impl Strategy<Value = (serde_json::Value, Option<String>,
             "innererror": {"message": inner.clone(), "type": kind}}});
         (doc, msg, inner)
     })
+}
+
+/// CSDL pieces (the tags and annotations the scanner acts on) mixed with
+/// arbitrary text, so the cases reach its states, not only the XML errors.
+fn csdl_document() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just("<Schema Namespace=\"N\" Alias=\"A\">".to_owned()),
+        Just("<edmx:Include Namespace=\"Org.OData.Core.V1\" Alias=\"Core\"/>".to_owned()),
+        Just("<EntityType Name=\"T\">".to_owned()),
+        Just("</EntityType>".to_owned()),
+        Just("<Key><PropertyRef Name=\"K\"/></Key>".to_owned()),
+        Just("<Property Name=\"S\" Type=\"Edm.Date\">".to_owned()),
+        Just("</Property>".to_owned()),
+        Just("<Annotation Term=\"Core.Permissions\"><EnumMember>".to_owned()),
+        Just(
+            "<Annotation Term=\"Microsoft.Dynamics.OData.Core.V1.AllowEdit\" Bool=\"false\"/>"
+                .to_owned()
+        ),
+        Just("</EnumMember></Annotation>".to_owned()),
+        Just("<EntitySet Name=\"E\" EntityType=\"A.T\">".to_owned()),
+        Just("<PropertyValue Property=\"Updatable\" Bool=\"false\"/>".to_owned()),
+        Just("</EntitySet>".to_owned()),
+        any::<String>(),
+    ];
+    proptest::collection::vec(piece, 0..24).prop_map(|p| p.concat().into_bytes())
 }
 
 proptest! {
@@ -145,5 +171,12 @@ proptest! {
     #[test]
     fn batch_arbitrary_bytes_never_panic(ct in any::<String>(), body in any::<Vec<u8>>()) {
         let _ = parse_batch(&ct, &body);
+    }
+
+    #[test]
+    fn metadata_never_panics(doc in csdl_document(), raw in any::<Vec<u8>>()) {
+        for bytes in [&doc, &raw] {
+            let _ = parse_capabilities(bytes, "E", &["S", "K"]);
+        }
     }
 }

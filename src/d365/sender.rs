@@ -20,7 +20,7 @@ use url::Url;
 
 use super::auth::{AccessToken, TokenCache};
 use super::error::ResponseContext;
-use super::http::{Label, Reply, Transport};
+use super::http::{Label, Opened, Reply, Transport};
 use super::limiter::{Limiter, Paused};
 use super::observe::method_name;
 use super::{D365Error, ETag, OrderKey, RequestKind};
@@ -73,6 +73,7 @@ impl ODataRequest<'_> {
     fn accept(&self) -> &'static str {
         match &self.body {
             Some((content_type, _)) if content_type.starts_with("multipart/") => "multipart/mixed",
+            None if self.url.path().ends_with("/$metadata") => "application/xml",
             _ => "application/json",
         }
     }
@@ -160,6 +161,63 @@ impl Sender {
             _ => {}
         }
         Err(err)
+    }
+
+    /// A GET whose 2xx answer is handed back unread, to be streamed by the
+    /// caller (`$metadata`): same token, 401 resend, limiter and error
+    /// classification as [`Sender::execute`]. `timeout` replaces the
+    /// connection's per-request timeout and covers the body too.
+    pub(crate) async fn open(
+        &self,
+        request: &ODataRequest<'_>,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, D365Error> {
+        let mut attempt = 1;
+        loop {
+            let token = self.tokens.token().await?;
+            let method = method_name(&request.method);
+            let target = request.url.path().to_owned();
+            let label = Label {
+                method,
+                kind: RequestKind::Entity,
+                target: &target,
+                etag_sent: "",
+                attempt,
+            };
+            let http = self.build(request, &token)?.timeout(timeout);
+            let opened = {
+                let _permit = self
+                    .limiter
+                    .acquire()
+                    .await
+                    .map_err(|paused| not_sent(&format!("{method} {target}"), paused))?;
+                self.transport
+                    .open(http, &label)
+                    .await
+                    .map_err(|f| f.into_error(|why| format!("{method} {target}: {why}")))?
+            };
+            let mut reply = match opened {
+                Opened::Stream(response) => return Ok(response),
+                Opened::Refused(reply) => reply,
+            };
+            if reply.status == 401 && attempt == 1 {
+                self.tokens.invalidate(token.generation);
+                attempt = 2;
+                continue;
+            }
+            self.tokens.redact_body(&mut reply.body, &token);
+            let ctx = ResponseContext {
+                method,
+                key: None,
+                if_match: None,
+            };
+            let err =
+                D365Error::from_odata_response(&ctx, reply.status, &reply.headers, &reply.body);
+            if let D365Error::Throttled { retry_after, .. } = &err {
+                self.limiter.pause(*retry_after);
+            }
+            return Err(err);
+        }
     }
 
     /// The auth layer: sends with the current token; after a 401 forgets

@@ -15,7 +15,8 @@ pub use backoff::{
     Backoff, BackoffPolicy, DEFAULT_CONFLICT_CAP, FAST_RETRIES, FailureKind, Failures,
 };
 pub use plan::{
-    Action, Desired, FieldNames, Observed, PlanError, UNSET_DATE, date_to_entity, plan,
+    Action, Capabilities, Desired, FieldCaps, FieldNames, Observed, PlanError, UNSET_DATE,
+    date_for, date_to_entity, plan, plan_with,
 };
 pub use status::{
     CONFLICT_WITHOUT_WRITER_HINT, Outcome, conflict_without_writer, next_status, set_condition,

@@ -23,6 +23,32 @@ pub struct FieldNames<'a> {
     pub delivery_date: &'a str,
 }
 
+/// What the service's `$metadata` says of one mapped field. The default,
+/// for a field whose capabilities are unknown, allows the write and sends
+/// dates as DateTimeOffsets, F&O's type [obs].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldCaps {
+    pub editable: bool,
+    /// `Edm.Date`: written `2025-02-08`, not `2025-02-08T12:00:00Z`.
+    pub date_only: bool,
+}
+
+impl Default for FieldCaps {
+    fn default() -> Self {
+        Self {
+            editable: true,
+            date_only: false,
+        }
+    }
+}
+
+/// The capabilities of both mapped fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    pub sales_status: FieldCaps,
+    pub delivery_date: FieldCaps,
+}
+
 /// What D365 holds, in comparable form.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Observed {
@@ -42,6 +68,9 @@ pub enum Action {
     Drifted { fields: Vec<String> },
     /// The order sits in a final status and the spec asks to leave it.
     InvalidTransition { from: String, to: SalesStatus },
+    /// The change needs these entity fields, which `$metadata` says are
+    /// not editable: nothing is sent, D365 would refuse it.
+    NotEditable { fields: Vec<String> },
 }
 
 /// An entity D365 returned that cannot be compared with the spec.
@@ -175,13 +204,43 @@ pub fn date_to_entity(date: Date) -> String {
     format!("{date}T12:00:00Z")
 }
 
+/// A date in the property's own type: `2025-02-08` for an `Edm.Date`,
+/// else the DateTimeOffset of [`date_to_entity`].
+pub fn date_for(date: Date, caps: FieldCaps) -> String {
+    if caps.date_only {
+        date.to_string()
+    } else {
+        date_to_entity(date)
+    }
+}
+
 /// Decides the one thing this reconcile does. `final_statuses` are statuses
 /// an order may not leave (default Invoiced, Canceled): asking to leave one
-/// is refused here, without a request D365 would reject anyway.
+/// is refused here, without a request D365 would reject anyway. The
+/// fields' capabilities are unknown: every field is taken as editable.
 pub fn plan(
     desired: &Desired,
     observed: &Observed,
     names: FieldNames<'_>,
+    final_statuses: &[SalesStatus],
+) -> Action {
+    plan_with(
+        desired,
+        observed,
+        names,
+        Capabilities::default(),
+        final_statuses,
+    )
+}
+
+/// [`plan`] with what `$metadata` says of the mapped fields: a change
+/// needing a field that is not editable is `NotEditable` (never sent), and
+/// a date goes out in its property's type.
+pub fn plan_with(
+    desired: &Desired,
+    observed: &Observed,
+    names: FieldNames<'_>,
+    caps: Capabilities,
     final_statuses: &[SalesStatus],
 ) -> Action {
     let mut changes = Map::new();
@@ -195,7 +254,8 @@ pub fn plan(
     if let Some(date) = desired.delivery_date
         && observed.delivery_date != Some(date)
     {
-        changes.insert(names.delivery_date.into(), date_to_entity(date).into());
+        let value = date_for(date, caps.delivery_date);
+        changes.insert(names.delivery_date.into(), value.into());
     }
     if changes.is_empty() {
         return Action::InSync;
@@ -214,6 +274,17 @@ pub fn plan(
             from: observed.sales_status.clone(),
             to: desired.sales_status,
         };
+    }
+    let locked: Vec<String> = [
+        (names.sales_status, caps.sales_status),
+        (names.delivery_date, caps.delivery_date),
+    ]
+    .into_iter()
+    .filter(|(name, field)| !field.editable && changes.contains_key(*name))
+    .map(|(name, _)| name.to_owned())
+    .collect();
+    if !locked.is_empty() {
+        return Action::NotEditable { fields: locked };
     }
     Action::Patch { changes }
 }

@@ -235,3 +235,96 @@ fn desired_dates_on_or_before_the_unset_marker_are_refused() {
         }
     }
 }
+
+/// What `$metadata` says changes the plan: a needed field that is not
+/// editable is never sent; an `Edm.Date` is written as a date.
+#[test]
+fn capabilities_table() {
+    use Policy::*;
+    use SalesStatus::*;
+    let locked = FieldCaps {
+        editable: false,
+        date_only: false,
+    };
+    let date_only = FieldCaps {
+        editable: true,
+        date_only: true,
+    };
+    let caps = |sales_status, delivery_date| Capabilities {
+        sales_status,
+        delivery_date,
+    };
+    let open = FieldCaps::default();
+    let unset = json!("1900-01-01T12:00:00Z");
+    let cases: Vec<(&str, Desired, Observed, Capabilities, Action)> = vec![
+        (
+            "status change needs a read-only status",
+            desired(Delivered, None, Enforce),
+            observed("Backorder", unset.clone()),
+            caps(locked, open),
+            Action::NotEditable {
+                fields: vec!["SalesOrderStatus".into()],
+            },
+        ),
+        (
+            "both change, status read-only: nothing is sent",
+            desired(Delivered, Some("2025-02-08"), Enforce),
+            observed("Backorder", unset.clone()),
+            caps(locked, open),
+            Action::NotEditable {
+                fields: vec!["SalesOrderStatus".into()],
+            },
+        ),
+        (
+            "only the date changes: a read-only status does not matter",
+            desired(Delivered, Some("2025-02-08"), Enforce),
+            observed("Delivered", unset.clone()),
+            caps(locked, open),
+            patch(&[("ConfirmedReceiptDate", "2025-02-08T12:00:00Z")]),
+        ),
+        (
+            "in sync with read-only fields",
+            desired(Delivered, None, Enforce),
+            observed("Delivered", unset.clone()),
+            caps(locked, locked),
+            Action::InSync,
+        ),
+        (
+            "observe policy reports drift, not the field",
+            desired(Delivered, None, Observe),
+            observed("Backorder", unset.clone()),
+            caps(locked, open),
+            Action::Drifted {
+                fields: vec!["SalesOrderStatus".into()],
+            },
+        ),
+        (
+            "a final status is reported before editability",
+            desired(Delivered, None, Enforce),
+            observed("Invoiced", unset.clone()),
+            caps(locked, open),
+            Action::InvalidTransition {
+                from: "Invoiced".into(),
+                to: Delivered,
+            },
+        ),
+        (
+            "an Edm.Date is written as a date",
+            desired(Delivered, Some("2025-02-08"), Enforce),
+            observed("Delivered", json!("2025-02-01")),
+            caps(open, date_only),
+            patch(&[("ConfirmedReceiptDate", "2025-02-08")]),
+        ),
+        (
+            "an Edm.Date read back as a date is in sync",
+            desired(Delivered, Some("2025-02-08"), Enforce),
+            observed("Delivered", json!("2025-02-08")),
+            caps(open, date_only),
+            Action::InSync,
+        ),
+    ];
+    for (name, desired, observed, caps, want) in cases {
+        let got = plan_with(&desired, &observed, NAMES, caps, &FINAL);
+        assert_eq!(got, want, "{name}");
+    }
+}

@@ -102,7 +102,7 @@ async fn an_unlabelled_secret_is_not_used_until_it_is_labelled() {
     assert!(message.contains(&hint), "{message}");
 }
 
-async fn wait_connection(env: &Env, reason: &str) -> D365Connection {
+pub async fn wait_connection(env: &Env, reason: &str) -> D365Connection {
     let conns: Api<D365Connection> = Api::namespaced(env.client.clone(), &env.ns);
     testkit::wait_for(WAIT, || async {
         let c = conns.get("usmf").await.ok()?;

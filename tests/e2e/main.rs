@@ -29,6 +29,7 @@ mod d365_batch_stops;
 mod fencing;
 mod hostile;
 mod leader;
+mod metadata;
 mod owners;
 mod proven_writes;
 mod secret_watch;

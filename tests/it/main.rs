@@ -16,6 +16,7 @@ mod d365_fence;
 mod d365_hostile;
 mod d365_hostile_emulator;
 mod d365_keys;
+mod d365_metadata;
 mod destinations;
 mod dockerfile;
 mod export;

@@ -106,6 +106,7 @@ fn rules() -> OrderRules {
         status_field: STATUS.into(),
         date_field: "ConfirmedReceiptDate".into(),
         final_statuses: vec![SalesStatus::Invoiced, SalesStatus::Canceled],
+        capabilities: Default::default(),
     }
 }
 

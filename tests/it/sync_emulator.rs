@@ -28,6 +28,7 @@ fn rules() -> OrderRules {
         status_field: "SalesOrderStatus".into(),
         date_field: "ConfirmedReceiptDate".into(),
         final_statuses: vec![SalesStatus::Invoiced, SalesStatus::Canceled],
+        capabilities: Default::default(),
     }
 }
 

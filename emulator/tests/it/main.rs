@@ -16,4 +16,5 @@ mod federated;
 mod hostile;
 mod jws;
 mod keys;
+mod metadata;
 mod unproven;
