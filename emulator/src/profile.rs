@@ -31,7 +31,14 @@ impl Profile {
 
 /// Each line is one [unverified] (or contested) behaviour of the fact sheet.
 fn strict(faults: Faults) -> Faults {
+    // The order status moves by posting in F&O, and AllowEdit is enforced
+    // for OData too: it leans to "not editable".
+    let mut read_only_fields = faults.read_only_fields.clone();
+    if !read_only_fields.iter().any(|f| f == "SalesOrderStatus") {
+        read_only_fields.push("SalesOrderStatus".to_string());
+    }
     Faults {
+        read_only_fields,
         // Stale If-Match: 409 (the one field report) rather than the
         // standard's 412, so a client must treat both as a conflict.
         conflict_status: 409,

@@ -12,6 +12,7 @@ use d365_emulator::{Emulator, Faults, Profile, WriteRecord, WriteSource};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::Api;
 use sales_order_operator::api::{BatchSpec, D365Connection, SalesOrderStatus, SalesStatus};
+use sales_order_operator::fixtures::Placed;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -40,8 +41,10 @@ async fn strict_env() -> Env {
     let emu = support::emulator(4, faults).await;
     // Order 4 already holds what its object will ask for; FOREIGN is in
     // the read-only company.
-    emu.put_order(json!({"dataAreaId": "usmf", "SalesOrderNumber": "SO-2025-0004",
-        "SalesOrderStatus": "Backorder", "ConfirmedReceiptDate": "2025-02-08T12:00:00Z"}));
+    emu.put_order(
+        json!({"dataAreaId": "usmf", "SalesOrderNumber": "SO-2025-0004",
+        "SalesOrderStatus": "Backorder", "ConfirmedReceiptDate": "2025-02-08T12:00:00Z"}),
+    );
     emu.put_order(json!({"dataAreaId": "demf", "SalesOrderNumber": FOREIGN,
         "SalesOrderStatus": "Backorder"}));
     let cp = testkit::control_plane().await;
@@ -69,10 +72,10 @@ async fn every_order_ends_in_its_named_condition_against_the_strict_profile() {
     let env = strict_env().await;
     let backorder = |n| SalesOrderStatus::test(n).wanting(SalesStatus::Backorder);
     let orders = [
-        backorder(1),                      // date only: written
-        backorder(2),                      // date only: written
-        SalesOrderStatus::test(3),         // needs the status: not editable
-        backorder(4),                      // already so
+        backorder(1),              // date only: written
+        backorder(2),              // date only: written
+        SalesOrderStatus::test(3), // needs the status: not editable
+        backorder(4),              // already so
         backorder(9).for_order("DEMF", FOREIGN).named("foreign"),
     ];
     support::create_orders(&env.client, &env.ns, orders).await;

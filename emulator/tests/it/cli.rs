@@ -221,6 +221,7 @@ fn strict_profile_turns_unverified_behaviours_hard() {
         ("honourContinueOnError", serde_json::json!(false)),
         ("validationStatus", serde_json::json!(400)),
         ("caseSensitiveOrderNumbers", serde_json::json!(false)),
+        ("readOnlyFields", serde_json::json!(["SalesOrderStatus"])),
     ] {
         assert_eq!(strict[field], hard, "{field} in {strict}");
     }
