@@ -11,8 +11,7 @@ use kube::runtime::reflector;
 use sales_order_operator::api::{D365Connection, Policy, SalesStatus};
 use sales_order_operator::controller::Connections;
 use sales_order_operator::d365::{
-    ConnectionSettings, Credential, D365Client, DEFAULT_AUTHORITY_HOSTS, DEFAULT_INSECURE_HOSTS,
-    Destinations, HostPattern, NoopObserver,
+    ConnectionSettings, Credential, D365Client, Destinations, NoopObserver,
 };
 use sales_order_operator::export::{self, Collected, Target};
 use sales_order_operator::reconcile::FieldNames;
@@ -70,20 +69,8 @@ pub struct ExportArgs {
     quiet: bool,
     #[command(flatten)]
     direct: DirectArgs,
-    /// Hosts the client secret may be sent to, as for `run`.
-    #[arg(long, env = "ALLOWED_AUTHORITY_HOSTS", default_value = DEFAULT_AUTHORITY_HOSTS)]
-    allowed_authority_hosts: String,
-    /// Hosts reachable over plain http, as for `run`.
-    #[arg(long, env = "ALLOW_INSECURE_HOSTS", default_value = DEFAULT_INSECURE_HOSTS)]
-    allow_insecure_hosts: String,
-    /// Largest D365 answer (one page) read, in bytes, as for `run`.
-    #[arg(long, env = "MAX_ANSWER_BYTES", default_value_t = 16 << 20,
-          value_parser = clap::value_parser!(u64).range(1024..=1 << 30))]
-    max_answer_bytes: u64,
-    /// The ServiceAccount token exchanged for Entra tokens by connections
-    /// with `auth.workloadIdentity` (and by --url without a client secret).
-    #[arg(long, env = "AZURE_FEDERATED_TOKEN_FILE")]
-    workload_identity_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    client: crate::client_args::ClientArgs,
 }
 
 /// A connection given by flags instead of the cluster.
@@ -131,10 +118,7 @@ struct Source {
 /// stdout carries the manifests alone, so it can be piped to a file.
 pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     telemetry::init(LogFormat::Text, "warn");
-    let destinations = Destinations::new(
-        HostPattern::list(&args.allowed_authority_hosts).context("--allowed-authority-hosts")?,
-        HostPattern::list(&args.allow_insecure_hosts).context("--allow-insecure-hosts")?,
-    );
+    let destinations = args.client.destinations()?;
     let source = match &args.direct.url {
         Some(url) => direct(&args, url.clone(), destinations)?,
         None => from_cluster(&args, destinations).await?,
@@ -227,7 +211,7 @@ fn direct(args: &ExportArgs, url: Url, destinations: Destinations) -> anyhow::Re
         Ok(secret) if !secret.trim().is_empty() => {
             Credential::ClientSecret(SecretString::from(secret.trim().to_owned()))
         }
-        _ => match &args.workload_identity_token_file {
+        _ => match &args.client.workload_identity_token_file {
             Some(path) => Credential::WorkloadIdentity(path.clone()),
             None => anyhow::bail!(
                 "--url needs a credential: the client secret in the environment variable \
@@ -244,7 +228,7 @@ fn direct(args: &ExportArgs, url: Url, destinations: Destinations) -> anyhow::Re
     );
     settings.entity_set = d.entity_set.clone();
     settings.destinations = destinations;
-    settings.max_answer_bytes = usize::try_from(args.max_answer_bytes).unwrap_or(usize::MAX);
+    settings.max_answer_bytes = args.client.max_answer_bytes();
     let client =
         D365Client::new(settings, Arc::new(NoopObserver)).context("the connection flags")?;
     Ok(Source {
@@ -277,8 +261,8 @@ async fn from_cluster(args: &ExportArgs, destinations: Destinations) -> anyhow::
         Arc::new(NoopObserver),
     )
     .with_destinations(destinations)
-    .with_answer_limit(usize::try_from(args.max_answer_bytes).unwrap_or(usize::MAX))
-    .with_workload_identity(args.workload_identity_token_file.clone());
+    .with_answer_limit(args.client.max_answer_bytes())
+    .with_workload_identity(args.client.workload_identity_token_file.clone());
     let resolved = connections.resolve_now(&conn).await?;
     Ok(Source {
         client: resolved.client,

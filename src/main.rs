@@ -1,6 +1,7 @@
 //! `sales-order-operator`: `run` (default) reconciles orders; `crd` prints
 //! the CRDs; `export` prints manifests for orders already in D365.
 
+mod client_args;
 mod export_cmd;
 
 use std::net::SocketAddr;
@@ -11,9 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use sales_order_operator::controller::{self, Options, Owners, Settings};
-use sales_order_operator::d365::{
-    DEFAULT_AUTHORITY_HOSTS, DEFAULT_INSECURE_HOSTS, Destinations, HostPattern, Writer,
-};
+use sales_order_operator::d365::{Destinations, Writer};
 use sales_order_operator::metrics::Metrics;
 use sales_order_operator::reconcile::{Backoff, BackoffPolicy};
 use sales_order_operator::telemetry::{self, LogFormat};
@@ -66,28 +65,8 @@ struct RunArgs {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
     http_addr: SocketAddr,
-    /// Hosts the client secret may be sent to (token requests),
-    /// comma-separated, matched exactly; `host:port` allows one port only.
-    /// Default: Entra's login hosts (docs/operations.md).
-    #[arg(long, env = "ALLOWED_AUTHORITY_HOSTS", default_value = DEFAULT_AUTHORITY_HOSTS)]
-    allowed_authority_hosts: String,
-    /// Hosts that connection URLs may reach over plain http,
-    /// comma-separated; every other host needs https.
-    #[arg(long, env = "ALLOW_INSECURE_HOSTS", default_value = DEFAULT_INSECURE_HOSTS)]
-    allow_insecure_hosts: String,
-    /// Largest D365 answer (data or `$batch`) read, in bytes; a larger one
-    /// is refused as "answer too large" without reading the rest. The
-    /// default holds a `$batch` of 5,000 answers three times over.
-    #[arg(long, env = "MAX_ANSWER_BYTES", default_value_t = 16 << 20,
-          value_parser = clap::value_parser!(u64).range(1024..=1 << 30))]
-    max_answer_bytes: u64,
-    /// The projected ServiceAccount token (audience
-    /// api://AzureADTokenExchange) that connections with
-    /// `auth.workloadIdentity` exchange for Entra tokens. The
-    /// azure-workload-identity webhook and the chart's `workloadIdentity`
-    /// values set it; unset, such connections are refused.
-    #[arg(long, env = "AZURE_FEDERATED_TOKEN_FILE")]
-    workload_identity_token_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    client: client_args::ClientArgs,
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "auto")]
     log_format: LogFormat,
     #[command(flatten)]
@@ -117,10 +96,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let destinations = Destinations::new(
-        HostPattern::list(&args.allowed_authority_hosts).context("--allowed-authority-hosts")?,
-        HostPattern::list(&args.allow_insecure_hosts).context("--allow-insecure-hosts")?,
-    );
+    let destinations = args.client.destinations()?;
     // kube_runtime::controller at info keeps its "reconciling object" span,
     // which names the object in every reconcile log line.
     telemetry::init(
@@ -223,8 +199,8 @@ fn options(args: &RunArgs, controllers: usize, destinations: Destinations) -> Op
         },
         writer: Writer::default(),
         destinations,
-        max_answer_bytes: usize::try_from(args.max_answer_bytes).unwrap_or(usize::MAX),
-        workload_identity_token_file: args.workload_identity_token_file.clone(),
+        max_answer_bytes: args.client.max_answer_bytes(),
+        workload_identity_token_file: args.client.workload_identity_token_file.clone(),
     }
 }
 
