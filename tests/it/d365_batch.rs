@@ -122,13 +122,7 @@ async fn one_rejected_order_does_not_undo_the_others() {
     // `Prefer: odata.continue-on-error`: orders 4 and 5 going through
     // prove the client asks.
     let emu = emulator(5).await;
-    let k3 = key(3);
-    emu.external_write(
-        &k3.data_area_id,
-        &k3.sales_order_number,
-        changes(&[(STATUS, "Invoiced")]),
-    )
-    .expect("order 3 invoiced");
+    invoice(&emu, 3);
     let (client, _) = batching(&emu, 20, 30);
     let calls = (1..=5).map(|n| {
         let k = key(n);
@@ -177,13 +171,7 @@ async fn operations_a_stopped_batch_leaves_unanswered_are_not_sent() {
         },
     )
     .await;
-    let k3 = key(3);
-    emu.external_write(
-        &k3.data_area_id,
-        &k3.sales_order_number,
-        changes(&[(STATUS, "Invoiced")]),
-    )
-    .expect("order 3 invoiced");
+    invoice(&emu, 3);
     let (client, _) = batching(&emu, 20, 30);
     let deliver = |numbers: Vec<u32>| {
         let calls = numbers.into_iter().map(|n| {
@@ -339,4 +327,15 @@ async fn a_pause_empties_the_queue_at_once_and_queues_nothing_while_it_lasts() {
         }
     }
     assert_eq!(batch_posts(&emu), 0, "no batch left during the pause");
+}
+
+/// Order `n` invoiced by someone else: a final status no PATCH may leave.
+fn invoice(emu: &d365_emulator::Emulator, n: u32) {
+    let k = key(n);
+    emu.external_write(
+        &k.data_area_id,
+        &k.sales_order_number,
+        changes(&[(STATUS, "Invoiced")]),
+    )
+    .expect("order invoiced");
 }
