@@ -28,6 +28,7 @@ mod profile;
 mod proptests;
 mod query;
 mod read;
+mod refusal;
 mod server;
 mod state;
 mod store;

@@ -35,6 +35,7 @@ mod sender;
 mod settings;
 #[cfg(test)]
 mod token_proptests;
+mod writer;
 
 pub use client::{CapabilityError, D365Client};
 pub use collection::OrderPages;
@@ -58,5 +59,6 @@ pub use metadata::{
 pub use observe::{NoopObserver, RequestEvent, RequestKind, RequestObserver};
 pub use settings::{
     BatchSettings, ConnectionSettings, DEFAULT_MAX_ANSWER_BYTES, MAX_BATCH_OPERATIONS,
-    MAX_SMALL_ANSWER_BYTES, Writer,
+    MAX_SMALL_ANSWER_BYTES,
 };
+pub use writer::Writer;

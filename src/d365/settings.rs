@@ -5,7 +5,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
-use super::{Credential, D365Error, Destinations, Fence, check_scope};
+use super::{Credential, D365Error, Destinations, Writer, check_scope};
 
 /// Settings of one D365 environment. `Debug` is safe: the credential prints
 /// its kind, never its material.
@@ -54,38 +54,6 @@ pub const DEFAULT_MAX_ANSWER_BYTES: usize = 16 << 20;
 /// few KiB (a JWT with many claims stays under 16 KiB); a D365 error with
 /// its Infolog is a few KiB; only the first 1 KiB of either is quoted.
 pub const MAX_SMALL_ANSWER_BYTES: usize = 256 << 10;
-
-/// The process behind the requests: named in every request's `User-Agent`
-/// (so D365's logs and the emulator's journal tell replicas apart), and
-/// allowed to write only while its [`Fence`] is open. Shared by every
-/// connection of a process.
-#[derive(Debug, Clone, Default)]
-pub struct Writer {
-    /// The replica's identity (the pod name in a cluster).
-    pub replica: Option<String>,
-    pub fence: Fence,
-}
-
-impl Writer {
-    /// `sales-order-operator/<version> (<replica>)`; the replica is cut to
-    /// characters safe in a header comment, so any identity fits.
-    pub fn user_agent(&self) -> String {
-        let product = concat!("sales-order-operator/", env!("CARGO_PKG_VERSION"));
-        let replica: String = self
-            .replica
-            .as_deref()
-            .unwrap_or_default()
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || "-._:@".contains(*c))
-            .take(128)
-            .collect();
-        if replica.is_empty() {
-            product.to_owned()
-        } else {
-            format!("{product} ({replica})")
-        }
-    }
-}
 
 /// How PATCHes are coalesced. Batching trades a little latency (`window`)
 /// for far fewer HTTP calls when many orders change at once, which is what
