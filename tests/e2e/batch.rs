@@ -66,7 +66,7 @@ async fn two_hundred_orders_converge_through_batches() {
     );
     let metrics = operator.metrics().await;
     assert!(
-        metrics.contains(r#"d365_requests_total{method="POST",kind="entity",code="200"}"#),
+        metrics.contains(r#"d365_requests_total{method="POST",kind="batch",code="200"}"#),
         "{metrics}"
     );
     assert!(operator.logs().contains("D365 batch"), "batches are logged");

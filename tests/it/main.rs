@@ -10,6 +10,7 @@ mod stub;
 mod argocd_health;
 mod crdgen;
 mod d365_batch;
+mod d365_batch_metrics;
 mod d365_client;
 mod d365_client_failures;
 mod d365_fence;
