@@ -23,4 +23,5 @@ mod dockerfile;
 mod export;
 mod grafana;
 mod proven_writes;
+mod steady_status;
 mod sync_emulator;
