@@ -11,7 +11,7 @@ use prometheus_client::metrics::{
 use prometheus_client::registry::Registry;
 
 use crate::api::Reason;
-use crate::d365::{RequestEvent, RequestObserver};
+use crate::d365::{OperationEvent, RequestEvent, RequestObserver};
 use crate::locks::lock;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -29,6 +29,12 @@ struct ControllerOnly {
 struct RequestLabels {
     method: &'static str,
     kind: &'static str,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    method: &'static str,
     code: String,
 }
 
@@ -76,6 +82,7 @@ pub struct Metrics {
     reconcile_time: Family<ControllerOnly, Histogram>,
     requests: Family<RequestLabels, Counter>,
     request_time: Family<MethodLabels, Histogram>,
+    batch_operations: Family<OperationLabels, Counter>,
     conflicts: Counter,
     throttles: Counter,
     outcomes: Family<ReasonLabels, Counter>,
@@ -100,6 +107,7 @@ impl Default for Metrics {
             reconcile_time: Family::new_with_constructor(seconds),
             requests: Family::default(),
             request_time: Family::new_with_constructor(seconds),
+            batch_operations: Family::default(),
             conflicts: Counter::default(),
             throttles: Counter::default(),
             outcomes: Family::default(),
@@ -136,11 +144,20 @@ impl Default for Metrics {
             m.request_time.clone(),
         );
         r.register(
+            "d365_batch_operations",
+            "Operations inside D365 $batch answers by method and status code (unanswered: no part)",
+            m.batch_operations.clone(),
+        );
+        r.register(
             "d365_conflicts",
-            "D365 answers 409/412 (stale ETag)",
+            "D365 answers 409/412 (stale ETag), single requests and $batch operations",
             m.conflicts.clone(),
         );
-        r.register("d365_throttles", "D365 answers 429", m.throttles.clone());
+        r.register(
+            "d365_throttles",
+            "D365 answers 429, single requests and $batch operations",
+            m.throttles.clone(),
+        );
         r.register(
             "sales_order_reconcile_outcomes",
             "Reconcile outcomes by condition reason",
@@ -305,7 +322,28 @@ impl RequestObserver for Metrics {
                 kind,
             })
             .observe(e.duration.as_secs_f64());
-        match e.status {
+        self.count_refusal(e.status);
+    }
+
+    fn observe_operation(&self, e: &OperationEvent) {
+        let code = e
+            .status
+            .map_or_else(|| "unanswered".to_owned(), |s| s.to_string());
+        self.batch_operations
+            .get_or_create(&OperationLabels {
+                method: e.method,
+                code,
+            })
+            .inc();
+        self.count_refusal(e.status);
+    }
+}
+
+impl Metrics {
+    /// Conflicts and throttles, whether a request or a `$batch` operation
+    /// was refused.
+    fn count_refusal(&self, status: Option<u16>) {
+        match status {
             Some(409 | 412) => {
                 self.conflicts.inc();
             }
@@ -318,76 +356,5 @@ impl RequestObserver for Metrics {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::d365::RequestKind;
-
-    #[test]
-    fn renders_counts_and_moves_objects_between_reasons() {
-        let m = Metrics::default();
-        let ev = |status| RequestEvent {
-            method: "PATCH",
-            kind: RequestKind::Entity,
-            status,
-            duration: Duration::from_millis(3),
-        };
-        m.observe(&ev(Some(412)));
-        m.observe(&ev(Some(409)));
-        m.observe(&ev(Some(429)));
-        m.observe(&ev(None));
-        m.outcome("orders/a", Reason::Conflict);
-        m.outcome("orders/a", Reason::Updated);
-        m.outcome("orders/b", Reason::Updated);
-        let text = m.render();
-        assert!(text.contains("d365_conflicts_total 2"), "{text}");
-        assert!(text.contains("d365_throttles_total 1"));
-        assert!(
-            text.contains(r#"d365_requests_total{method="PATCH",kind="entity",code="error"} 1"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"sales_order_objects{reason="Updated"} 2"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"sales_order_objects{reason="Conflict"} 0"#),
-            "{text}"
-        );
-        m.connection_requeue(RequeueCause::Busy);
-        m.connection_requeue(RequeueCause::Busy);
-        m.connection_requeue(RequeueCause::Paused);
-        let text = m.render();
-        assert!(
-            text.contains(r#"sales_order_connection_requeues_total{cause="busy"} 2"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"sales_order_connection_requeues_total{cause="paused"} 1"#),
-            "{text}"
-        );
-        m.forget_object("orders/b");
-        assert!(
-            m.render()
-                .contains(r#"sales_order_objects{reason="Updated"} 1"#)
-        );
-    }
-
-    #[test]
-    fn a_reconcile_timer_counts_once_on_drop_and_is_an_error_unless_it_succeeded() {
-        let m = Metrics::default();
-        drop(m.reconcile_timer());
-        m.reconcile_timer().succeeded();
-        m.reconcile_timer().requeued();
-        let text = m.render();
-        let samples = [
-            r#"controller_runtime_reconcile_total{controller="salesorderstatus",result="error"} 1"#,
-            r#"controller_runtime_reconcile_total{controller="salesorderstatus",result="success"} 1"#,
-            r#"controller_runtime_reconcile_total{controller="salesorderstatus",result="requeue_after"} 1"#,
-            r#"controller_runtime_reconcile_errors_total{controller="salesorderstatus"} 1"#,
-            r#"controller_runtime_reconcile_time_seconds_count{controller="salesorderstatus"} 3"#,
-        ];
-        for sample in samples {
-            assert!(text.contains(sample), "{sample} missing from:\n{text}");
-        }
-    }
-}
+#[path = "metrics_tests.rs"]
+mod tests;

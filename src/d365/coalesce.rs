@@ -34,7 +34,7 @@ use super::entity::{PatchOutcome, json_object};
 use super::error::ResponseContext;
 use super::sender::{ODataRequest, Sender};
 use super::settings::BatchSettings;
-use super::{D365Error, ETag, OrderKey};
+use super::{D365Error, ETag, OperationEvent, OrderKey};
 use crate::locks::lock;
 
 type Reply = Result<PatchOutcome, D365Error>;
@@ -174,7 +174,14 @@ impl Coalescer {
         };
         for (i, op) in ops.into_iter().enumerate() {
             let id = (i + 1).to_string();
-            let result = match parts.remove(&id) {
+            let part = parts.remove(&id);
+            // Counted like a single PATCH's answer: a 412 part is a conflict
+            // although the `$batch` call itself answered 200.
+            self.shared.sender.observe_operation(&OperationEvent {
+                method: "PATCH",
+                status: part.as_ref().map(|p| p.status),
+            });
+            let result = match part {
                 Some(part) => outcome(&part, &op.key, &op.if_match),
                 None => Err(unanswered(&op.key, &id)),
             };

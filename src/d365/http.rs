@@ -16,7 +16,9 @@ use url::Url;
 
 use super::entity::json_object;
 use super::settings::MAX_SMALL_ANSWER_BYTES;
-use super::{D365Error, ETag, Fence, Fenced, RequestEvent, RequestKind, RequestObserver};
+use super::{
+    D365Error, ETag, Fence, Fenced, OperationEvent, RequestEvent, RequestKind, RequestObserver,
+};
 
 /// The HTTP client, the per-request timeout, the metrics hook and the write
 /// fence of one connection. Cheap to clone: the token cache holds a clone.
@@ -47,7 +49,7 @@ pub(crate) struct Label<'a> {
 impl Label<'_> {
     /// Anything but a read of D365's data (a PATCH, a `$batch`) changes it.
     fn is_write(&self) -> bool {
-        self.kind == RequestKind::Entity && self.method != "GET"
+        self.kind != RequestKind::Token && self.method != "GET"
     }
 }
 
@@ -158,6 +160,11 @@ impl Transport {
             fence: Fence::open(),
             max_answer_bytes,
         }
+    }
+
+    /// Reports one operation of a `$batch` answer to the observer.
+    pub(crate) fn observe_operation(&self, event: &OperationEvent) {
+        self.observer.observe_operation(event);
     }
 
     /// Writes go out only while `fence` allows them.

@@ -56,7 +56,7 @@ pub use metadata::{
     EntityCapabilities, FieldCapability, MAX_METADATA_BYTES, METADATA_TIME_BUDGET, MetadataError,
     parse_capabilities, read_capabilities,
 };
-pub use observe::{NoopObserver, RequestEvent, RequestKind, RequestObserver};
+pub use observe::{NoopObserver, OperationEvent, RequestEvent, RequestKind, RequestObserver};
 pub use settings::{
     BatchSettings, ConnectionSettings, DEFAULT_MAX_ANSWER_BYTES, MAX_BATCH_OPERATIONS,
     MAX_SMALL_ANSWER_BYTES,

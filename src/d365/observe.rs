@@ -11,6 +11,9 @@ pub enum RequestKind {
     Token,
     /// An OData entity request under `/data`.
     Entity,
+    /// A `$batch` call under `/data`: one HTTP exchange carrying many
+    /// operations, whose own answers are [`OperationEvent`]s.
+    Batch,
 }
 
 impl RequestKind {
@@ -18,6 +21,7 @@ impl RequestKind {
         match self {
             Self::Token => "token",
             Self::Entity => "entity",
+            Self::Batch => "batch",
         }
     }
 }
@@ -35,10 +39,25 @@ pub struct RequestEvent {
     pub duration: Duration,
 }
 
-/// Receives every [`RequestEvent`]; the operator counts them in Prometheus.
-/// Called inline on the request path: keep it cheap and non-blocking.
+/// One operation's answer inside a `$batch` answer: the status a single
+/// request would have had, so a refused operation counts like a refused
+/// request although its HTTP call (a [`RequestKind::Batch`]) succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationEvent {
+    /// The operation's method (`"PATCH"`).
+    pub method: &'static str,
+    /// `None` when the answer has no part for it (never run).
+    pub status: Option<u16>,
+}
+
+/// Receives every [`RequestEvent`] and [`OperationEvent`]; the operator
+/// counts them in Prometheus. Called inline on the request path: keep it
+/// cheap and non-blocking.
 pub trait RequestObserver: Send + Sync {
     fn observe(&self, event: &RequestEvent);
+
+    /// Default: ignored, for observers that only count HTTP exchanges.
+    fn observe_operation(&self, _event: &OperationEvent) {}
 }
 
 /// An observer that ignores everything (tests, tools).

@@ -22,7 +22,7 @@ use super::auth::{AccessToken, TokenCache};
 use super::error::ResponseContext;
 use super::http::{Label, Opened, Reply, Transport};
 use super::limiter::{Limiter, Paused};
-use super::observe::method_name;
+use super::observe::{OperationEvent, method_name};
 use super::{D365Error, ETag, OrderKey, RequestKind};
 
 const ODATA_VERSION: HeaderName = HeaderName::from_static("odata-version");
@@ -69,6 +69,15 @@ impl ODataRequest<'_> {
         }
     }
 
+    /// A `$batch` (a write with no order key, see `key`) or an entity request.
+    fn kind(&self) -> RequestKind {
+        if self.key.is_none() && self.method == Method::POST {
+            RequestKind::Batch
+        } else {
+            RequestKind::Entity
+        }
+    }
+
     /// `Accept` matching the body: a multipart `$batch` is answered in kind.
     fn accept(&self) -> &'static str {
         match &self.body {
@@ -106,6 +115,11 @@ impl Sender {
     /// Obtains a token without calling D365.
     pub(crate) async fn authenticate(&self) -> Result<(), D365Error> {
         self.tokens.token().await.map(drop)
+    }
+
+    /// Reports one operation of a `$batch` answer, as its HTTP call was.
+    pub(crate) fn observe_operation(&self, event: &OperationEvent) {
+        self.transport.observe_operation(event);
     }
 
     /// Pauses the connection, as a 429 does.
@@ -251,7 +265,7 @@ impl Sender {
         let target = request.target();
         let label = Label {
             method,
-            kind: RequestKind::Entity,
+            kind: request.kind(),
             target: &target,
             etag_sent: request.if_match.map(ETag::as_str).unwrap_or(""),
             attempt,

@@ -66,8 +66,72 @@ async fn two_hundred_orders_converge_through_batches() {
     );
     let metrics = operator.metrics().await;
     assert!(
-        metrics.contains(r#"d365_requests_total{method="POST",kind="entity",code="200"}"#),
+        metrics.contains(r#"d365_requests_total{method="POST",kind="batch",code="200"}"#),
         "{metrics}"
     );
     assert!(operator.logs().contains("D365 batch"), "batches are logged");
+}
+
+/// With conflicts injected into batched PATCHes, every refused operation
+/// counts in `d365_conflicts_total` although each `$batch` call answered
+/// 200: the metric equals the emulator's refused client writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicts_inside_batches_are_counted() {
+    const N: usize = 40;
+    let faults = Faults {
+        conflict_rate: 0.3,
+        ..Faults::default()
+    };
+    let env = env("batch-conflicts", N, faults).await;
+    let conns: Api<D365Connection> = Api::namespaced(env.client.clone(), &env.ns);
+    let patch = serde_json::json!({
+        "spec": {"batch": {"maxOperations": 10, "windowMilliseconds": 20}}
+    });
+    conns
+        .patch("usmf", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("enable batching");
+    let orders = (1..=N).map(SalesOrderStatus::test);
+    crate::support::create_orders(&env.client, &env.ns, orders).await;
+    let operator = env.operator(&[]);
+    wait_all(
+        &env.client,
+        &env.ns,
+        N,
+        &["Updated"],
+        Duration::from_secs(120),
+    )
+    .await;
+
+    let refused = env
+        .emu
+        .history()
+        .iter()
+        .filter(|w| {
+            w.source == d365_emulator::WriteSource::Client
+                && !w.accepted
+                && matches!(w.status, 409 | 412)
+        })
+        .inspect(|w| assert!(w.via_batch, "{w:?}"))
+        .count();
+    assert!(refused > 0, "30% conflicts over {N} orders refused none");
+    let metrics = operator.metrics().await;
+    let conflicts = operator.metric_sum("d365_conflicts_total ").await;
+    eprintln!("e2e_batch: {refused} operations refused, d365_conflicts_total {conflicts}");
+    assert_eq!(conflicts, refused as f64, "{metrics}");
+    let parts = operator
+        .metric_sum(r#"d365_batch_operations_total{method="PATCH",code="412"}"#)
+        .await;
+    assert_eq!(parts, refused as f64, "{metrics}");
+    assert!(
+        operator
+            .metric_sum(r#"d365_requests_total{method="POST",kind="batch",code="200"}"#)
+            .await
+            >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(r#"method="POST",kind="entity""#),
+        "{metrics}"
+    );
 }

@@ -9,8 +9,8 @@ use d365_emulator::{
     WriteSource, generate_orders,
 };
 use sales_order_operator::d365::{
-    ConnectionSettings, D365Client, DEFAULT_INSECURE_HOSTS, Destinations, OrderKey, RequestEvent,
-    RequestObserver,
+    ConnectionSettings, D365Client, DEFAULT_INSECURE_HOSTS, Destinations, OperationEvent, OrderKey,
+    RequestEvent, RequestObserver,
 };
 use secrecy::SecretString;
 use serde_json::{Map, Value};
@@ -19,17 +19,26 @@ pub const STATUS: &str = "SalesOrderStatus";
 pub const REQUISITION: &str = "CustomerRequisitionNumber";
 
 #[derive(Default)]
-pub struct Recorder(Mutex<Vec<RequestEvent>>);
+pub struct Recorder(Mutex<Vec<RequestEvent>>, Mutex<Vec<OperationEvent>>);
 
 impl RequestObserver for Recorder {
     fn observe(&self, event: &RequestEvent) {
         self.0.lock().unwrap().push(event.clone());
+    }
+
+    fn observe_operation(&self, event: &OperationEvent) {
+        self.1.lock().unwrap().push(event.clone());
     }
 }
 
 impl Recorder {
     pub fn events(&self) -> Vec<RequestEvent> {
         self.0.lock().unwrap().clone()
+    }
+
+    /// The operations inside `$batch` answers, in the order answered.
+    pub fn operations(&self) -> Vec<OperationEvent> {
+        self.1.lock().unwrap().clone()
     }
 }
 

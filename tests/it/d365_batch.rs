@@ -77,12 +77,25 @@ async fn concurrent_patches_travel_in_few_batches() {
     );
     assert_eq!(count(&emu, "PATCH"), 0, "no single PATCH");
     let events = recorder.events();
-    let entity_posts = events
+    let batch_calls = events
         .iter()
-        .filter(|e| e.method == "POST" && e.kind == RequestKind::Entity)
+        .filter(|e| e.method == "POST" && e.kind == RequestKind::Batch)
         .count();
-    assert_eq!(entity_posts, posts, "one observer event per batch call");
+    assert_eq!(batch_calls, posts, "one observer event per batch call");
     assert!(!events.iter().any(|e| e.method == "PATCH"));
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.method == "POST" && e.kind == RequestKind::Entity)
+    );
+    let operations = recorder.operations();
+    assert_eq!(operations.len(), 50, "one operation event per PATCH");
+    assert!(
+        operations
+            .iter()
+            .all(|o| o.method == "PATCH" && o.status == Some(204)),
+        "{operations:?}"
+    );
 }
 
 #[tokio::test]
@@ -172,7 +185,7 @@ async fn operations_a_stopped_batch_leaves_unanswered_are_not_sent() {
     )
     .await;
     invoice(&emu, 3);
-    let (client, _) = batching(&emu, 20, 30);
+    let (client, recorder) = batching(&emu, 20, 30);
     let deliver = |numbers: Vec<u32>| {
         let calls = numbers.into_iter().map(|n| {
             let k = key(n);
@@ -214,6 +227,9 @@ async fn operations_a_stopped_batch_leaves_unanswered_are_not_sent() {
         }
     }
     assert_eq!(not_sent, [4, 5], "{results:?}");
+    let mut statuses: Vec<_> = recorder.operations().iter().map(|o| o.status).collect();
+    statuses.sort();
+    assert_eq!(statuses, [None, None, Some(204), Some(204), Some(400)]);
     let again = deliver(not_sent.clone()).await;
     assert!(again.iter().all(Result::is_ok), "{again:?}");
     for n in not_sent {
@@ -234,8 +250,9 @@ async fn without_batching_each_patch_is_its_own_request() {
         !recorder
             .events()
             .iter()
-            .any(|e| e.method == "POST" && e.kind == RequestKind::Entity)
+            .any(|e| e.method == "POST" && e.kind != RequestKind::Token)
     );
+    assert!(recorder.operations().is_empty());
 }
 
 #[tokio::test]

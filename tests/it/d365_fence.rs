@@ -39,7 +39,7 @@ fn entity_writes(recorder: &Recorder) -> usize {
     recorder
         .events()
         .iter()
-        .filter(|e| e.kind == RequestKind::Entity && e.method != "GET")
+        .filter(|e| e.kind != RequestKind::Token && e.method != "GET")
         .count()
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use sales_order_operator::api::Reason;
-use sales_order_operator::d365::{RequestEvent, RequestKind, RequestObserver};
+use sales_order_operator::d365::{OperationEvent, RequestEvent, RequestKind, RequestObserver};
 use sales_order_operator::metrics::{Metrics, RequeueCause};
 use serde_json::Value;
 
@@ -34,6 +34,10 @@ fn exported_samples() -> BTreeSet<String> {
         kind: RequestKind::Entity,
         status: Some(429),
         duration: Duration::from_millis(3),
+    });
+    m.observe_operation(&OperationEvent {
+        method: "PATCH",
+        status: Some(412),
     });
     m.render()
         .lines()
