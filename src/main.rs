@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use sales_order_operator::controller::{self, Options, Owners, Settings};
+use sales_order_operator::controller::{self, Options, Owners, Settings, ShardArgs};
 use sales_order_operator::d365::{
     DEFAULT_AUTHORITY_HOSTS, DEFAULT_INSECURE_HOSTS, Destinations, HostPattern, Writer,
 };
@@ -92,6 +92,8 @@ struct RunArgs {
     log_format: LogFormat,
     #[command(flatten)]
     leader: sales_order_operator::leader::LeaderArgs,
+    #[command(flatten)]
+    shard: ShardArgs,
 }
 
 impl Default for RunArgs {
@@ -116,7 +118,10 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<()> {
+async fn run(mut args: RunArgs) -> anyhow::Result<()> {
+    let shard = args.shard.shard().context("sharding flags")?;
+    // Each shard elects its own leader; one shard keeps the plain name.
+    args.leader.lease_name = shard.lease_name(&args.leader.lease_name);
     let destinations = Destinations::new(
         HostPattern::list(&args.allowed_authority_hosts).context("--allowed-authority-hosts")?,
         HostPattern::list(&args.allow_insecure_hosts).context("--allow-insecure-hosts")?,
@@ -144,6 +149,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     ));
 
     let mut options = options(&args, namespaces.len(), destinations);
+    options.shard = shard;
     let shutdown = shutdown_signal();
     let lease =
         sales_order_operator::leader::acquire(&client, &args.leader, metrics.clone(), &ready[..])
@@ -153,7 +159,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         replica: Some(args.leader.identity()),
         fence: lease.fence(),
     };
-    tracing::info!(namespace = %args.namespace, selector = %args.selector, "starting controller");
+    tracing::info!(namespace = %args.namespace, selector = %args.selector,
+        shard = shard.index(), shards = shard.count(), "starting controller");
+
     let shutdown = futures::future::FutureExt::shared(shutdown);
     let controllers =
         namespaces
@@ -225,6 +233,7 @@ fn options(args: &RunArgs, controllers: usize, destinations: Destinations) -> Op
         destinations,
         max_answer_bytes: usize::try_from(args.max_answer_bytes).unwrap_or(usize::MAX),
         workload_identity_token_file: args.workload_identity_token_file.clone(),
+        shard: controller::Shard::default(),
     }
 }
 
