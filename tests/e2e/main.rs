@@ -33,5 +33,6 @@ mod metadata;
 mod owners;
 mod proven_writes;
 mod secret_watch;
+mod shards;
 mod strict;
 mod throttle;
