@@ -18,6 +18,7 @@ mod chaos_timeline;
 mod chart;
 mod chart_identity;
 mod chart_rbac;
+mod chart_shards;
 mod connection;
 mod control_plane;
 mod converge;
