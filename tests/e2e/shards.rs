@@ -3,20 +3,22 @@
 //! Every order is written by exactly one shard, the one its company and
 //! number hash to, and together they write all; when shard 0's leader is
 //! SIGKILLed its standby takes shard 0's Lease and converges shard 0's new
-//! orders, while shard 1 still never touches them.
+//! orders, while shard 1 still never touches them; a duplicate in other
+//! case is held back by its owner's shard. Also: changing the shard count
+//! the documented way (operator stopped).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
 use crate::leader::{LEASE, LeaseEnv, LeaseTiming, start_replica, wait_logged};
-use crate::support::{Operator, create_orders, wait_all};
+use crate::support::{Operator, create_orders, wait_all, wait_reason_in};
 use d365_emulator::{Emulator, WriteSource};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
-use sales_order_operator::api::SalesOrderStatus;
+use sales_order_operator::api::{SalesOrderStatus, SalesStatus};
 use sales_order_operator::controller::shard::shard_of;
-use sales_order_operator::fixtures::order_number;
+use sales_order_operator::fixtures::{Placed, order_number};
 
 /// A leader-electing replica of shard `index` of `count`, named
 /// `n<count>-s<index>-<name>` so a write's User-Agent tells its shard.
@@ -166,6 +168,20 @@ async fn two_shards_split_orders_disjointly_and_fail_over_separately() {
     }
     assert_eq!(patches(&s1).await, sizes[1] as f64);
     assert_eq!(objects(&s0b).await, sizes[0] as f64);
+
+    // A duplicate spelled in other case lands in its owner's shard, which
+    // holds it back: had it gone to the other shard, that shard would not
+    // know the owner and would write Canceled.
+    let before = last_seq(&emu);
+    let number = order_number(1).to_lowercase();
+    let dup = SalesOrderStatus::test(1)
+        .named("dup")
+        .for_order("usmf", &number)
+        .wanting(SalesStatus::Canceled);
+    create_orders(&client, &ns, [dup]).await;
+    let orders: Api<SalesOrderStatus> = Api::namespaced(client.clone(), &ns);
+    wait_reason_in(&orders, "dup", "DuplicateOrder", timeout).await;
+    assert!(writers(&emu, before).is_empty(), "a duplicate was written");
     eprintln!("shards: split {sizes:?} of 60; shard 0 failed over to its standby");
 }
 
