@@ -1,11 +1,17 @@
 //! The chart with `shards`: one Deployment per shard, each told its index
 //! and the count, each electing its leader on its own Lease (named by the
-//! operator's own rule), and RBAC for exactly those Leases. One shard
-//! renders as before sharding existed.
+//! operator's own rule), and RBAC for exactly those Leases, enough on a
+//! real API server. One shard renders as before sharding existed.
 
 use std::collections::BTreeSet;
 
 use crate::helm::{name, of_kind, render, run_helm};
+use crate::install::{Install, can_i, ready, wait_orders};
+use crate::support::{connect, create_orders};
+use d365_emulator::{Faults, WriteSource};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use sales_order_operator::api::SalesOrderStatus;
 use sales_order_operator::controller::Shard;
 use serde_yaml::Value;
 
@@ -138,4 +144,57 @@ fn shard_counts_outside_1_to_64_are_refused() {
             String::from_utf8_lossy(&out.stdout)
         );
     }
+}
+
+/// The sharded chart's RBAC on a real API server: one operator per
+/// rendered Deployment, as its ServiceAccount with its Deployment's env,
+/// each leads on its own Lease (which RBAC allows it to patch, and no
+/// other), and together they converge every order, each written once.
+#[tokio::test]
+async fn sharded_rbac_lets_each_shard_lead_on_its_own_lease() {
+    let cp = testkit::control_plane().await;
+    let install = Install::render(cp, "rbac-shards", &["shards=2"]).await;
+    install.apply(cp);
+    let (client, ns) = (cp.client(), install.release_ns.clone());
+    let emu = crate::support::emulator(12, Faults::default()).await;
+    connect(&client, &ns, &emu).await;
+    create_orders(&client, &ns, (1..=12).map(SalesOrderStatus::test)).await;
+
+    let deployments = of_kind(&install.docs, "Deployment");
+    let ops: Vec<_> = deployments
+        .iter()
+        .map(|d| install.start_operator_of(cp, &format!("{}-pod", name(d)), d))
+        .collect();
+    for op in &ops {
+        wait_orders(&client, &ns, 12, op, "Ready", ready).await;
+    }
+    let writes: Vec<String> = emu
+        .history()
+        .iter()
+        .filter(|w| w.source == WriteSource::Client && w.accepted)
+        .map(|w| w.sales_order_number.clone())
+        .collect();
+    assert_eq!(writes.len(), 12, "one accepted PATCH per order: {writes:?}");
+    assert_eq!(writes.iter().collect::<BTreeSet<_>>().len(), 12);
+
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let kc = install.kubeconfig(cp);
+    for (d, op) in deployments.iter().zip(&ops) {
+        let lease_name = lease(d);
+        let held = leases.get(&lease_name).await.expect("the shard's Lease");
+        let pod = format!("{}-pod", name(d));
+        assert_eq!(held.spec.unwrap().holder_identity, Some(pod));
+        let object = format!("leases.coordination.k8s.io/{lease_name}");
+        assert!(can_i(cp, &kc, &["patch", &object, "-n", &ns]));
+        assert!(
+            !op.logs().to_lowercase().contains("forbidden"),
+            "{}",
+            op.logs()
+        );
+    }
+    let unsharded = format!(
+        "leases.coordination.k8s.io/{}",
+        var(deployments[0], "LEASE_NAME")
+    );
+    assert!(!can_i(cp, &kc, &["patch", &unsharded, "-n", &ns]));
 }
