@@ -234,3 +234,34 @@ async fn the_shard_count_changes_with_the_operator_stopped() {
     assert_eq!(counted, 40.0);
     eprintln!("shards: 2 -> 3 with the operator stopped; new orders split {sizes:?}");
 }
+
+/// A shard index outside the count, or no shards, stops the operator at
+/// start with a message naming the flags, before it touches the cluster.
+#[test]
+fn bad_shard_flags_are_refused_at_start() {
+    for (args, says) in [
+        (
+            ["--shard-count", "2", "--shard-index", "2"],
+            "--shard-index 2 is not below --shard-count 2",
+        ),
+        (
+            ["--shard-count", "0", "--shard-index", "0"],
+            "--shard-count must be at least 1",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sales-order-operator"))
+            .arg("run")
+            .args(args)
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("Kubernetes API"),
+            "{args:?} reached the cluster: {stderr}"
+        );
+    }
+}
