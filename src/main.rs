@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use sales_order_operator::controller::{self, Options, Owners, Settings};
+use sales_order_operator::controller::{self, Options, Owners, Settings, ShardArgs};
 use sales_order_operator::d365::{Destinations, Writer};
 use sales_order_operator::metrics::Metrics;
 use sales_order_operator::reconcile::{Backoff, BackoffPolicy};
@@ -71,6 +71,8 @@ struct RunArgs {
     log_format: LogFormat,
     #[command(flatten)]
     leader: sales_order_operator::leader::LeaderArgs,
+    #[command(flatten)]
+    shard: ShardArgs,
 }
 
 impl Default for RunArgs {
@@ -95,7 +97,10 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<()> {
+async fn run(mut args: RunArgs) -> anyhow::Result<()> {
+    let shard = args.shard.shard().context("sharding flags")?;
+    // Each shard elects its own leader; one shard keeps the plain name.
+    args.leader.lease_name = shard.lease_name(&args.leader.lease_name);
     let destinations = args.client.destinations()?;
     // kube_runtime::controller at info keeps its "reconciling object" span,
     // which names the object in every reconcile log line.
@@ -120,6 +125,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     ));
 
     let mut options = options(&args, namespaces.len(), destinations);
+    options.shard = shard;
     let shutdown = shutdown_signal();
     let lease =
         sales_order_operator::leader::acquire(&client, &args.leader, metrics.clone(), &ready[..])
@@ -129,7 +135,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         replica: Some(args.leader.identity()),
         fence: lease.fence(),
     };
-    tracing::info!(namespace = %args.namespace, selector = %args.selector, "starting controller");
+    tracing::info!(namespace = %args.namespace, selector = %args.selector,
+        shard = shard.index(), shards = shard.count(), "starting controller");
+
     let shutdown = futures::future::FutureExt::shared(shutdown);
     let controllers =
         namespaces
@@ -201,6 +209,7 @@ fn options(args: &RunArgs, controllers: usize, destinations: Destinations) -> Op
         destinations,
         max_answer_bytes: args.client.max_answer_bytes(),
         workload_identity_token_file: args.client.workload_identity_token_file.clone(),
+        shard: controller::Shard::default(),
     }
 }
 

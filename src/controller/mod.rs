@@ -10,6 +10,7 @@ mod credentials;
 mod duplicates;
 mod owners;
 mod reconciler;
+pub mod shard;
 pub mod sync;
 
 use std::collections::hash_map::DefaultHasher;
@@ -41,6 +42,7 @@ pub use reconciler::{Error, MANAGER, error_policy, reconcile};
 use crate::api::{CREDENTIALS_SELECTOR, D365Connection, RECONCILE_REQUESTED_AT, SalesOrderStatus};
 use crate::metrics::Metrics;
 pub use connections::Connections;
+pub use shard::{Shard, ShardArgs};
 
 /// What to watch and how hard to work.
 #[derive(Clone, Debug)]
@@ -63,6 +65,8 @@ pub struct Options {
     /// The projected ServiceAccount token that connections using workload
     /// identity present; none: such connections are refused.
     pub workload_identity_token_file: Option<std::path::PathBuf>,
+    /// The orders this process takes; the others are never seen.
+    pub shard: Shard,
 }
 
 impl Default for Options {
@@ -77,6 +81,7 @@ impl Default for Options {
             destinations: crate::d365::Destinations::default(),
             max_answer_bytes: crate::d365::DEFAULT_MAX_ANSWER_BYTES,
             workload_identity_token_file: None,
+            shard: Shard::default(),
         }
     }
 }
@@ -121,7 +126,7 @@ pub async fn run(
     );
     let order_changes = order_changes(
         api(&client, ns),
-        options.label_selector.as_deref(),
+        (options.label_selector.as_deref(), options.shard),
         order_writer,
         (ctx.clone(), listed_tx),
     );
@@ -196,9 +201,10 @@ fn context(
 /// Orders whose spec or reconcile-requested-at annotation changed. On the
 /// way: the owner index follows every event, InitDone says the orders are
 /// listed, and deleted or no longer listed orders are forgotten.
+/// Orders of other shards are dropped before the store ([`Shard::keep`]).
 fn order_changes(
     api: Api<SalesOrderStatus>,
-    label_selector: Option<&str>,
+    (label_selector, shard): (Option<&str>, Shard),
     writer: Writer<SalesOrderStatus>,
     (ctx, listed): (Arc<Context>, watch::Sender<bool>),
 ) -> impl Stream<Item = Result<SalesOrderStatus, watcher::Error>> + Send + 'static {
@@ -207,6 +213,7 @@ fn order_changes(
         config = config.labels(selector);
     }
     watch_all(api, config)
+        .try_filter_map(move |event| done(Ok(shard.keep(event))))
         .reflect(writer)
         .inspect_ok(move |event| {
             if matches!(event, Event::InitDone) {

@@ -102,7 +102,13 @@ pub fn one<'a>(docs: &'a [Value], k: &str) -> &'a Value {
 
 /// The operator container's environment as (name, value or fieldPath).
 pub fn env(docs: &[Value]) -> Vec<(String, String)> {
-    let container = &one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    env_of(one(docs, "Deployment"))
+}
+
+/// The environment of one Deployment's operator container (with shards
+/// the chart renders several).
+pub fn env_of(deployment: &Value) -> Vec<(String, String)> {
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
     container["env"]
         .as_sequence()
         .expect("container env")

@@ -99,10 +99,16 @@ impl Install {
     /// into the binary's flags (mapped through its own `--help`), fieldRefs
     /// resolved as the kubelet would.
     pub fn start_operator(&self, cp: &ControlPlane, pod: &str) -> Operator {
+        self.start_operator_of(cp, pod, crate::helm::one(&self.docs, "Deployment"))
+    }
+
+    /// [`Self::start_operator`] for a pod of `deployment` (one of a
+    /// sharded install's).
+    pub fn start_operator_of(&self, cp: &ControlPlane, pod: &str, deployment: &Value) -> Operator {
         let flags = env_flags();
         let mut watch = String::new();
         let mut args: Vec<String> = Vec::new();
-        for (var, value) in crate::helm::env(&self.docs) {
+        for (var, value) in crate::helm::env_of(deployment) {
             let value = match value.as_str() {
                 "metadata.name" => pod.to_owned(),
                 "metadata.namespace" => self.release_ns.clone(),
