@@ -12,6 +12,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::watch;
 
 use super::MANAGER;
+use super::by_connection::ByConnection;
 use super::connection_status::Checks;
 use super::connections::Connections;
 use super::owners::Feed;
@@ -50,6 +51,8 @@ pub struct Context {
     pub orders: Store<SalesOrderStatus>,
     /// Who writes each D365 order, shared with the other controllers.
     pub owners: Feed,
+    /// This controller's orders by connection, for requeues and checks.
+    pub by_connection: ByConnection,
     /// D365 clients by connection, with the connection and Secret caches.
     pub d365: Connections,
     pub checks: Checks,
@@ -80,6 +83,7 @@ impl Context {
             settings,
             orders,
             owners,
+            by_connection: ByConnection::default(),
             d365,
             checks: Checks::default(),
             recorder,

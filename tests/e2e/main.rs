@@ -32,6 +32,7 @@ mod leader;
 mod metadata;
 mod owners;
 mod proven_writes;
+mod scale;
 mod secret_watch;
 mod strict;
 mod throttle;
