@@ -97,7 +97,7 @@ pub fn spawn_check(ctx: &Arc<Context>, conn: &D365Connection) {
     if lock(&ctx.checks.checked).get(&uid).is_some_and(fresh) {
         return;
     }
-    if ctx.checks.only_used && super::orders_using(&ctx.orders, conn).is_empty() {
+    if ctx.checks.only_used && !ctx.by_connection.is_used(&ns, &name) {
         return;
     }
     let due = next_check(now, true);

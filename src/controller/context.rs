@@ -12,6 +12,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::watch;
 
 use super::MANAGER;
+use super::by_connection::ByConnection;
 use super::connection_status::Checks;
 use super::connections::Connections;
 use super::owners::Feed;
@@ -50,6 +51,8 @@ pub struct Context {
     pub orders: Store<SalesOrderStatus>,
     /// Who writes each D365 order, shared with the other controllers.
     pub owners: Feed,
+    /// This controller's orders by connection, for requeues and checks.
+    pub by_connection: ByConnection,
     /// D365 clients by connection, with the connection and Secret caches.
     pub d365: Connections,
     pub checks: Checks,
@@ -80,6 +83,7 @@ impl Context {
             settings,
             orders,
             owners,
+            by_connection: ByConnection::default(),
             d365,
             checks: Checks::default(),
             recorder,
@@ -116,7 +120,7 @@ impl Context {
         kind: FailureKind,
     ) -> Failures {
         let mut map = lock(&self.failures);
-        let f = map.entry(order.clone()).or_default();
+        let f = map.entry(bare(order)).or_default();
         *f = f.and(kind);
         *f
     }
@@ -128,7 +132,7 @@ impl Context {
 
     /// Records an object's outcome in the per-object metrics.
     pub fn report(&self, order: &ObjectRef<SalesOrderStatus>, reason: Reason) {
-        lock(&self.reported).insert(order.clone());
+        lock(&self.reported).insert(bare(order));
         self.metrics.outcome(&order.to_string(), reason);
     }
 
@@ -159,11 +163,38 @@ impl Context {
     }
 }
 
+/// `order` without its uid and resource version: equal and hashed the
+/// same (kube ignores them there), and two strings fewer per kept order.
+fn bare(order: &ObjectRef<SalesOrderStatus>) -> ObjectRef<SalesOrderStatus> {
+    let mut bare = order.clone();
+    bare.extra = Default::default();
+    bare
+}
+
 /// Parameters of every status patch: a JSON merge patch under the
 /// operator's field manager (not server-side apply, which `apply` implies).
 pub fn merge_patch_params() -> PatchParams {
     PatchParams {
         field_manager: Some(MANAGER.into()),
         ..PatchParams::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_reference_drops_uid_and_version_and_still_finds_the_order() {
+        let mut order = SalesOrderStatus::test(1);
+        order.metadata.namespace = Some("a".into());
+        order.metadata.uid = Some("uid-1".into());
+        order.metadata.resource_version = Some("42".into());
+        let full = ObjectRef::from_obj(&order);
+        assert_eq!(full.extra.uid.as_deref(), Some("uid-1"));
+        let kept = bare(&full);
+        assert_eq!((kept.extra.uid, kept.extra.resource_version), (None, None));
+        let set = HashSet::from([bare(&full)]);
+        assert!(set.contains(&full));
     }
 }

@@ -2,6 +2,7 @@
 //! module that joins Kubernetes and D365.
 
 mod admission;
+mod by_connection;
 pub mod capabilities;
 mod connection_status;
 mod connections;
@@ -11,6 +12,7 @@ mod duplicates;
 mod owners;
 mod reconciler;
 pub mod shard;
+mod slim;
 pub mod sync;
 
 use std::collections::hash_map::DefaultHasher;
@@ -303,7 +305,8 @@ where
     }
 }
 
-/// A watch that retries with backoff instead of ending on errors.
+/// A watch that retries with backoff instead of ending on errors, its
+/// objects slimmed (see [`slim`]) before any cache holds them.
 fn watch_all<K>(
     api: Api<K>,
     config: watcher::Config,
@@ -311,7 +314,9 @@ fn watch_all<K>(
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
-    kube::runtime::watcher(api, config).default_backoff()
+    kube::runtime::watcher(api, config)
+        .default_backoff()
+        .modify(slim::slim)
 }
 
 /// A changed or deleted Secret re-checks the connections that use it.
@@ -349,29 +354,20 @@ fn requeue_once_synced(
     }
     changed
         .iter()
-        .flat_map(|conn| orders_using(&ctx.orders, conn))
+        .flat_map(|conn| {
+            let ns = conn.namespace().unwrap_or_default();
+            ctx.by_connection.orders_of(&ns, &conn.name_any())
+        })
         .collect()
 }
 
-/// The orders that use `connection`.
-fn orders_using(
-    orders: &Store<SalesOrderStatus>,
-    connection: &D365Connection,
-) -> Vec<ObjectRef<SalesOrderStatus>> {
-    let (ns, name) = (connection.namespace(), connection.name_any());
-    orders
-        .state()
-        .iter()
-        .filter(|o| o.namespace() == ns && o.spec.connection_ref.name == name)
-        .map(|o| ObjectRef::from_obj(o.as_ref()))
-        .collect()
-}
-
-/// The owner index follows every event (and wakes duplicates); a deleted
+/// The owner and connection indexes follow every event (the owner index
+/// wakes duplicates); a deleted
 /// order, or after a re-list any order no longer listed, drops its failure
 /// count and metrics. The store is updated before this runs.
 fn on_order_event(ctx: &Context, event: &Event<SalesOrderStatus>) {
     ctx.owners.apply(event, &ctx.orders);
+    ctx.by_connection.apply(event);
     match event {
         Event::Delete(order) => ctx.forget(&ObjectRef::from_obj(order)),
         Event::InitDone => ctx.prune(),

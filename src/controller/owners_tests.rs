@@ -237,3 +237,18 @@ fn controllers_share_the_index_and_each_wakes_only_its_own_orders() {
     b.relist(&[&dup]);
     assert_eq!(a.owner_of(&other).as_deref(), Some("b/y"));
 }
+
+#[test]
+fn a_lone_claim_takes_room_for_one_and_a_duplicate_still_joins_it() {
+    let mut c = one_controller();
+    c.see(Event::Apply(order("a", "first", 10)));
+    let capacity = |owners: &Owners| {
+        let state = lock(&owners.state);
+        state.claims.values().map(Vec::capacity).collect::<Vec<_>>()
+    };
+    assert_eq!(capacity(&c.feed.owners), [1]);
+    c.see(Event::Apply(order("a", "second", 20)));
+    assert_eq!(capacity(&c.feed.owners).len(), 1);
+    let second = order("a", "second", 20);
+    assert_eq!(c.owner_of(&second).as_deref(), Some("a/first"));
+}

@@ -33,6 +33,7 @@ mod leader;
 mod metadata;
 mod owners;
 mod proven_writes;
+mod scale;
 mod secret_watch;
 mod steady;
 mod shards;

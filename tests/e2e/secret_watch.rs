@@ -99,3 +99,48 @@ async fn the_secret_watch_never_caches_an_unlabelled_secret() {
     );
     task.abort();
 }
+
+/// A Secret applied with `kubectl apply` carries its data again in the
+/// last-applied annotation, and managedFields; the operator's watch drops
+/// both before its cache holds the Secret (issue 12: memory, and no copy
+/// of credential data in the cache), while the apiserver keeps them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secret_watch_caches_no_managed_fields_and_no_applied_copy() {
+    let cp = testkit::control_plane().await;
+    let ns = cp.namespace("secret-slim").await;
+    let manifest = std::env::temp_dir().join(format!("{ns}-applied.yaml"));
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: applied\n  namespace: {ns}\n  \
+             labels: {{d365.salesops.io/credentials: \"true\"}}\n  \
+             annotations: {{kept: \"yes\"}}\nstringData: {{client-secret: s3cret}}\n"
+        ),
+    )
+    .unwrap();
+    let out = cp.kubectl(&["apply", "-f", manifest.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let api: Api<PartialObjectMeta<Secret>> = Api::namespaced(cp.client(), &ns);
+    let served = api.get_metadata("applied").await.unwrap();
+    let served_annotations = served.metadata.annotations.clone().unwrap_or_default();
+    assert!(
+        served_annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration")
+            && served.metadata.managed_fields.is_some(),
+        "the apiserver sends both: {served:?}"
+    );
+
+    let (store, task) = reflected(secret_watch(api)).await;
+    let cached = store
+        .state()
+        .into_iter()
+        .find(|s| s.metadata.name.as_deref() == Some("applied"))
+        .expect("the labelled Secret is cached");
+    assert_eq!(cached.metadata.managed_fields, None);
+    let annotations = cached.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(
+        annotations.into_iter().collect::<Vec<_>>(),
+        [("kept".to_owned(), "yes".to_owned())]
+    );
+    task.abort();
+    let _ = std::fs::remove_file(manifest);
+}

@@ -125,6 +125,17 @@ pub struct Operator {
 
 impl Operator {
     pub fn start(kubeconfig: &Path, namespace: &str, extra: &[&str]) -> Operator {
+        Self::start_bin(
+            Path::new(env!("CARGO_BIN_EXE_sales-order-operator")),
+            kubeconfig,
+            namespace,
+            extra,
+        )
+    }
+
+    /// As [`Operator::start`], with another build of the operator (the
+    /// scale test compares one saved before a change).
+    pub fn start_bin(bin: &Path, kubeconfig: &Path, namespace: &str, extra: &[&str]) -> Operator {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -132,7 +143,7 @@ impl Operator {
             .port();
         let log = std::env::temp_dir().join(format!("operator-{namespace}-{port}.log"));
         let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sales-order-operator"))
+        let child = Command::new(bin)
             .args([
                 "run",
                 "--namespace",
@@ -175,6 +186,11 @@ impl Operator {
             .filter(|l| l.starts_with(prefix))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
+    }
+
+    /// The process id, to read its /proc entries.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The process's peak resident set (`VmHWM`) so far, in bytes.

@@ -1,0 +1,172 @@
+//! Scale: the operator's memory and CPU per reconcile with 1,000 and
+//! 10,000 in-sync orders, side by side in one run (issue 12, items 3 and
+//! 4). Figures come from the operator process itself: `/proc/<pid>/status`
+//! (VmRSS, VmHWM), `/proc/<pid>/stat` (user + system CPU) and its own
+//! reconcile counter on /metrics. Heavy (~10 min on 2 cores):
+//! `cargo test --test e2e scale -- --ignored --nocapture`; `SCALE_SIZES`
+//! (e.g. `1000,10000`) picks the fleets, `SCALE_OPERATOR_BIN` another
+//! build of the operator (one saved before a change, to compare).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use d365_emulator::Faults;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use sales_order_operator::api::{SalesOrderStatus, SalesStatus};
+
+use crate::support::{Operator, env};
+
+/// One fleet's figures.
+#[derive(Debug)]
+struct Figures {
+    orders: usize,
+    rss_kib: u64,
+    hwm_kib: u64,
+    /// First round: list, first reconcile and status write of each order.
+    first_ms_per_reconcile: f64,
+    /// A resync round: every order read again, nothing written.
+    resync_ms_per_reconcile: f64,
+    first_round: Duration,
+}
+
+/// A field of `/proc/<pid>/status`, in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("operator runs");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .expect("field present");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// User + system CPU time of process `pid`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("operator runs");
+    // Fields after the command name (which may hold spaces): state is 3rd,
+    // utime 14th and stime 15th of the whole line.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let out = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .expect("getconf runs");
+    let hz: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    Duration::from_secs_f64(ticks as f64 / hz as f64)
+}
+
+async fn reconciles(op: &Operator) -> f64 {
+    op.metric_sum("controller_runtime_reconcile_total{").await
+}
+
+async fn in_sync(op: &Operator) -> f64 {
+    op.metric_sum(r#"sales_order_objects{reason="InSync"}"#)
+        .await
+}
+
+fn operator_bin() -> PathBuf {
+    std::env::var_os("SCALE_OPERATOR_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sales-order-operator")))
+}
+
+/// Creates `n` orders wanting what the emulator already holds (Backorder,
+/// no delivery date), 32 at a time, then runs the operator over them.
+async fn measure(n: usize) -> Figures {
+    let env = env(&format!("scale-{n}"), n, Faults::default()).await;
+    let api = env.orders();
+    let created = Instant::now();
+    futures::stream::iter((1..=n).map(|i| {
+        SalesOrderStatus::test(i)
+            .wanting(SalesStatus::Backorder)
+            .delivering(None)
+    }))
+    .for_each_concurrent(32, |o| {
+        let api = api.clone();
+        async move {
+            api.create(&Default::default(), &o)
+                .await
+                .expect("create order");
+        }
+    })
+    .await;
+    println!(
+        "{n} orders created in {:.1} s",
+        created.elapsed().as_secs_f64()
+    );
+    let resync = Duration::from_secs(60);
+    let op = Operator::start_bin(
+        &operator_bin(),
+        env.cp.kubeconfig(),
+        &env.ns,
+        &[
+            "--resync-interval",
+            "60s",
+            "--max-concurrent-reconciles",
+            "64",
+        ],
+    );
+    let pid = op.pid();
+    let started = Instant::now();
+    let limit = Duration::from_secs(120) + Duration::from_millis(30 * n as u64);
+    testkit::wait_for(limit, || async {
+        (in_sync(&op).await as usize >= n).then_some(())
+    })
+    .await
+    .unwrap_or_else(|_| panic!("not all {n} InSync within {limit:?}:\n{}", op.logs()));
+    let first_round = started.elapsed();
+    let (cpu1, rec1) = (cpu_time(pid), reconciles(&op).await);
+    // Every order comes back one resync interval after its first reconcile.
+    let round = limit + resync;
+    testkit::wait_for(round, || async {
+        (reconciles(&op).await >= rec1 + n as f64).then_some(())
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no resync round of {n} within {round:?}"));
+    let (cpu2, rec2) = (cpu_time(pid), reconciles(&op).await);
+    let figures = Figures {
+        orders: n,
+        rss_kib: status_kib(pid, "VmRSS:"),
+        hwm_kib: status_kib(pid, "VmHWM:"),
+        first_ms_per_reconcile: cpu1.as_secs_f64() * 1e3 / rec1,
+        resync_ms_per_reconcile: (cpu2 - cpu1).as_secs_f64() * 1e3 / (rec2 - rec1),
+        first_round,
+    };
+    println!("{figures:?}");
+    // The next fleet's apiserver need not hold this one.
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    let _ = namespaces.delete(&env.ns, &Default::default()).await;
+    figures
+}
+
+/// Prints, per fleet, RSS and peak RSS after a resync round and operator
+/// CPU per reconcile (first round and resync round), and checks the
+/// figures are real: every order reconciled, CPU counted.
+#[ignore = "heavy (~10 min): cargo test --test e2e scale -- --ignored --nocapture"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_memory_and_cpu_per_reconcile_at_one_and_ten_thousand_orders() {
+    let sizes: Vec<usize> = std::env::var("SCALE_SIZES")
+        .unwrap_or_else(|_| "1000,10000".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("SCALE_SIZES: numbers"))
+        .collect();
+    let mut rows = Vec::new();
+    for n in sizes {
+        rows.push(measure(n).await);
+    }
+    println!("orders  VmRSS MiB  VmHWM MiB  CPU ms/reconcile (first, resync)  first round s");
+    for f in &rows {
+        println!(
+            "{:>6}  {:>9.1}  {:>9.1}  {:>8.3} {:>8.3}  {:>6.1}",
+            f.orders,
+            f.rss_kib as f64 / 1024.0,
+            f.hwm_kib as f64 / 1024.0,
+            f.first_ms_per_reconcile,
+            f.resync_ms_per_reconcile,
+            f.first_round.as_secs_f64()
+        );
+        assert!(f.first_ms_per_reconcile > 0.0 && f.resync_ms_per_reconcile > 0.0);
+    }
+}
