@@ -35,7 +35,7 @@ mod owners;
 mod proven_writes;
 mod scale;
 mod secret_watch;
-mod steady;
 mod shards;
+mod steady;
 mod strict;
 mod throttle;
