@@ -154,7 +154,7 @@ mod tests {
         };
         let t = Throttle::default();
         let held: Vec<_> = (0..4)
-            .map(|_| t.load(&model).ok().expect("within the threshold"))
+            .map(|_| t.load(&model).expect("within the threshold"))
             .collect();
         let ms: Vec<_> = held.iter().map(|(_, d)| d.as_millis()).collect();
         assert_eq!(ms, [10, 10, 15, 20]);
