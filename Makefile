@@ -103,7 +103,7 @@ crds: ## Regenerate crds/crds.yaml from the Rust types.
 run: ## Run the operator against the current kubeconfig (flags: ARGS=...).
 	$(CARGO) run -- run $(ARGS)
 
-bench: ## Benchmarks that print figures: emulator throughput + memory, requests per reconcile, the conflict-backoff simulation, reading a 50 MiB $metadata.
+bench: ## Benchmarks that print figures: emulator throughput + memory, requests per reconcile, the conflict-backoff simulation, reading a 50 MiB $metadata, fixed vs adaptive limiter.
 	$(CARGO) bench --workspace
 
 demo: ## Local control plane + emulator + operator + sample orders.

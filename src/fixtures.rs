@@ -143,6 +143,7 @@ impl D365Connection {
                 final_statuses: vec![SalesStatus::Invoiced, SalesStatus::Canceled],
                 max_requests_per_second: 500,
                 max_concurrent_requests: 32,
+                adaptive_concurrency: false,
                 request_timeout_seconds: 5,
                 batch: None,
             },

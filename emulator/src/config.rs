@@ -204,6 +204,32 @@ pub struct Faults {
     /// order type and the entity container, as F&O's tens of MB do [obs];
     /// streamed, never held whole. 0: the small document.
     pub metadata_padding_mb: u64,
+    /// Resource-based throttling under load (see [`CapacityModel`]);
+    /// `None`: off.
+    pub capacity: Option<CapacityModel>,
+}
+
+/// An environment with finite capacity. Resource-based throttling, a 429
+/// with `Retry-After` and "…due to system experiencing high resource
+/// utilization", when the environment is overloaded, is [doc]; how latency
+/// grows with load and where the 429s begin is [unverified]: a model (a
+/// server of `concurrent` parallel workers) so a client's adaptive limiter
+/// has something to find. With `n` `/data` requests in flight (this one
+/// included) a request takes `base_latency_ms × max(1, n / concurrent)`;
+/// with more than `throttle_in_flight` it gets the 429. Throughput is at
+/// most `concurrent / base_latency` requests per second, reached at any
+/// load from `concurrent` to `throttle_in_flight`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CapacityModel {
+    /// Requests served in parallel at the base latency.
+    pub concurrent: u32,
+    /// Latency of a request while the load is within `concurrent`.
+    pub base_latency_ms: u64,
+    /// Most requests in flight before the 429 (at least `concurrent`).
+    pub throttle_in_flight: u32,
+    /// `Retry-After` of that 429, in seconds.
+    pub retry_after_secs: u64,
 }
 
 impl Default for Faults {
@@ -240,6 +266,7 @@ impl Default for Faults {
             read_only_fields: Vec::new(),
             date_only_fields: Vec::new(),
             metadata_padding_mb: 0,
+            capacity: None,
         }
     }
 }

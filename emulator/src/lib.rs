@@ -47,8 +47,8 @@ use tokio::task::JoinHandle;
 
 pub use certcred::CertError;
 pub use config::{
-    Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_FEDERATED_AUDIENCE, DEFAULT_TENANT,
-    Faults, FederatedCredential, RegisteredCertificate,
+    CapacityModel, Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_FEDERATED_AUDIENCE,
+    DEFAULT_TENANT, Faults, FederatedCredential, RegisteredCertificate,
 };
 pub use entity::{ENTITY_SET, UNSET_DATE};
 pub use generate::generate_orders;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use d365_emulator::{
-    Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_FEDERATED_AUDIENCE, DEFAULT_TENANT,
-    Emulator, Faults, FederatedCredential, Profile, RegisteredCertificate,
+    CapacityModel, Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_FEDERATED_AUDIENCE,
+    DEFAULT_TENANT, Emulator, Faults, FederatedCredential, Profile, RegisteredCertificate,
 };
 
 /// Emulator of the Dynamics 365 F&O OData API (SalesOrderHeadersV2).
@@ -165,6 +165,22 @@ struct Cli {
     /// MiB of other entity types in $metadata, to make it F&O-sized.
     #[arg(long, env = "D365_EMULATOR_METADATA_PADDING_MB", default_value_t = 0)]
     metadata_padding_mb: u64,
+    /// Capacity model: this many requests served in parallel at
+    /// --capacity-base-latency-ms; more in flight are slower, and past
+    /// --capacity-throttle-in-flight they get 429 (resource-based throttling).
+    #[arg(long, env = "D365_EMULATOR_CAPACITY_CONCURRENT")]
+    capacity_concurrent: Option<u32>,
+    #[arg(
+        long,
+        env = "D365_EMULATOR_CAPACITY_BASE_LATENCY_MS",
+        default_value_t = 20
+    )]
+    capacity_base_latency_ms: u64,
+    /// Default: twice --capacity-concurrent.
+    #[arg(long, env = "D365_EMULATOR_CAPACITY_THROTTLE_IN_FLIGHT")]
+    capacity_throttle_in_flight: Option<u32>,
+    #[arg(long, env = "D365_EMULATOR_CAPACITY_RETRY_AFTER", default_value_t = 1)]
+    capacity_retry_after: u64,
     /// Federated identity credential (workload identity), repeatable:
     /// client_id=…,issuer=…,subject=…[,audience=…] (audience defaults to
     /// api://AzureADTokenExchange). The env variable separates several with ';'.
@@ -267,6 +283,14 @@ impl Cli {
                 read_only_fields: self.read_only_fields,
                 date_only_fields: self.date_only_fields,
                 metadata_padding_mb: self.metadata_padding_mb,
+                capacity: self.capacity_concurrent.map(|concurrent| CapacityModel {
+                    concurrent,
+                    base_latency_ms: self.capacity_base_latency_ms,
+                    throttle_in_flight: self
+                        .capacity_throttle_in_flight
+                        .unwrap_or(concurrent.saturating_mul(2)),
+                    retry_after_secs: self.capacity_retry_after,
+                }),
             },
         })
     }

@@ -30,7 +30,7 @@ pub fn router(state: Arc<State>) -> Router {
 }
 
 /// Records every D365 request; for `/data` checks the bearer [doc], then
-/// service protection [doc] (resource-based first, then the request
+/// service protection [doc] (resource-based first, then the capacity model, then the request
 /// limits), then injected latency and errors; holds the
 /// answer back on an injected hang (after the request took effect, so a
 /// timed-out PATCH may still have been applied, as with a real server);
@@ -59,11 +59,21 @@ async fn guard(AxState(state): AxState<Arc<State>>, req: Request, next: Next) ->
     } else if let Some(secs) = faults.throttle_retry_after {
         throttled(secs)
     } else {
-        match state.throttle.admit(faults.max_rps, faults.max_concurrent) {
+        let loaded = match &faults.capacity {
+            Some(model) => state.throttle.load(model).map(|(s, d)| (Some(s), d)),
+            None => Ok((None, Duration::ZERO)),
+        };
+        match loaded.and_then(|l| {
+            let s = state
+                .throttle
+                .admit(faults.max_rps, faults.max_concurrent)?;
+            Ok((l, s))
+        }) {
             Err(secs) => throttled(secs),
-            Ok(s) => {
-                slot = Some(s);
+            Ok(((load, modelled), s)) => {
+                slot = Some((s, load));
                 let mut delay = faults.latency_ms + state.rng.upto(faults.latency_jitter_ms);
+                delay += u64::try_from(modelled.as_millis()).unwrap_or(u64::MAX);
                 if !state.warm.swap(true, Ordering::Relaxed) {
                     delay += faults.cold_start_ms;
                 }

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::config::CapacityModel;
+
 /// Message D365 answers with under resource-based throttling [doc].
 pub const THROTTLE_MESSAGE: &str = "This request could not be processed at this time due to system experiencing high resource utilization.";
 
@@ -21,6 +23,8 @@ const ESCALATE_EVERY: Duration = Duration::from_millis(500);
 pub struct Throttle {
     state: Mutex<Window>,
     in_flight: AtomicU32,
+    /// `/data` requests in flight, counted only under a [`CapacityModel`].
+    load: AtomicU32,
 }
 
 #[derive(Default)]
@@ -86,9 +90,28 @@ impl Throttle {
         Ok(Slot(Some(&self.in_flight)))
     }
 
+    /// Under the capacity model: the request's latency and the slot that
+    /// counts it in flight, or the `Retry-After` seconds of a 429 when
+    /// too many are in flight already.
+    pub fn load(&self, model: &CapacityModel) -> Result<(Slot<'_>, Duration), u64> {
+        let n = self.load.fetch_add(1, Ordering::Relaxed) + 1;
+        let slot = Slot(Some(&self.load));
+        if n > model.throttle_in_flight.max(model.concurrent) {
+            return Err(model.retry_after_secs.max(1));
+        }
+        Ok((slot, model_latency(model, n)))
+    }
+
     pub fn reset(&self) {
         *self.state.lock() = Window::default();
     }
+}
+
+/// `base × max(1, in_flight / concurrent)`: parallel workers, then a queue.
+fn model_latency(model: &CapacityModel, in_flight: u32) -> Duration {
+    let base = Duration::from_millis(model.base_latency_ms);
+    let load = f64::from(in_flight) / f64::from(model.concurrent.max(1));
+    base.mul_f64(load.max(1.0))
 }
 
 impl Window {
@@ -119,5 +142,30 @@ mod tests {
         std::thread::sleep(Duration::from_millis(550));
         let second = t.admit(Some(1), None).err().unwrap();
         assert!(second > first, "{second} > {first}");
+    }
+
+    #[test]
+    fn capacity_model_slows_past_capacity_and_refuses_past_the_threshold() {
+        let model = CapacityModel {
+            concurrent: 2,
+            base_latency_ms: 10,
+            throttle_in_flight: 4,
+            retry_after_secs: 3,
+        };
+        let t = Throttle::default();
+        let held: Vec<_> = (0..4)
+            .map(|_| t.load(&model).expect("within the threshold"))
+            .collect();
+        let ms: Vec<_> = held.iter().map(|(_, d)| d.as_millis()).collect();
+        assert_eq!(ms, [10, 10, 15, 20]);
+        assert_eq!(t.load(&model).err(), Some(3), "the fifth is refused");
+        assert_eq!(
+            t.load.load(Ordering::Relaxed),
+            4,
+            "a refusal leaves no trace"
+        );
+        drop(held);
+        assert_eq!(t.load.load(Ordering::Relaxed), 0, "finished requests leave");
+        assert_eq!(t.load(&model).ok().map(|(_, d)| d.as_millis()), Some(10));
     }
 }

@@ -78,6 +78,12 @@ pub struct D365ConnectionSpec {
     #[schemars(range(min = 1, max = 512))]
     pub max_concurrent_requests: u32,
 
+    /// Find the concurrency D365 sustains instead of always allowing
+    /// `maxConcurrentRequests` (then the ceiling): more in flight while
+    /// answers stay fast, fewer on a 429 or when they slow down.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adaptive_concurrency: bool,
+
     /// Generous by default: the first call after an AOS restart is slow.
     #[serde(default = "default_timeout")]
     #[schemars(range(min = 1, max = 600))]

@@ -214,6 +214,7 @@ impl Connections {
         settings.scope = spec.auth.scope.clone();
         settings.max_requests_per_second = spec.max_requests_per_second;
         settings.max_concurrent_requests = spec.max_concurrent_requests;
+        settings.adaptive_concurrency = spec.adaptive_concurrency;
         settings.request_timeout = Duration::from_secs(spec.request_timeout_seconds.into());
         settings.batch = spec.batch.as_ref().map(|b| BatchSettings {
             max_operations: b.max_operations as usize,

@@ -81,10 +81,13 @@ impl D365Client {
             settings.credential.clone(),
             settings.effective_scope(),
         );
-        let limiter = Limiter::new(
-            NonZeroU32::new(settings.max_requests_per_second).expect("validated"),
-            NonZeroU32::new(settings.max_concurrent_requests).expect("validated"),
-        );
+        let per_second = NonZeroU32::new(settings.max_requests_per_second).expect("validated");
+        let concurrent = NonZeroU32::new(settings.max_concurrent_requests).expect("validated");
+        let limiter = if settings.adaptive_concurrency {
+            Limiter::adaptive(per_second, concurrent)
+        } else {
+            Limiter::new(per_second, concurrent)
+        };
         let sender = Arc::new(Sender::new(transport, tokens, limiter));
         let odata_root = settings.odata_root().to_string();
         let batcher = match settings.batch {
@@ -113,6 +116,15 @@ impl D365Client {
     /// reads built in sibling modules.
     pub(crate) fn sender(&self) -> &Sender {
         &self.inner.sender
+    }
+
+    /// Requests this connection lets be in flight now: the adaptive limit,
+    /// or `max_concurrent_requests` when fixed.
+    pub fn concurrency_limit(&self) -> u32 {
+        self.inner
+            .sender
+            .concurrency_limit()
+            .unwrap_or(self.inner.settings.max_concurrent_requests)
     }
 
     /// Remaining connection-wide pause after a 429, for status and requeue

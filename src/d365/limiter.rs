@@ -9,13 +9,20 @@
 //! paused, or sees a pause begin while it waits for a slot or the rate,
 //! fails at once with the time left ([`Paused`]), so its caller can give
 //! back what it holds (a reconcile slot) and come back when the pause ends.
+//!
+//! In adaptive mode the concurrency cap moves ([`Aimd`]): each answer
+//! reports its latency and status as its permit is released, and permits
+//! are withheld from (or given back to) the semaphore to follow the limit.
 
 use std::num::NonZeroU32;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Semaphore, SemaphorePermit, watch};
 use tokio::time::Instant;
+
+use super::aimd::Aimd;
 
 pub(crate) struct Limiter {
     rate: DefaultDirectRateLimiter,
@@ -23,11 +30,74 @@ pub(crate) struct Limiter {
     /// End of the current (or last) pause; a watch channel so waiters
     /// learn at once that a pause began.
     paused_until: watch::Sender<Option<Instant>>,
+    /// Adaptive mode only: the moving limit.
+    adaptive: Option<Mutex<Adaptive>>,
+}
+
+struct Adaptive {
+    aimd: Aimd,
+    ceiling: u32,
+    in_flight: u32,
+    /// Permits taken out of the semaphore: `ceiling - limit` once settled.
+    withheld: u32,
 }
 
 /// Held for the duration of one HTTP exchange.
 pub(crate) struct Permit<'a> {
-    _slot: SemaphorePermit<'a>,
+    slot: Option<SemaphorePermit<'a>>,
+    limiter: &'a Limiter,
+    sent: Instant,
+    status: Option<u16>,
+}
+
+impl Permit<'_> {
+    /// The answer's status, for the adaptive limit: a 429 backs off, any
+    /// other answer but a 401 or 3xx (answered before any work, so their
+    /// latency says nothing of the load) is a latency sample. A permit
+    /// released without a status (transport failure) teaches nothing.
+    pub(crate) fn answered(&mut self, status: u16) {
+        self.status = Some(status);
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if let (Some(slot), Some(adaptive)) = (self.slot.take(), &self.limiter.adaptive) {
+            let mut a = adaptive.lock().unwrap_or_else(PoisonError::into_inner);
+            a.finish(self.sent, self.status);
+            a.settle(slot, &self.limiter.slots);
+        }
+    }
+}
+
+impl Adaptive {
+    fn finish(&mut self, sent: Instant, status: Option<u16>) {
+        let now = Instant::now();
+        match status {
+            Some(429) => self.aimd.on_throttle(now),
+            Some(s) if s != 401 && !(300..400).contains(&s) => {
+                self.aimd.on_answer(now, now - sent, self.in_flight);
+            }
+            _ => {}
+        }
+        self.in_flight -= 1;
+    }
+
+    /// Returns `slot` to the semaphore, or keeps it out while more are
+    /// out than the limit; gives back withheld ones when the limit rose.
+    fn settle(&mut self, slot: SemaphorePermit<'_>, slots: &Semaphore) {
+        let want = self.ceiling - self.aimd.limit();
+        if self.withheld < want {
+            slot.forget();
+            self.withheld += 1;
+        } else {
+            drop(slot);
+            if self.withheld > want {
+                slots.add_permits((self.withheld - want) as usize);
+                self.withheld = want;
+            }
+        }
+    }
 }
 
 /// The connection is paused after a 429: nothing may be sent for `left`.
@@ -47,7 +117,36 @@ impl Limiter {
             rate: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
             slots: Semaphore::new(concurrent.get() as usize),
             paused_until: watch::Sender::new(None),
+            adaptive: None,
         }
+    }
+
+    /// Like [`Limiter::new`], but the concurrency cap adapts ([`Aimd`])
+    /// between 1 and `ceiling`; `per_second` still caps the rate.
+    pub(crate) fn adaptive(per_second: NonZeroU32, ceiling: NonZeroU32) -> Self {
+        let aimd = Aimd::new(ceiling);
+        let start = aimd.limit();
+        Self {
+            slots: Semaphore::new(start as usize),
+            adaptive: Some(Mutex::new(Adaptive {
+                aimd,
+                ceiling: ceiling.get(),
+                in_flight: 0,
+                withheld: ceiling.get() - start,
+            })),
+            ..Self::new(per_second, ceiling)
+        }
+    }
+
+    /// Requests allowed in flight now: the adaptive limit, or the fixed cap.
+    pub(crate) fn concurrency_limit(&self) -> Option<u32> {
+        let a = self.adaptive.as_ref()?;
+        Some(
+            a.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .aimd
+                .limit(),
+        )
     }
 
     /// Waits for a slot and the rate, or fails at once when the connection
@@ -75,7 +174,15 @@ impl Limiter {
             }
             // A pause that ended just now is no reason to give up.
             if let Some(slot) = slot {
-                return Ok(Permit { _slot: slot });
+                if let Some(a) = &self.adaptive {
+                    a.lock().unwrap_or_else(PoisonError::into_inner).in_flight += 1;
+                }
+                return Ok(Permit {
+                    slot: Some(slot),
+                    limiter: self,
+                    sent: Instant::now(),
+                    status: None,
+                });
             }
         }
     }
@@ -114,121 +221,5 @@ fn in_future(until: Option<Instant>) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    fn limiter(rps: u32, concurrent: u32) -> Limiter {
-        Limiter::new(
-            NonZeroU32::new(rps).unwrap(),
-            NonZeroU32::new(concurrent).unwrap(),
-        )
-    }
-
-    // Paused tokio time: nothing here may wait, and if something did, the
-    // clock would show it.
-    #[tokio::test(start_paused = true)]
-    async fn a_paused_connection_fails_fast_with_the_time_left() {
-        let l = limiter(100, 4);
-        assert_eq!(l.paused_for(), None);
-        drop(l.acquire().await.expect("not paused"));
-        l.pause(Duration::from_millis(300));
-        let start = Instant::now();
-        let refused = l.acquire().await.err().expect("paused: refused");
-        assert_eq!(refused.left, Duration::from_millis(300));
-        assert_eq!(start.elapsed(), Duration::ZERO, "refused without waiting");
-        tokio::time::advance(Duration::from_millis(299)).await;
-        assert_eq!(
-            l.acquire().await.err().map(|p| p.left),
-            Some(Duration::from_millis(1))
-        );
-        tokio::time::advance(Duration::from_millis(1)).await;
-        assert_eq!(l.paused_for(), None);
-        drop(l.acquire().await.expect("the pause is over"));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn pause_never_shortens() {
-        let l = limiter(10, 1);
-        l.pause(Duration::from_secs(10));
-        l.pause(Duration::from_secs(1));
-        assert_eq!(l.paused_for(), Some(Duration::from_secs(10)));
-        l.pause(Duration::from_secs(20));
-        assert_eq!(l.paused_for(), Some(Duration::from_secs(20)));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_pause_that_begins_while_waiting_for_a_slot_fails_the_waiter_at_once() {
-        let l = Arc::new(limiter(100, 1));
-        let held = l.acquire().await.expect("free");
-        let waiter = {
-            let l = l.clone();
-            tokio::spawn(async move { l.acquire().await.err() })
-        };
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished(), "waits for the one slot");
-        let start = Instant::now();
-        l.pause(Duration::from_secs(120));
-        let refused = waiter.await.unwrap().expect("the pause fails the waiter");
-        assert_eq!(refused.left, Duration::from_secs(120));
-        assert_eq!(
-            start.elapsed(),
-            Duration::ZERO,
-            "no part of the pause waited out"
-        );
-        drop(held);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn until_paused_resolves_when_a_pause_begins() {
-        let l = Arc::new(limiter(100, 1));
-        let watcher = {
-            let l = l.clone();
-            tokio::spawn(async move { l.until_paused().await })
-        };
-        tokio::task::yield_now().await;
-        assert!(!watcher.is_finished(), "no pause yet");
-        l.pause(Duration::from_secs(5));
-        watcher.await.unwrap();
-        l.until_paused().await; // paused now: at once
-    }
-
-    #[tokio::test]
-    async fn concurrency_is_capped() {
-        let l = Arc::new(limiter(1000, 2));
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let (l, in_flight, peak) = (l.clone(), in_flight.clone(), peak.clone());
-                tokio::spawn(async move {
-                    let _p = l.acquire().await.expect("never paused");
-                    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(now, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    in_flight.fetch_sub(1, Ordering::SeqCst);
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
-        assert_eq!(peak.load(Ordering::SeqCst), 2);
-    }
-
-    #[tokio::test]
-    async fn rate_is_limited() {
-        // 10/s with a burst of 2: 6 requests need at least (6-2)/10 s.
-        let l = limiter(10, 2);
-        let start = Instant::now();
-        for _ in 0..6 {
-            drop(l.acquire().await.expect("never paused"));
-        }
-        assert!(
-            start.elapsed() >= Duration::from_millis(380),
-            "{:?}",
-            start.elapsed()
-        );
-    }
-}
+#[path = "limiter_tests.rs"]
+mod tests;

@@ -10,6 +10,7 @@
 //! `shared/d365-odata.md`; `[obs]`/`[doc]`/`[spec]` tags in comments refer
 //! to its source classes.
 
+mod aimd;
 mod auth;
 mod batch;
 mod client;

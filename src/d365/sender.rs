@@ -131,6 +131,11 @@ impl Sender {
         self.limiter.paused_for()
     }
 
+    /// The adaptive concurrency limit, if the connection has one.
+    pub(crate) fn concurrency_limit(&self) -> Option<u32> {
+        self.limiter.concurrency_limit()
+    }
+
     /// The error for `what`, when the connection is paused now.
     pub(crate) fn refuse_if_paused(&self, what: &str) -> Result<(), D365Error> {
         match self.limiter.paused_for() {
@@ -271,15 +276,18 @@ impl Sender {
             attempt,
         };
         let http = self.build(request, token)?;
-        let _permit = self
+        let mut permit = self
             .limiter
             .acquire()
             .await
             .map_err(|paused| not_sent(&format!("{method} {target}"), paused))?;
-        self.transport
+        let reply = self
+            .transport
             .send_once(http, &label)
             .await
-            .map_err(|f| f.into_error(|why| format!("{method} {target}: {why}")))
+            .map_err(|f| f.into_error(|why| format!("{method} {target}: {why}")))?;
+        permit.answered(reply.status);
+        Ok(reply)
     }
 
     /// The request with OData headers and the bearer token.

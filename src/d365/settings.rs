@@ -29,6 +29,9 @@ pub struct ConnectionSettings {
     pub scope: Option<String>,
     pub max_requests_per_second: u32,
     pub max_concurrent_requests: u32,
+    /// Find the concurrency D365 sustains (AIMD between 1 and
+    /// `max_concurrent_requests`) instead of holding that many in flight.
+    pub adaptive_concurrency: bool,
     pub request_timeout: Duration,
     /// Coalesce concurrent PATCHes into OData `$batch` calls; `None` (the
     /// default) sends one PATCH per write.
@@ -109,6 +112,7 @@ impl ConnectionSettings {
             scope: None,
             max_requests_per_second: 20,
             max_concurrent_requests: 8,
+            adaptive_concurrency: false,
             request_timeout: Duration::from_secs(30),
             batch: None,
             max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,

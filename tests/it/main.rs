@@ -9,6 +9,7 @@ mod stub;
 
 mod argocd_health;
 mod crdgen;
+mod d365_adaptive;
 mod d365_batch;
 mod d365_batch_metrics;
 mod d365_client;

@@ -7,6 +7,7 @@ mod assertions;
 mod auth;
 mod batch;
 mod batch_errors;
+mod capacity;
 mod cli;
 mod collection;
 mod common;
