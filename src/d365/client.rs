@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::auth::TokenCache;
+use super::bulk_read::Reader;
 use super::coalesce::Coalescer;
 use super::entity::{Entity, PatchOutcome, entity_from};
 use super::http::Transport;
@@ -39,6 +40,8 @@ struct Inner {
     sender: Arc<Sender>,
     /// Present when `settings.batch` is: PATCHes then go through `$batch`.
     batcher: Option<Coalescer>,
+    /// Present when `settings.batch` is: order reads then go out in bulk.
+    reader: Option<Reader>,
 }
 
 impl fmt::Debug for D365Client {
@@ -95,12 +98,17 @@ impl D365Client {
             }
             None => None,
         };
+        let reader = match settings.batch {
+            Some(batch) => Some(bulk_reader(&settings, batch.window, sender.clone())?),
+            None => None,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
                 odata_root,
                 sender,
                 batcher,
+                reader,
             }),
         })
     }
@@ -129,12 +137,18 @@ impl D365Client {
 
     /// `GET <root>/<set>(<key>)?cross-company=true&$select=…`. The ETag is
     /// the body's `@odata.etag`, else the `ETag` header; neither is an
-    /// `InvalidResponse`. An empty `select` reads every property.
+    /// `InvalidResponse`. An empty `select` reads every property. With
+    /// batching on, the read waits up to the batch window and travels in a
+    /// collection read with other orders' (see `bulk_read`); the result is
+    /// this order's own either way.
     pub async fn get_order(&self, key: &OrderKey, select: &[&str]) -> Result<Entity, D365Error> {
         if let Some(bad) = select.iter().find(|f| !is_identifier(f)) {
             return Err(D365Error::config(format!(
                 "$select field {bad:?} is not an OData property name"
             )));
+        }
+        if let Some(reader) = &self.inner.reader {
+            return reader.get(key, select).await;
         }
         let mut url = self.entity_url(key)?;
         let mut query = "cross-company=true".to_owned();
@@ -241,6 +255,21 @@ impl D365Client {
         Url::parse(&format!("{}{segment}", self.inner.odata_root))
             .map_err(|e| D365Error::config(format!("URL for {key}: {e}")).caused_by(e))
     }
+}
+
+/// The bulk reader of a connection: half its concurrent requests may be
+/// bulk reads in flight (the rest stay free for writes), at least one.
+fn bulk_reader(
+    settings: &ConnectionSettings,
+    window: Duration,
+    sender: Arc<Sender>,
+) -> Result<Reader, D365Error> {
+    let root = settings.odata_root();
+    let collection = root
+        .join(&settings.entity_set)
+        .map_err(|e| D365Error::config(format!("collection URL: {e}")).caused_by(e))?;
+    let rounds = (settings.max_concurrent_requests as usize / 2).max(1);
+    Ok(Reader::new(window, rounds, root, collection, sender))
 }
 
 /// Why `$metadata` gave no capabilities: the request failed, or the

@@ -12,6 +12,8 @@
 
 mod auth;
 mod batch;
+mod bulk_filter;
+mod bulk_read;
 mod client;
 mod coalesce;
 mod collection;

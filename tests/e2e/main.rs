@@ -34,7 +34,7 @@ mod metadata;
 mod owners;
 mod proven_writes;
 mod secret_watch;
-mod steady;
 mod shards;
+mod steady;
 mod strict;
 mod throttle;

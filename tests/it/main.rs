@@ -11,6 +11,7 @@ mod argocd_health;
 mod crdgen;
 mod d365_batch;
 mod d365_batch_metrics;
+mod d365_bulk_read;
 mod d365_client;
 mod d365_client_failures;
 mod d365_fence;
