@@ -173,11 +173,12 @@ pub fn patched_response(state: &State, q: &Query, done: Patched, prefer_entity: 
 
 /// Matching rows in answer order (key order unless `$orderby`).
 fn matching<'a>(state: &State, q: &Query, table: &'a crate::store::Table) -> Vec<&'a Order> {
+    let exact = state.faults().case_sensitive_order_numbers;
     let mut rows: Vec<&Order> = table
         .values()
         .map(|o| &**o)
         .filter(|o| state.visible(o.area(), q.cross_company))
-        .filter(|o| q.filter.as_ref().is_none_or(|f| f.eval(o)))
+        .filter(|o| q.filter.as_ref().is_none_or(|f| f.eval(o, exact)))
         .collect();
     if !q.orderby.is_empty() {
         rows.sort_by(|a, b| {
