@@ -107,3 +107,42 @@ async fn pages_are_followed_to_every_row() {
     let gets = bulk_gets(&emu);
     assert!(gets >= 30usize.div_ceil(7), "{gets} GETs: every page read");
 }
+
+#[tokio::test]
+async fn a_failed_bulk_read_gives_its_callers_a_single_gets_error() {
+    let emu = emulator(5).await;
+    let client = bulk(&emu);
+    client.authenticate().await.unwrap();
+    let keys: Vec<OrderKey> = (1..=5).map(key).collect();
+    emu.set_faults(d365_emulator::Faults {
+        error_rate: 1.0,
+        error_status: 503,
+        ..Default::default()
+    });
+    for r in read_all(&client, &keys).await {
+        assert!(
+            matches!(
+                r,
+                Err(D365Error::Unavailable {
+                    status: Some(503),
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+    }
+    emu.set_faults(d365_emulator::Faults {
+        throttle_retry_after: Some(30),
+        ..Default::default()
+    });
+    for r in read_all(&client, &keys).await {
+        assert!(matches!(r, Err(D365Error::Throttled { .. })), "{r:?}");
+    }
+    assert!(client.paused_for().is_some(), "a 429 pauses the connection");
+    // Reads queued during the pause are refused at once, not after it.
+    let started = std::time::Instant::now();
+    for r in read_all(&client, &keys).await {
+        assert!(matches!(r, Err(D365Error::Throttled { .. })), "{r:?}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
