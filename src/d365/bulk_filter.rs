@@ -28,6 +28,13 @@ pub(crate) const MAX_KEYS_PER_READ: usize = 100;
 /// The order key fields, always selected: rows are matched on them.
 pub(crate) const KEY_FIELDS: [&str; 2] = ["dataAreaId", "SalesOrderNumber"];
 
+/// Rows of a bulk read by order (see [`match_id`]).
+pub(crate) type RowsByOrder = HashMap<(String, String), Map<String, Value>>;
+
+/// A company (lower-case) and its distinct orders: each number as first
+/// asked and the indices of the callers asking for it.
+type Company = (String, Vec<(String, Vec<usize>)>);
+
 /// An OData string literal: `'value'` with inner `'` doubled [spec].
 fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
@@ -61,7 +68,7 @@ pub(crate) fn filter(area: &str, numbers: &[&str]) -> String {
 /// once; its indices travel together.
 pub(crate) fn plan_reads(keys: &[&OrderKey], max_chars: usize, max_keys: usize) -> Vec<Read> {
     // Distinct orders, grouped by company, in first-asked order.
-    let mut companies: Vec<(String, Vec<(String, Vec<usize>)>)> = Vec::new();
+    let mut companies: Vec<Company> = Vec::new();
     let mut seen: HashMap<(String, String), (usize, usize)> = HashMap::new();
     for (i, key) in keys.iter().enumerate() {
         let id = match_id(&key.data_area_id, &key.sales_order_number);
@@ -144,9 +151,7 @@ fn match_id(area: &str, number: &str) -> (String, String) {
 
 /// The rows of a bulk read by order. A row without both key fields as
 /// strings is `Err` (the answer is not what was asked for).
-pub(crate) fn rows_by_order(
-    rows: Vec<Map<String, Value>>,
-) -> Result<HashMap<(String, String), Map<String, Value>>, String> {
+pub(crate) fn rows_by_order(rows: Vec<Map<String, Value>>) -> Result<RowsByOrder, String> {
     let mut by = HashMap::with_capacity(rows.len());
     for row in rows {
         let field = |name: &str| match row.get(name) {
@@ -160,10 +165,7 @@ pub(crate) fn rows_by_order(
 }
 
 /// The row of `key` among `rows`, if the read returned it.
-pub(crate) fn row_of<'a>(
-    rows: &'a HashMap<(String, String), Map<String, Value>>,
-    key: &OrderKey,
-) -> Option<&'a Map<String, Value>> {
+pub(crate) fn row_of<'a>(rows: &'a RowsByOrder, key: &OrderKey) -> Option<&'a Map<String, Value>> {
     rows.get(&match_id(&key.data_area_id, &key.sales_order_number))
 }
 

@@ -15,18 +15,18 @@
 //! So the reads coalesce exactly what the limiter makes wait: under load
 //! each read is full, when idle an order waits one window.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::join_all;
 use reqwest::Method;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::sync::oneshot;
 use url::Url;
 
 use super::bulk_filter::{
-    KEY_FIELDS, MAX_FILTER_CHARS, MAX_KEYS_PER_READ, Read, plan_reads, row_of, rows_by_order,
+    KEY_FIELDS, MAX_FILTER_CHARS, MAX_KEYS_PER_READ, Read, RowsByOrder, plan_reads, row_of,
+    rows_by_order,
 };
 use super::collection::{QUERY_VALUE, next_link};
 use super::entity::entity_from;
@@ -171,11 +171,7 @@ impl Reader {
     }
 
     /// The rows of one read, every page.
-    async fn read(
-        &self,
-        read: &Read,
-        query: String,
-    ) -> Result<HashMap<(String, String), Map<String, Value>>, D365Error> {
+    async fn read(&self, read: &Read, query: String) -> Result<RowsByOrder, D365Error> {
         let what = format!("GET {} orders of {} in bulk", read.numbers.len(), read.area);
         let mut url = self.shared.collection.clone();
         url.set_query(Some(&query));
@@ -265,10 +261,7 @@ fn query(read: &Read, select: Option<&str>) -> String {
 }
 
 /// Gives each caller its own row (only the fields it selected) or error.
-fn answer(
-    callers: Vec<Pending>,
-    result: Result<HashMap<(String, String), Map<String, Value>>, D365Error>,
-) {
+fn answer(callers: Vec<Pending>, result: Result<RowsByOrder, D365Error>) {
     for op in callers {
         let reply = match &result {
             Err(e) => Err(e.clone()),
@@ -281,7 +274,7 @@ fn answer(
 /// The entity of `op` from the rows read: `NotFound` without its row,
 /// `InvalidResponse` without an ETag, the fields trimmed to its `$select`
 /// so it sees what a single GET would have given.
-fn entity_of(rows: &HashMap<(String, String), Map<String, Value>>, op: &Pending) -> Reply {
+fn entity_of(rows: &RowsByOrder, op: &Pending) -> Reply {
     let key = &op.key;
     let Some(row) = row_of(rows, key) else {
         return Err(D365Error::NotFound {
