@@ -27,7 +27,7 @@ async fn bulk_reads_and_batches_converge_near_the_budget_bound() {
     let patch = serde_json::json!({"spec": {
         "maxRequestsPerSecond": BUDGET as u32,
         "maxConcurrentRequests": 8,
-        "batch": {"maxOperations": 200, "windowMilliseconds": 50}
+        "batch": {"maxOperations": 500, "windowMilliseconds": 50}
     }});
     conns
         .patch("usmf", &PatchParams::default(), &Patch::Merge(&patch))
