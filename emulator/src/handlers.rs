@@ -30,6 +30,11 @@ pub struct Touched {
     pub number: String,
 }
 
+/// The order numbers a collection page answered (a bulk read names many
+/// orders at once); read by the request recorder.
+#[derive(Clone, Debug)]
+pub struct Answered(pub Vec<String>);
+
 /// Entry point for everything under `/data/`.
 pub async fn data(AxState(state): AxState<Arc<State>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
@@ -248,8 +253,11 @@ fn collection(state: &State, q: &Query, headers: &HeaderMap) -> Response {
         dates,
     };
     let body = serde_json::to_vec(&page).unwrap_or_default();
+    let answered = Answered(page.rows.iter().map(|o| o.number().to_owned()).collect());
     drop(table);
-    bytes_response(200, body)
+    let mut response = bytes_response(200, body);
+    response.extensions_mut().insert(answered);
+    response
 }
 
 /// One page of a collection answer, serialized without an intermediate map.

@@ -1,22 +1,20 @@
 //! Coalescing the GETs of one connection into collection reads.
 //!
 //! One order read costs one request of the connection's budget; a read of
-//! many orders by `$filter` costs one too. When batching is on, concurrent
-//! `get_order` calls are queued for the batch window and then read
-//! together: `GET <set>?cross-company=true&$select=…&$filter=dataAreaId eq
-//! 'usmf' and (SalesOrderNumber eq 'A' or …)`, split by
+//! many orders by `$filter` costs one too. When batching is on, order
+//! reads go in rounds: a read asked for while no round is out starts one
+//! at once; reads asked for while a round is out wait for it and then
+//! leave together: `GET <set>?cross-company=true&$select=…&$filter=
+//! dataAreaId eq 'usmf' and (SalesOrderNumber eq 'A' or …)`, split by
 //! [`plan_reads`](super::bulk_filter::plan_reads) so URLs stay short,
-//! following `@odata.nextLink` [doc]. Each caller gets its own row, with
-//! its `@odata.etag`, or `NotFound` when its row is absent; a failed read
-//! fails only its own callers, with the error a single GET would get.
-//!
-//! At most [`Reader::new`]'s `rounds` drains are in flight; orders asked
-//! for meanwhile wait in the queue and leave together when a round ends.
-//! So the reads coalesce exactly what the limiter makes wait: under load
-//! each read is full, when idle an order waits one window.
+//! following `@odata.nextLink` [doc]. So the reads coalesce exactly what
+//! the limiter makes wait, and an idle connection adds no delay (no
+//! window). Each caller gets its own row, with its `@odata.etag`, or
+//! `NotFound` when its row is absent; a failed read fails only its own
+//! callers, with the error a single GET would get (a paused connection
+//! refuses at once, as for a single GET).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures::future::join_all;
 use reqwest::Method;
@@ -48,7 +46,6 @@ pub(crate) struct Reader {
 }
 
 struct Shared {
-    window: Duration,
     /// Most drains in flight at once.
     rounds: usize,
     /// The OData root: where `@odata.nextLink` may point.
@@ -62,9 +59,7 @@ struct Shared {
 #[derive(Default)]
 struct Queue {
     pending: Vec<Pending>,
-    /// A drain is scheduled after the window.
-    timer: bool,
-    /// Drains sent and not yet answered.
+    /// Drain tasks running.
     in_flight: usize,
 }
 
@@ -77,16 +72,9 @@ struct Pending {
 impl Reader {
     /// Reads go to `collection` through `sender`; `rounds` (at least 1)
     /// drains of the queue may be in flight at once.
-    pub(crate) fn new(
-        window: Duration,
-        rounds: usize,
-        root: Url,
-        collection: Url,
-        sender: Arc<Sender>,
-    ) -> Self {
+    pub(crate) fn new(rounds: usize, root: Url, collection: Url, sender: Arc<Sender>) -> Self {
         Self {
             shared: Arc::new(Shared {
-                window,
                 rounds: rounds.max(1),
                 root,
                 collection,
@@ -107,9 +95,9 @@ impl Reader {
                 select: select.iter().map(|s| (*s).to_owned()).collect(),
                 reply,
             });
-            if !queue.timer && queue.in_flight < self.shared.rounds {
-                queue.timer = true;
-                tokio::spawn(self.clone().drain_after());
+            if queue.in_flight < self.shared.rounds {
+                queue.in_flight += 1;
+                tokio::spawn(self.clone().drain());
             }
         }
         answer.await.unwrap_or_else(|_| {
@@ -120,35 +108,21 @@ impl Reader {
         })
     }
 
-    /// Waits out the window, then drains. A pause that begins meanwhile
-    /// ends the window at once: the reads are refused without waiting, as
-    /// a single GET during a pause is.
-    async fn drain_after(self) {
-        tokio::select! {
-            () = tokio::time::sleep(self.shared.window) => {}
-            () = self.shared.sender.until_paused() => {}
+    /// Sends everything queued as one round (taken when the task runs, so
+    /// reads asked for in the same instant go together), then whatever
+    /// queued while it was out, until the queue is empty.
+    async fn drain(self) {
+        loop {
+            let ops = {
+                let mut queue = lock(&self.shared.queue);
+                if queue.pending.is_empty() {
+                    queue.in_flight -= 1;
+                    return;
+                }
+                std::mem::take(&mut queue.pending)
+            };
+            self.round(ops).await;
         }
-        lock(&self.shared.queue).timer = false;
-        self.drain();
-    }
-
-    /// Sends everything queued as one round, if a round may start; when it
-    /// ends, whatever queued meanwhile leaves at once (it has waited).
-    fn drain(&self) {
-        let ops = {
-            let mut queue = lock(&self.shared.queue);
-            if queue.pending.is_empty() || queue.in_flight >= self.shared.rounds {
-                return;
-            }
-            queue.in_flight += 1;
-            std::mem::take(&mut queue.pending)
-        };
-        let this = self.clone();
-        tokio::spawn(async move {
-            this.round(ops).await;
-            lock(&this.shared.queue).in_flight -= 1;
-            this.drain();
-        });
     }
 
     /// Reads every order of `ops`, in as many reads as the plan needs, all

@@ -99,7 +99,7 @@ impl D365Client {
             None => None,
         };
         let reader = match settings.batch {
-            Some(batch) => Some(bulk_reader(&settings, batch.window, sender.clone())?),
+            Some(_) => Some(bulk_reader(&settings, sender.clone())?),
             None => None,
         };
         Ok(Self {
@@ -138,9 +138,9 @@ impl D365Client {
     /// `GET <root>/<set>(<key>)?cross-company=true&$select=…`. The ETag is
     /// the body's `@odata.etag`, else the `ETag` header; neither is an
     /// `InvalidResponse`. An empty `select` reads every property. With
-    /// batching on, the read waits up to the batch window and travels in a
-    /// collection read with other orders' (see `bulk_read`); the result is
-    /// this order's own either way.
+    /// batching on, the read travels in a collection read with the other
+    /// orders' read meanwhile (see `bulk_read`); the result is this
+    /// order's own either way.
     pub async fn get_order(&self, key: &OrderKey, select: &[&str]) -> Result<Entity, D365Error> {
         if let Some(bad) = select.iter().find(|f| !is_identifier(f)) {
             return Err(D365Error::config(format!(
@@ -261,16 +261,12 @@ impl D365Client {
 /// time, so every read asked for while it is out waits and leaves in the
 /// next, as full as the URL limit allows (with four rounds, 10,000 orders
 /// at 20 requests/s averaged 20 orders a GET, against about 45 possible).
-fn bulk_reader(
-    settings: &ConnectionSettings,
-    window: Duration,
-    sender: Arc<Sender>,
-) -> Result<Reader, D365Error> {
+fn bulk_reader(settings: &ConnectionSettings, sender: Arc<Sender>) -> Result<Reader, D365Error> {
     let root = settings.odata_root();
     let collection = root
         .join(&settings.entity_set)
         .map_err(|e| D365Error::config(format!("collection URL: {e}")).caused_by(e))?;
-    Ok(Reader::new(window, 1, root, collection, sender))
+    Ok(Reader::new(1, root, collection, sender))
 }
 
 /// Why `$metadata` gave no capabilities: the request failed, or the
