@@ -3,14 +3,16 @@
 //! compare only with a qualified enum literal, and only by eq/ne
 //! (`SalesOrderStatus eq Microsoft.Dynamics.DataEntities.SalesStatus'Backorder'`)
 //! [doc][obs]; `in` and `has` are not supported [doc]. dataAreaId compares
-//! case-insensitively [obs]; other strings exactly [spec].
+//! case-insensitively [obs]; SalesOrderNumber too, as F&O's SQL collation
+//! does [unverified, likely], unless the `caseSensitiveOrderNumbers` switch
+//! is on; other strings exactly [spec].
 
 use std::cmp::Ordering;
 
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::entity::{AREA, ENTITY_TYPE, ENUM_NAMESPACE, FIELDS, Kind, Order, field_index};
+use crate::entity::{AREA, ENTITY_TYPE, ENUM_NAMESPACE, FIELDS, Kind, NUMBER, Order, field_index};
 
 #[derive(Debug, Error, PartialEq)]
 pub enum FilterError {
@@ -304,16 +306,18 @@ pub fn parse(s: &str) -> Result<Expr, FilterError> {
 }
 
 impl Expr {
-    /// Whether an order matches.
-    pub fn eval(&self, o: &Order) -> bool {
+    /// Whether an order matches; `exact_numbers` compares order numbers
+    /// case-sensitively (the `caseSensitiveOrderNumbers` switch).
+    pub fn eval(&self, o: &Order, exact_numbers: bool) -> bool {
         match self {
-            Expr::Or(a, b) => a.eval(o) || b.eval(o),
-            Expr::And(a, b) => a.eval(o) && b.eval(o),
-            Expr::Not(a) => !a.eval(o),
+            Expr::Or(a, b) => a.eval(o, exact_numbers) || b.eval(o, exact_numbers),
+            Expr::And(a, b) => a.eval(o, exact_numbers) && b.eval(o, exact_numbers),
+            Expr::Not(a) => !a.eval(o, exact_numbers),
             Expr::Cmp(idx, op, lit) => {
                 let v = &o.values[*idx];
+                let folded = *idx == AREA || (*idx == NUMBER && !exact_numbers);
                 let ord = match (v, lit) {
-                    (Value::String(s), Lit::Str(l)) if *idx == AREA => {
+                    (Value::String(s), Lit::Str(l)) if folded => {
                         Some(s.to_lowercase().cmp(&l.to_lowercase()))
                     }
                     (Value::String(s), Lit::Str(l) | Lit::Enum(l)) => {
@@ -356,9 +360,9 @@ mod tests {
     #[test]
     fn filters() {
         let e = parse("dataAreaId eq 'USMF' and (SalesOrderStatus eq Microsoft.Dynamics.DataEntities.SalesStatus'Backorder' or SalesOrderNumber eq 'SO-2')").unwrap();
-        assert!(e.eval(&order("Backorder", "SO-1")));
-        assert!(e.eval(&order("Invoiced", "SO-2")));
-        assert!(!e.eval(&order("Invoiced", "SO-1")));
+        assert!(e.eval(&order("Backorder", "SO-1"), false));
+        assert!(e.eval(&order("Invoiced", "SO-2"), false));
+        assert!(!e.eval(&order("Invoiced", "SO-1"), false));
         assert!(matches!(
             parse("SalesOrderStatus eq 'Backorder'"),
             Err(FilterError::Incompatible(..))
@@ -373,5 +377,20 @@ mod tests {
         ));
         assert!(parse("SalesOrderNumber eq 'O''Brien'").is_ok());
         assert!(parse("ConfirmedReceiptDate gt 2025-01-01T00:00:00Z").is_ok());
+    }
+
+    #[test]
+    fn key_or_chains_match_numbers_in_any_case_unless_exact() {
+        let e = parse(
+            "dataAreaId eq 'USMF' and (SalesOrderNumber eq 'so-1' or SalesOrderNumber eq 'O''B/2')",
+        )
+        .unwrap();
+        assert!(e.eval(&order("Backorder", "SO-1"), false));
+        assert!(!e.eval(&order("Backorder", "SO-1"), true));
+        assert!(e.eval(&order("Backorder", "o'b/2"), false));
+        assert!(!e.eval(&order("Backorder", "SO-3"), false));
+        let pairs = parse("(dataAreaId eq 'usmf' and SalesOrderNumber eq 'SO-1') or (dataAreaId eq 'demf' and SalesOrderNumber eq 'SO-3')").unwrap();
+        assert!(pairs.eval(&order("Backorder", "SO-1"), true));
+        assert!(!pairs.eval(&order("Backorder", "SO-3"), true));
     }
 }

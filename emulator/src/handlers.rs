@@ -30,6 +30,11 @@ pub struct Touched {
     pub number: String,
 }
 
+/// The order numbers a collection page answered (a bulk read names many
+/// orders at once); read by the request recorder.
+#[derive(Clone, Debug)]
+pub struct Answered(pub Vec<String>);
+
 /// Entry point for everything under `/data/`.
 pub async fn data(AxState(state): AxState<Arc<State>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
@@ -173,11 +178,12 @@ pub fn patched_response(state: &State, q: &Query, done: Patched, prefer_entity: 
 
 /// Matching rows in answer order (key order unless `$orderby`).
 fn matching<'a>(state: &State, q: &Query, table: &'a crate::store::Table) -> Vec<&'a Order> {
+    let exact = state.faults().case_sensitive_order_numbers;
     let mut rows: Vec<&Order> = table
         .values()
         .map(|o| &**o)
         .filter(|o| state.visible(o.area(), q.cross_company))
-        .filter(|o| q.filter.as_ref().is_none_or(|f| f.eval(o)))
+        .filter(|o| q.filter.as_ref().is_none_or(|f| f.eval(o, exact)))
         .collect();
     if !q.orderby.is_empty() {
         rows.sort_by(|a, b| {
@@ -247,8 +253,11 @@ fn collection(state: &State, q: &Query, headers: &HeaderMap) -> Response {
         dates,
     };
     let body = serde_json::to_vec(&page).unwrap_or_default();
+    let answered = Answered(page.rows.iter().map(|o| o.number().to_owned()).collect());
     drop(table);
-    bytes_response(200, body)
+    let mut response = bytes_response(200, body);
+    response.extensions_mut().insert(answered);
+    response
 }
 
 /// One page of a collection answer, serialized without an intermediate map.

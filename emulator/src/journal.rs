@@ -90,6 +90,10 @@ pub struct RequestRecord {
     pub sales_order_number: Option<String>,
     pub status: u16,
     pub if_match: Option<String>,
+    /// Order numbers a collection GET answered (as stored), so a bulk
+    /// read counts as a read of each order it returned.
+    #[serde(default)]
+    pub rows: Vec<String>,
 }
 
 #[derive(Default)]

@@ -99,7 +99,13 @@ async fn guard(AxState(state): AxState<Arc<State>>, req: Request, next: Next) ->
             _ => None,
         }
     });
+    let rows = response
+        .extensions()
+        .get::<crate::handlers::Answered>()
+        .map(|a| a.0.clone())
+        .unwrap_or_default();
     state.journal.request(RequestRecord {
+        rows,
         method,
         path,
         data_area_id: touched.as_ref().map(|t| t.area.clone()),

@@ -36,15 +36,23 @@ use crate::reconcile::Outcome;
 const MIN_TURN: Duration = Duration::from_millis(100);
 const MAX_TURN: Duration = Duration::from_secs(30);
 
+/// With `$batch` on, reads go in bulk and writes in batches: one request
+/// carries many orders (a bulk read up to about 45, a batch up to its
+/// operations). About the mean measured with 10,000 orders at 20
+/// requests/s (17 orders a GET, 15 a batch), so a second's rate of
+/// requests serves this many times as many orders.
+pub const ORDERS_PER_BULK_REQUEST: usize = 20;
+
 /// How many reconciles of one connection may be in D365 at once: its
 /// concurrency limit, but no more than one second's worth of its rate (so
 /// the rate wait stays under a second); with `$batch`, plus as many again
-/// as a batch holds (up to a second's rate), since PATCHes waiting for
-/// their batch send nothing themselves.
+/// as a batch holds, up to a second's worth of bulk requests
+/// ([`ORDERS_PER_BULK_REQUEST`] each), since orders waiting for their bulk
+/// read or batch send nothing themselves, and only a full queue fills them.
 pub fn limit(max_per_second: u32, max_concurrent: u32, batch_operations: Option<usize>) -> usize {
     let per_second = max_per_second.max(1) as usize;
     let singles = (max_concurrent.max(1) as usize).min(per_second);
-    singles + batch_operations.map_or(0, |ops| ops.min(per_second))
+    singles + batch_operations.map_or(0, |ops| ops.min(per_second * ORDERS_PER_BULK_REQUEST))
 }
 
 /// Admissions per second the connection can sustain: `limit` tickets each
@@ -125,7 +133,14 @@ impl Admission {
             settings.max_concurrent_requests,
             settings.batch.map(|b| b.max_operations),
         );
-        Self::new(limit, settings.max_requests_per_second)
+        // Bulk requests serve more orders a second than there are requests.
+        let per_second = match settings.batch {
+            Some(_) => settings
+                .max_requests_per_second
+                .saturating_mul(ORDERS_PER_BULK_REQUEST as u32),
+            None => settings.max_requests_per_second,
+        };
+        Self::new(limit, per_second)
     }
 
     /// At most `limit` tickets out at once, for a connection paced at

@@ -16,9 +16,10 @@ fn limit_is_the_concurrency_within_a_second_of_rate_plus_a_batch() {
         ((5, 8, None), 5),
         ((500, 32, None), 32),
         ((0, 0, None), 1),
-        ((20, 8, Some(100)), 28),
+        ((20, 8, Some(100)), 108),
+        ((20, 8, Some(500)), 408),
         ((500, 32, Some(50)), 82),
-        ((3, 8, Some(50)), 6),
+        ((3, 8, Some(50)), 53),
     ];
     for ((rps, concurrent, batch), want) in cases {
         assert_eq!(

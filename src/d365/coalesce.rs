@@ -3,8 +3,9 @@
 //! When many orders change at once, one HTTP call per PATCH is what fills
 //! D365's service-protection budget; a `$batch` of many PATCHes counts as
 //! one call to the limiter. Callers do not see the difference: each awaits
-//! its own `Result`. GETs are never batched (parallel single requests are
-//! often faster [doc]).
+//! its own `Result`. GETs are not put in `$batch` (parallel single
+//! requests are often faster [doc]); with batching on they go in bulk
+//! collection reads instead (`bulk_read`).
 //!
 //! The first PATCH queued starts a timer of `window`; when it fires,
 //! everything queued is sent. A queue reaching `max_operations` is sent at

@@ -15,7 +15,7 @@ use super::settings::is_identifier;
 /// ones. Everything else (space, `'`, `+`, `&`, `#`, `=`, non-ASCII) is
 /// percent-encoded, so a `$filter` arrives exactly as written: a literal
 /// `+` would be read as a space, an `&` would end the option.
-const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+pub(super) const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
@@ -153,7 +153,7 @@ fn split_page(
 }
 
 /// `link` resolved against the page it came in, if it may be followed.
-fn next_link(link: &str, current: &Url, root: &Url) -> Result<Url, String> {
+pub(super) fn next_link(link: &str, current: &Url, root: &Url) -> Result<Url, String> {
     let next = current
         .join(link)
         .map_err(|e| format!("@odata.nextLink is not a URL ({e})"))?;

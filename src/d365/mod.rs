@@ -13,6 +13,8 @@
 mod aimd;
 mod auth;
 mod batch;
+mod bulk_filter;
+mod bulk_read;
 mod client;
 mod coalesce;
 mod collection;

@@ -9,6 +9,7 @@ mod support;
 
 mod batch;
 mod behaviour;
+mod bulk;
 mod chaos;
 mod chaos_checks;
 mod chaos_cluster;

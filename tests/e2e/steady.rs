@@ -120,9 +120,11 @@ async fn resource_versions(env: &Env) -> BTreeMap<String, String> {
 fn gets_per_order(env: &Env) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for r in env.emu.requests() {
-        if r.method == "GET"
-            && let Some(number) = r.sales_order_number
-        {
+        if r.method != "GET" {
+            continue;
+        }
+        // A bulk read is a read of every order it returned.
+        for number in r.sales_order_number.into_iter().chain(r.rows) {
             *counts.entry(number).or_default() += 1;
         }
     }

@@ -290,12 +290,16 @@ impl Env {
         Operator::start(self.cp.kubeconfig(), &self.ns, extra)
     }
 
-    /// Requests the emulator saw for one order number.
+    /// Requests the emulator saw for one order number (a bulk read that
+    /// returned it counts).
     pub fn requests_for(&self, number: &str) -> usize {
         self.emu
             .requests()
             .iter()
-            .filter(|r| r.sales_order_number.as_deref() == Some(number))
+            .filter(|r| {
+                r.sales_order_number.as_deref() == Some(number)
+                    || r.rows.iter().any(|n| n == number)
+            })
             .count()
     }
 

@@ -321,12 +321,10 @@ async fn a_pause_empties_the_queue_at_once_and_queues_nothing_while_it_lasts() {
         ..Faults::default()
     });
     let started = Instant::now();
-    // The PATCHes queue first; the GET's 429 then pauses the connection.
-    let fourth = key(4);
-    let (queued, get) = tokio::join!(
-        patch_all(&emu, &client, &[1, 2, 3]),
-        client.get_order(&fourth, &[])
-    );
+    // The PATCHes queue first; a collection read's 429 then pauses the
+    // connection (an order read would wait for the window too).
+    let mut pages = client.order_pages(&[], None).unwrap();
+    let (queued, get) = tokio::join!(patch_all(&emu, &client, &[1, 2, 3]), pages.next_page());
     assert!(matches!(get, Err(D365Error::Throttled { .. })), "{get:?}");
     let refused = patch_all(&emu, &client, &[1, 2]).await;
     assert!(

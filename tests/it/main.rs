@@ -12,6 +12,7 @@ mod crdgen;
 mod d365_adaptive;
 mod d365_batch;
 mod d365_batch_metrics;
+mod d365_bulk_read;
 mod d365_client;
 mod d365_client_failures;
 mod d365_fence;
