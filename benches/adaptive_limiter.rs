@@ -12,14 +12,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use d365_emulator::{
-    CapacityModel, Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Emulator,
-    Faults, generate_orders,
-};
+use d365_emulator::{CapacityModel, Config, Emulator, Faults, generate_orders};
 use futures::StreamExt;
 use sales_order_operator::d365::{
-    ConnectionSettings, D365Client, D365Error, DEFAULT_INSECURE_HOSTS, Destinations, NoopObserver,
-    OrderKey,
+    ConnectionSettings, D365Client, D365Error, NoopObserver, OrderKey,
 };
 use serde_json::{Map, Value, json};
 
@@ -59,15 +55,7 @@ async fn order(client: &D365Client, n: usize, changes: &Map<String, Value>) -> b
 
 async fn round(name: &str, emu: &Emulator, orders: usize, tune: impl Fn(&mut ConnectionSettings)) {
     emu.reset();
-    let url = url::Url::parse(&emu.url()).unwrap();
-    let mut settings = ConnectionSettings::new(
-        url.clone(),
-        url,
-        DEFAULT_TENANT,
-        DEFAULT_CLIENT_ID,
-        DEFAULT_CLIENT_SECRET.to_owned().into(),
-    );
-    settings.destinations = Destinations::parse("127.0.0.1", DEFAULT_INSECURE_HOSTS).unwrap();
+    let mut settings = ConnectionSettings::emulator(&emu.url());
     tune(&mut settings);
     let client = D365Client::new(settings.clone(), Arc::new(NoopObserver)).unwrap();
     client.authenticate().await.unwrap();

@@ -10,12 +10,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use d365_emulator::{
-    Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Emulator, Faults,
-};
-use sales_order_operator::d365::{
-    ConnectionSettings, D365Client, DEFAULT_INSECURE_HOSTS, Destinations, NoopObserver,
-};
+use d365_emulator::{Config, Emulator, Faults};
+use sales_order_operator::d365::{ConnectionSettings, D365Client, NoopObserver};
 
 /// The document's padding, MiB (`METADATA_MB` overrides).
 const DEFAULT_MB: u64 = 50;
@@ -62,15 +58,7 @@ fn parent() {
 /// Reads `$metadata` once and prints the time, the bytes and `VmHWM`.
 fn child(url: &str) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let url = url::Url::parse(url).unwrap();
-    let mut settings = ConnectionSettings::new(
-        url.clone(),
-        url,
-        DEFAULT_TENANT,
-        DEFAULT_CLIENT_ID,
-        DEFAULT_CLIENT_SECRET.to_owned().into(),
-    );
-    settings.destinations = Destinations::parse("127.0.0.1", DEFAULT_INSECURE_HOSTS).unwrap();
+    let settings = ConnectionSettings::emulator(url);
     let client = D365Client::new(settings, Arc::new(NoopObserver)).unwrap();
     let (took, caps) = rt.block_on(async {
         client.authenticate().await.unwrap();

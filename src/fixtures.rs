@@ -172,6 +172,26 @@ impl D365Connection {
     }
 }
 
+impl crate::d365::ConnectionSettings {
+    /// Client settings for the emulator at `url`, which is also its token
+    /// authority, on loopback (allowed as an authority here, as the demo
+    /// and tests allow it), with the emulator's test credentials.
+    pub fn emulator(url: &str) -> Self {
+        let url = url::Url::parse(url).expect("an emulator URL");
+        let mut settings = Self::new(
+            url.clone(),
+            url,
+            DEFAULT_TENANT,
+            DEFAULT_CLIENT_ID,
+            DEFAULT_CLIENT_SECRET.to_owned().into(),
+        );
+        settings.destinations =
+            crate::d365::Destinations::parse("127.0.0.1", crate::d365::DEFAULT_INSECURE_HOSTS)
+                .expect("loopback hosts");
+        settings
+    }
+}
+
 /// A `kubernetes.io/tls` Secret `name` holding a client certificate and
 /// its key (PEM), labelled as credentials.
 pub fn tls_secret(name: &str, certificate: &str, private_key: &str) -> Secret {

@@ -17,7 +17,6 @@
 use std::sync::{Arc, Mutex};
 
 use futures::future::join_all;
-use reqwest::Method;
 use serde_json::Value;
 use tokio::sync::oneshot;
 use url::Url;
@@ -159,13 +158,7 @@ impl Reader {
                     "{what}: more than {MAX_PAGES} pages"
                 )));
             }
-            let request = ODataRequest {
-                method: Method::GET,
-                url: url.clone(),
-                key: None,
-                if_match: None,
-                body: None,
-            };
+            let request = ODataRequest::get(url.clone());
             let answer = self.shared.sender.execute(&request).await?;
             let invalid = |why: String| D365Error::invalid(format!("{what}: {why}"));
             let mut body = answer

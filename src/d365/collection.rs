@@ -2,7 +2,6 @@
 //! one page per call, following server-driven paging (`@odata.nextLink`,
 //! up to 10,000 rows a page [doc]). Used by `export` to list orders.
 
-use reqwest::Method;
 use serde_json::{Map, Value};
 use url::Url;
 
@@ -95,13 +94,7 @@ impl OrderPages {
         let Some(url) = self.next.take() else {
             return Ok(None);
         };
-        let request = ODataRequest {
-            method: Method::GET,
-            url: url.clone(),
-            key: None,
-            if_match: None,
-            body: None,
-        };
+        let request = ODataRequest::get(url.clone());
         let answer = self.client.sender().execute(&request).await?;
         let what = format!(
             "GET {} (page {})",

@@ -54,6 +54,17 @@ pub(crate) struct ODataRequest<'a> {
 }
 
 impl ODataRequest<'_> {
+    /// A GET of `url` about no single order (a collection or a page).
+    pub(crate) fn get(url: Url) -> Self {
+        Self {
+            method: Method::GET,
+            url,
+            key: None,
+            if_match: None,
+            body: None,
+        }
+    }
+
     /// What logs and messages name: the order, the batch, or (a GET with
     /// no key) the collection read, by its entity set.
     fn target(&self) -> String {

@@ -4,15 +4,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use d365_emulator::{
-    Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Emulator, Faults,
-    WriteSource, generate_orders,
-};
+use d365_emulator::{Config, Emulator, Faults, WriteSource, generate_orders};
 use sales_order_operator::d365::{
-    ConnectionSettings, D365Client, DEFAULT_INSECURE_HOSTS, Destinations, OperationEvent, OrderKey,
-    RequestEvent, RequestObserver,
+    ConnectionSettings, D365Client, OperationEvent, OrderKey, RequestEvent, RequestObserver,
 };
-use secrecy::SecretString;
 use serde_json::{Map, Value};
 
 pub const STATUS: &str = "SalesOrderStatus";
@@ -43,16 +38,7 @@ impl Recorder {
 }
 
 pub fn settings(emu: &Emulator) -> ConnectionSettings {
-    let url = url::Url::parse(&emu.url()).unwrap();
-    let mut s = ConnectionSettings::new(
-        url.clone(),
-        url,
-        DEFAULT_TENANT,
-        DEFAULT_CLIENT_ID,
-        SecretString::from(DEFAULT_CLIENT_SECRET),
-    );
-    // The emulator is its own authority, on loopback.
-    s.destinations = Destinations::parse("127.0.0.1", DEFAULT_INSECURE_HOSTS).unwrap();
+    let mut s = ConnectionSettings::emulator(&emu.url());
     s.max_requests_per_second = 200;
     s.max_concurrent_requests = 16;
     s.request_timeout = Duration::from_secs(5);
