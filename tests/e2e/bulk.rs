@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::env;
 use d365_emulator::Faults;
-use futures::StreamExt;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use sales_order_operator::api::{D365Connection, SalesOrderStatus};
 
 const BUDGET: f64 = 20.0;
@@ -35,16 +34,7 @@ async fn bulk_reads_and_batches_converge_near_the_budget_bound() {
         .expect("budget and batching");
     let api = env.orders();
     let created = Instant::now();
-    futures::stream::iter((1..=n).map(SalesOrderStatus::test))
-        .for_each_concurrent(32, |o| {
-            let api = api.clone();
-            async move {
-                api.create(&PostParams::default(), &o)
-                    .await
-                    .expect("create order");
-            }
-        })
-        .await;
+    crate::support::create_orders_concurrently(&api, (1..=n).map(SalesOrderStatus::test), 32).await;
     println!(
         "{n} objects created in {:.1} s",
         created.elapsed().as_secs_f64()

@@ -14,7 +14,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::ListParams;
-use sales_order_operator::api::SalesOrderStatus;
+use sales_order_operator::api::{ConditionType, SalesOrderStatus};
 
 #[tokio::test]
 async fn cluster_scope_rbac_is_enough_to_reconcile_and_lead() {
@@ -233,13 +233,7 @@ async fn without_secrets_get_orders_stall_with_a_clear_forbidden() {
     .await;
     let orders: Api<SalesOrderStatus> = Api::namespaced(client.clone(), &orders_ns);
     let o = orders.get("so-2025-0001").await.unwrap();
-    let stalled = o
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Stalled")
-        .unwrap();
+    let stalled = o.condition(ConditionType::Stalled).unwrap();
     assert_eq!(
         (stalled.status.as_str(), stalled.reason.as_str()),
         ("True", "ConnectionNotReady")

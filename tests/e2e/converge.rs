@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Env, env, wait_all};
 use d365_emulator::{Faults, WriteSource};
-use futures::StreamExt;
 use kube::ResourceExt;
 use kube::api::ListParams;
 use sales_order_operator::api::SalesOrderStatus;
@@ -166,15 +165,7 @@ async fn a_thousand_orders_at_forty_percent_conflicts_converge_within_the_schedu
     };
     let env = env("conflict-tail", FLEET, faults).await;
     let api = env.orders();
-    futures::stream::iter((1..=FLEET).map(SalesOrderStatus::test))
-        .for_each_concurrent(16, |o| {
-            let api = api.clone();
-            async move {
-                api.create(&Default::default(), &o)
-                    .await
-                    .expect("create order");
-            }
-        })
+    crate::support::create_orders_concurrently(&api, (1..=FLEET).map(SalesOrderStatus::test), 16)
         .await;
     let bound = conflict_bound(CONFLICT_CAP, FLEET, 0.4);
     let limit = bound.mul_f64(1.5);

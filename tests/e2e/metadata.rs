@@ -6,7 +6,9 @@
 
 use d365_emulator::Faults;
 use kube::api::{Api, Patch, PatchParams};
-use sales_order_operator::api::{D365Connection, MappedField, SalesOrderStatus, SalesStatus};
+use sales_order_operator::api::{
+    ConditionType, D365Connection, MappedField, SalesOrderStatus, SalesStatus,
+};
 use serde_json::json;
 
 use crate::connection::wait_connection;
@@ -86,13 +88,7 @@ async fn a_read_only_status_stalls_orders_without_a_patch() {
     let date_only = SalesOrderStatus::test(3).wanting(SalesStatus::Backorder);
     for name in ["so-2025-0001", "so-2025-0002"] {
         let order = wait_reason(&env, name, "FieldNotEditable").await;
-        let stalled = order
-            .status
-            .unwrap()
-            .conditions
-            .into_iter()
-            .find(|c| c.type_ == "Stalled")
-            .unwrap();
+        let stalled = order.condition(ConditionType::Stalled).unwrap();
         assert_eq!(stalled.status, "True", "{name}");
         assert!(
             stalled.message.contains("no request sent"),

@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use d365_emulator::Faults;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use sales_order_operator::api::{SalesOrderStatus, SalesStatus};
@@ -78,20 +77,12 @@ async fn measure(n: usize) -> Figures {
     let env = env(&format!("scale-{n}"), n, Faults::default()).await;
     let api = env.orders();
     let created = Instant::now();
-    futures::stream::iter((1..=n).map(|i| {
+    let orders = (1..=n).map(|i| {
         SalesOrderStatus::test(i)
             .wanting(SalesStatus::Backorder)
             .delivering(None)
-    }))
-    .for_each_concurrent(32, |o| {
-        let api = api.clone();
-        async move {
-            api.create(&Default::default(), &o)
-                .await
-                .expect("create order");
-        }
-    })
-    .await;
+    });
+    crate::support::create_orders_concurrently(&api, orders, 32).await;
     println!(
         "{n} orders created in {:.1} s",
         created.elapsed().as_secs_f64()

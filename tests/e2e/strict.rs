@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use crate::support::{self, Env};
 use d365_emulator::{Emulator, Faults, Profile, WriteRecord, WriteSource};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::Api;
-use sales_order_operator::api::{BatchSpec, D365Connection, SalesOrderStatus, SalesStatus};
+use sales_order_operator::api::{
+    BatchSpec, ConditionType, D365Connection, SalesOrderStatus, SalesStatus,
+};
 use sales_order_operator::fixtures::Placed;
 use serde_json::json;
 
@@ -25,11 +26,6 @@ fn attempts(emu: &Emulator, number: &str) -> Vec<WriteRecord> {
         .into_iter()
         .filter(|w| w.source == WriteSource::Client && w.sales_order_number == number)
         .collect()
-}
-
-fn condition<'a>(order: &'a SalesOrderStatus, type_: &str) -> Option<&'a Condition> {
-    let conditions = &order.status.as_ref()?.conditions;
-    conditions.iter().find(|c| c.type_ == type_)
 }
 
 async fn strict_env() -> Env {
@@ -93,7 +89,9 @@ async fn every_order_ends_in_its_named_condition_against_the_strict_profile() {
 
     let api: Api<SalesOrderStatus> = env.orders();
     let not_editable = api.get("so-2025-0003").await.unwrap();
-    let stalled = condition(&not_editable, "Stalled").expect("Stalled condition");
+    let stalled = not_editable
+        .condition(ConditionType::Stalled)
+        .expect("Stalled condition");
     assert_eq!(stalled.status, "True", "{stalled:?}");
     assert!(stalled.message.contains("SalesOrderStatus"), "{stalled:?}");
 

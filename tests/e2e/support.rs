@@ -66,6 +66,23 @@ pub async fn create_orders(
     }
 }
 
+/// Creates `orders` through `api`, `at_once` requests in flight: fleets of
+/// thousands would take minutes one by one.
+pub async fn create_orders_concurrently(
+    api: &Api<SalesOrderStatus>,
+    orders: impl IntoIterator<Item = SalesOrderStatus>,
+    at_once: usize,
+) {
+    use futures::StreamExt;
+    futures::stream::iter(orders)
+        .for_each_concurrent(at_once, |o| async move {
+            api.create(&PostParams::default(), &o)
+                .await
+                .expect("create order");
+        })
+        .await;
+}
+
 /// Ready reason of every order in `ns`, by name.
 pub async fn ready_reasons(
     client: &Client,
