@@ -137,17 +137,7 @@ async fn one_rejected_order_does_not_undo_the_others() {
     let emu = emulator(5).await;
     invoice(&emu, 3);
     let (client, _) = batching(&emu, 20, 30);
-    let calls = (1..=5).map(|n| {
-        let k = key(n);
-        let etag = ETag::parse(&emu_etag(&emu, &k)).unwrap();
-        let client = client.clone();
-        async move {
-            client
-                .patch_order(&k, &etag, &changes(&[(STATUS, "Delivered")]))
-                .await
-        }
-    });
-    let results = join_all(calls).await;
+    let results = deliver(&client, &emu, 1..=5).await;
     for (i, r) in results.iter().enumerate() {
         let n = i as u32 + 1;
         if n == 3 {
@@ -186,20 +176,7 @@ async fn operations_a_stopped_batch_leaves_unanswered_are_not_sent() {
     .await;
     invoice(&emu, 3);
     let (client, recorder) = batching(&emu, 20, 30);
-    let deliver = |numbers: Vec<u32>| {
-        let calls = numbers.into_iter().map(|n| {
-            let k = key(n);
-            let etag = ETag::parse(&emu_etag(&emu, &k)).unwrap();
-            let client = client.clone();
-            async move {
-                client
-                    .patch_order(&k, &etag, &changes(&[(STATUS, "Delivered")]))
-                    .await
-            }
-        });
-        join_all(calls)
-    };
-    let results = deliver(vec![1, 2, 3, 4, 5]).await;
+    let results = deliver(&client, &emu, 1..=5).await;
     let mut not_sent = Vec::new();
     for (n, r) in (1..=5).zip(&results) {
         let status = emu_field(&emu, &key(n), STATUS);
@@ -230,7 +207,7 @@ async fn operations_a_stopped_batch_leaves_unanswered_are_not_sent() {
     let mut statuses: Vec<_> = recorder.operations().iter().map(|o| o.status).collect();
     statuses.sort();
     assert_eq!(statuses, [None, None, Some(204), Some(204), Some(400)]);
-    let again = deliver(not_sent.clone()).await;
+    let again = deliver(&client, &emu, not_sent.clone()).await;
     assert!(again.iter().all(Result::is_ok), "{again:?}");
     for n in not_sent {
         assert_eq!(emu_field(&emu, &key(n), STATUS), "Delivered");
@@ -353,4 +330,22 @@ fn invoice(emu: &d365_emulator::Emulator, n: u32) {
         changes(&[(STATUS, "Invoiced")]),
     )
     .expect("order invoiced");
+}
+
+/// Orders `numbers` asked Delivered at once, each with its current ETag.
+async fn deliver(
+    client: &D365Client,
+    emu: &Emulator,
+    numbers: impl IntoIterator<Item = u32>,
+) -> Vec<Result<PatchOutcome, D365Error>> {
+    let calls = numbers.into_iter().map(|n| {
+        let k = key(n);
+        let etag = ETag::parse(&emu_etag(emu, &k)).unwrap();
+        async move {
+            client
+                .patch_order(&k, &etag, &changes(&[(STATUS, "Delivered")]))
+                .await
+        }
+    });
+    join_all(calls).await
 }
