@@ -7,17 +7,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use d365_emulator::{
-    Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Emulator, Faults,
-    generate_orders,
-};
+use d365_emulator::{Config, Emulator, Faults, generate_orders};
 use futures::StreamExt;
 use sales_order_operator::api::{ConnectionRef, Policy, SalesOrderStatusSpec, SalesStatus};
 use sales_order_operator::controller::sync::{Attempt, OrderRules, sync_order};
-use sales_order_operator::d365::{
-    BatchSettings, ConnectionSettings, D365Client, DEFAULT_INSECURE_HOSTS, Destinations,
-    NoopObserver,
-};
+use sales_order_operator::d365::{BatchSettings, ConnectionSettings, D365Client, NoopObserver};
 
 const ORDERS: usize = 5_000;
 const CONCURRENCY: usize = 64;
@@ -77,9 +71,7 @@ fn main() {
     rt.block_on(async {
         let config = Config { orders: generate_orders(ORDERS, 3), ..Config::default() };
         let emu = Emulator::start(config).await.unwrap();
-        let url = url::Url::parse(&emu.url()).unwrap();
-        let mut settings = ConnectionSettings::new(url.clone(), url, DEFAULT_TENANT, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET.to_owned().into());
-        settings.destinations = Destinations::parse("127.0.0.1", DEFAULT_INSECURE_HOSTS).unwrap();
+        let mut settings = ConnectionSettings::emulator(&emu.url());
         settings.max_requests_per_second = 100_000;
         settings.max_concurrent_requests = CONCURRENCY as u32;
         let client = D365Client::new(settings.clone(), Arc::new(NoopObserver)).unwrap();
