@@ -201,6 +201,12 @@ impl Emulator {
         self.state.journal.counters()
     }
 
+    /// `/data` requests in flight under the capacity model (`Faults::capacity`):
+    /// lets a test know its load has arrived instead of guessing a delay.
+    pub fn capacity_in_flight(&self) -> u32 {
+        self.state.throttle.load_in_flight()
+    }
+
     pub fn token_requests(&self) -> u64 {
         self.state.journal.token_requests()
     }

@@ -102,6 +102,11 @@ impl Throttle {
         Ok((slot, model_latency(model, n)))
     }
 
+    /// `/data` requests in flight under the capacity model now.
+    pub fn load_in_flight(&self) -> u32 {
+        self.load.load(Ordering::Relaxed)
+    }
+
     pub fn reset(&self) {
         *self.state.lock() = Window::default();
     }

@@ -56,7 +56,12 @@ async fn past_the_threshold_429_with_retry_after() {
     let path = key_path("usmf", "SO-2025-0001");
     let held = join_all((0..4).map(|_| env.get(&path)));
     let (_, refused) = tokio::join!(held, async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The fifth leaves once the four are in flight, not after a guess.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while env.emu.capacity_in_flight() < 4 {
+            assert!(Instant::now() < deadline, "the four never arrived");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         env.get(&path).await
     });
     assert_eq!(refused.status(), 429);
