@@ -1,22 +1,22 @@
 //! Coalescing the GETs of one connection into collection reads.
 //!
 //! One order read costs one request of the connection's budget; a read of
-//! many orders by `$filter` costs one too. When batching is on, order
-//! reads go in rounds: a read asked for while no round is out starts one
-//! at once; reads asked for while a round is out wait for it and then
-//! leave together: `GET <set>?cross-company=true&$select=…&$filter=
-//! dataAreaId eq 'usmf' and (SalesOrderNumber eq 'A' or …)`, split by
-//! [`plan_reads`](super::bulk_filter::plan_reads) so URLs stay short,
-//! following `@odata.nextLink` [doc]. So the reads coalesce exactly what
-//! the limiter makes wait, and an idle connection adds no delay (no
-//! window). Each caller gets its own row, with its `@odata.etag`, or
-//! `NotFound` when its row is absent; a failed read fails only its own
-//! callers, with the error a single GET would get (a paused connection
-//! refuses at once, as for a single GET).
+//! many orders by `$filter` costs one too. When batching is on, an order
+//! read is queued, and one waiter at a time waits for the limiter's leave
+//! to send; only then does it take from the queue what one read can carry
+//! — `GET <set>?cross-company=true&$select=…&$filter=dataAreaId eq 'usmf'
+//! and (SalesOrderNumber eq 'A' or …)`, as many orders as
+//! [`plan_reads`](super::bulk_filter::plan_reads) fits in a short URL —
+//! and starts the next waiter if any are left. So a read carries exactly
+//! what the limiter made wait, an idle connection adds no delay (no
+//! window), and no request of the budget is spent on an empty read.
+//! `@odata.nextLink` is followed [doc]. Each caller gets its own row, with
+//! its `@odata.etag`, or `NotFound` when its row is absent; a failed read
+//! fails only its own callers, with the error a single GET would get (a
+//! paused connection refuses at once, as for a single GET).
 
 use std::sync::{Arc, Mutex};
 
-use futures::future::join_all;
 use serde_json::Value;
 use tokio::sync::oneshot;
 use url::Url;
@@ -27,6 +27,7 @@ use super::bulk_filter::{
 };
 use super::collection::{QUERY_VALUE, next_link};
 use super::entity::entity_from;
+use super::limiter::Permit;
 use super::sender::{ODataRequest, Sender};
 use super::{D365Error, Entity, OrderKey};
 use crate::locks::lock;
@@ -45,8 +46,6 @@ pub(crate) struct Reader {
 }
 
 struct Shared {
-    /// Most drains in flight at once.
-    rounds: usize,
     /// The OData root: where `@odata.nextLink` may point.
     root: Url,
     /// `<root><entity set>`.
@@ -58,8 +57,8 @@ struct Shared {
 #[derive(Default)]
 struct Queue {
     pending: Vec<Pending>,
-    /// Drain tasks running.
-    in_flight: usize,
+    /// A waiter is out (so later reads join what it will take).
+    waiter: bool,
 }
 
 struct Pending {
@@ -69,12 +68,10 @@ struct Pending {
 }
 
 impl Reader {
-    /// Reads go to `collection` through `sender`; `rounds` (at least 1)
-    /// drains of the queue may be in flight at once.
-    pub(crate) fn new(rounds: usize, root: Url, collection: Url, sender: Arc<Sender>) -> Self {
+    /// Reads go to `collection` through `sender`.
+    pub(crate) fn new(root: Url, collection: Url, sender: Arc<Sender>) -> Self {
         Self {
             shared: Arc::new(Shared {
-                rounds: rounds.max(1),
                 root,
                 collection,
                 sender,
@@ -94,9 +91,9 @@ impl Reader {
                 select: select.iter().map(|s| (*s).to_owned()).collect(),
                 reply,
             });
-            if queue.in_flight < self.shared.rounds {
-                queue.in_flight += 1;
-                tokio::spawn(self.clone().drain());
+            if !queue.waiter {
+                queue.waiter = true;
+                self.start_waiter();
             }
         }
         answer.await.unwrap_or_else(|_| {
@@ -107,50 +104,59 @@ impl Reader {
         })
     }
 
-    /// Sends everything queued as one round (taken when the task runs, so
-    /// reads asked for in the same instant go together), then whatever
-    /// queued while it was out, until the queue is empty.
-    async fn drain(self) {
-        loop {
-            let ops = {
-                let mut queue = lock(&self.shared.queue);
-                if queue.pending.is_empty() {
-                    queue.in_flight -= 1;
-                    return;
-                }
-                std::mem::take(&mut queue.pending)
+    /// Starts a waiter (a plain function, so the waiter may start the
+    /// next one).
+    fn start_waiter(&self) {
+        let this = self.clone();
+        tokio::spawn(async move { this.wait_and_read().await });
+    }
+
+    /// The waiter: waits for the limiter's leave, then takes the orders
+    /// of the first read the queue plans and reads them; what is left gets
+    /// the next waiter. A pause refuses everything queued.
+    async fn wait_and_read(self) {
+        let permit = self.shared.sender.permit("GET in bulk").await;
+        let (ops, read) = {
+            let mut queue = lock(&self.shared.queue);
+            let taken = match permit {
+                Ok(_) => take_first_read(&mut queue.pending),
+                Err(_) => Some((std::mem::take(&mut queue.pending), None)),
             };
-            self.round(ops).await;
+            queue.waiter = !queue.pending.is_empty();
+            if queue.waiter {
+                self.start_waiter();
+            }
+            match taken {
+                Some(taken) => taken,
+                None => return,
+            }
+        };
+        match (permit, read) {
+            (Ok(permit), Some(read)) => {
+                let query = query(&read, union_select(&ops).as_deref());
+                let result = self.read(&read, query, permit).await;
+                answer(ops, result);
+            }
+            (Err(e), _) => answer(ops, Err(e)),
+            (Ok(_), None) => {}
         }
     }
 
-    /// Reads every order of `ops`, in as many reads as the plan needs, all
-    /// at once (the limiter paces them).
-    async fn round(&self, ops: Vec<Pending>) {
-        let keys: Vec<&OrderKey> = ops.iter().map(|op| &op.key).collect();
-        let reads = plan_reads(&keys, MAX_FILTER_CHARS, MAX_KEYS_PER_READ);
-        let select = union_select(&ops);
-        let mut ops: Vec<Option<Pending>> = ops.into_iter().map(Some).collect();
-        let sends = reads.into_iter().map(|read| {
-            let callers: Vec<Pending> =
-                read.callers.iter().filter_map(|&i| ops[i].take()).collect();
-            let query = query(&read, select.as_deref());
-            async move {
-                let result = self.read(&read, query).await;
-                answer(callers, result);
-            }
-        });
-        join_all(sends.collect::<Vec<_>>()).await;
-    }
-
     /// The rows of one read, every page.
-    async fn read(&self, read: &Read, query: String) -> Result<RowsByOrder, D365Error> {
+    /// The first page goes with `permit`; later pages wait for their own.
+    async fn read(
+        &self,
+        read: &Read,
+        query: String,
+        permit: Permit<'_>,
+    ) -> Result<RowsByOrder, D365Error> {
         let what = format!("GET {} orders of {} in bulk", read.numbers.len(), read.area);
         let mut url = self.shared.collection.clone();
         url.set_query(Some(&query));
         let mut next = Some(url);
         let mut rows = Vec::new();
         let mut pages = 0;
+        let mut permit = Some(permit);
         while let Some(url) = next.take() {
             pages += 1;
             if pages > MAX_PAGES {
@@ -159,7 +165,15 @@ impl Reader {
                 )));
             }
             let request = ODataRequest::get(url.clone());
-            let answer = self.shared.sender.execute(&request).await?;
+            let answer = match permit.take() {
+                Some(permit) => {
+                    self.shared
+                        .sender
+                        .execute_permitted(permit, &request)
+                        .await?
+                }
+                None => self.shared.sender.execute(&request).await?,
+            };
             let invalid = |why: String| D365Error::invalid(format!("{what}: {why}"));
             let mut body = answer
                 .json
@@ -197,7 +211,32 @@ impl Reader {
     }
 }
 
-/// The `$select` of a round: every caller's fields and the key fields;
+/// Takes out of `pending` the callers of the first read its plan makes,
+/// with that read (its `callers` renumbered to the taken callers); `None`
+/// for an empty queue.
+fn take_first_read(pending: &mut Vec<Pending>) -> Option<(Vec<Pending>, Option<Read>)> {
+    let keys: Vec<&OrderKey> = pending.iter().map(|op| &op.key).collect();
+    let mut read = plan_reads(&keys, MAX_FILTER_CHARS, MAX_KEYS_PER_READ)
+        .into_iter()
+        .next()?;
+    let mut chosen = vec![false; pending.len()];
+    for &i in &read.callers {
+        chosen[i] = true;
+    }
+    let (mut taken, mut left) = (Vec::new(), Vec::new());
+    for (op, chosen) in std::mem::take(pending).into_iter().zip(chosen) {
+        if chosen {
+            taken.push(op)
+        } else {
+            left.push(op)
+        }
+    }
+    *pending = left;
+    read.callers = (0..taken.len()).collect();
+    Some((taken, Some(read)))
+}
+
+/// The `$select` of a read: every caller's fields and the key fields;
 /// `None` (every property) if any caller asked for every property.
 fn union_select(ops: &[Pending]) -> Option<String> {
     if ops.iter().any(|op| op.select.is_empty()) {

@@ -278,7 +278,7 @@ fn bulk_reader(settings: &ConnectionSettings, sender: Arc<Sender>) -> Result<Rea
     let collection = root
         .join(&settings.entity_set)
         .map_err(|e| D365Error::config(format!("collection URL: {e}")).caused_by(e))?;
-    Ok(Reader::new(1, root, collection, sender))
+    Ok(Reader::new(root, collection, sender))
 }
 
 /// Why `$metadata` gave no capabilities: the request failed, or the

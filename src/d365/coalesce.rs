@@ -7,32 +7,38 @@
 //! requests are often faster [doc]); with batching on they go in bulk
 //! collection reads instead (`bulk_read`).
 //!
-//! The first PATCH queued starts a timer of `window`; when it fires,
-//! everything queued is sent. A queue reaching `max_operations` is sent at
-//! once. Sends run in their own task, so a caller that gives up (a
-//! cancelled reconcile) cannot tear down a batch that others wait on. A
-//! batch of one is still sent as `$batch`: one code path, so what reaches
-//! D365 does not depend on timing.
+//! The first PATCH queued starts one waiter: it lingers `window` (less if
+//! the queue fills to `max_operations`), then waits for the limiter's leave
+//! to send, and only then takes what is queued, up to `max_operations`. So
+//! a batch carries everything that queued while the limiter made it wait:
+//! when the request budget is the bottleneck, batches grow to fill it. At
+//! most one waiter waits at a time (a second one would spend a request of
+//! the budget on what the first could carry); one that leaves the queue
+//! non-empty starts the next. Sends run in their own tasks, so a caller
+//! that gives up (a cancelled reconcile) cannot tear down a batch that
+//! others wait on. A batch of one is still sent as `$batch`: one code
+//! path, so what reaches D365 does not depend on timing.
 //!
 //! A paused connection (a 429's `Retry-After`) holds no PATCH: one is
 //! refused at once as `Throttled` with the time left, and a pause that
-//! begins during the window flushes the queue, whose send is refused too.
+//! begins while the waiter waits refuses everything queued.
 //!
 //! The coalescer is given the connection's [`Sender`] when built and sends
 //! through it; it never reaches back into the client.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use reqwest::Method;
 use reqwest::header::CONTENT_TYPE;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 use url::Url;
 
 use super::batch::{self, BatchRequest, BatchResponse};
 use super::entity::{PatchOutcome, json_object};
 use super::error::ResponseContext;
+use super::limiter::Permit;
 use super::sender::{ODataRequest, Sender};
 use super::settings::BatchSettings;
 use super::{D365Error, ETag, OperationEvent, OrderKey};
@@ -53,13 +59,16 @@ struct Shared {
     url: Url,
     sender: Arc<Sender>,
     queue: Mutex<Queue>,
+    /// Told when the queue reaches `max_operations`: the waiter stops
+    /// lingering.
+    full: Notify,
 }
 
 #[derive(Default)]
 struct Queue {
-    pending: Vec<Pending>,
-    /// A flush is scheduled (so later PATCHes join it).
-    timer: bool,
+    pending: VecDeque<Pending>,
+    /// A waiter is out (so later PATCHes join what it will take).
+    waiter: bool,
 }
 
 struct Pending {
@@ -84,6 +93,7 @@ impl Coalescer {
                 url,
                 sender,
                 queue: Mutex::new(Queue::default()),
+                full: Notify::new(),
             }),
         }
     }
@@ -103,9 +113,9 @@ impl Coalescer {
             .sender
             .refuse_if_paused(&format!("PATCH {key}"))?;
         let (reply, answer) = oneshot::channel();
-        let full = {
+        {
             let mut queue = lock(&self.shared.queue);
-            queue.pending.push(Pending {
+            queue.pending.push_back(Pending {
                 key: key.clone(),
                 if_match: if_match.clone(),
                 url,
@@ -113,17 +123,12 @@ impl Coalescer {
                 reply,
             });
             if queue.pending.len() >= self.shared.settings.max_operations {
-                Some(std::mem::take(&mut queue.pending))
-            } else {
-                if !queue.timer {
-                    queue.timer = true;
-                    tokio::spawn(self.clone().flush_after());
-                }
-                None
+                self.shared.full.notify_one();
             }
-        };
-        if let Some(ops) = full {
-            tokio::spawn(self.clone().send(ops));
+            if !queue.waiter {
+                queue.waiter = true;
+                self.start_waiter_lingering();
+            }
         }
         answer.await.unwrap_or_else(|_| {
             Err(D365Error::unavailable(
@@ -133,34 +138,71 @@ impl Coalescer {
         })
     }
 
-    /// Waits out the window, then sends whatever is queued, in batches of
-    /// at most `max_operations`. A pause that begins meanwhile ends the
-    /// window at once: the send is refused without waiting, and so are
-    /// the PATCHes in it.
-    async fn flush_after(self) {
-        let settings = self.shared.settings;
-        tokio::select! {
-            () = tokio::time::sleep(settings.window) => {}
-            () = self.shared.sender.until_paused() => {}
+    /// Starts the waiter that lingers (the first of a burst).
+    fn start_waiter_lingering(&self) {
+        let this = self.clone();
+        tokio::spawn(async move { this.wait_and_send(true).await });
+    }
+
+    /// Starts a waiter for what the last one left queued.
+    fn start_waiter(&self) {
+        let this = self.clone();
+        tokio::spawn(async move { this.wait_and_send(false).await });
+    }
+
+    /// The waiter: lingers out the window (when `linger`; a full queue or
+    /// a pause ends it early), waits for the limiter's leave, then takes
+    /// up to `max_operations` PATCHes and sends them. What it leaves
+    /// queued gets the next waiter, which does not linger. A pause refuses
+    /// everything queued.
+    async fn wait_and_send(self, linger: bool) {
+        if linger {
+            self.linger().await;
         }
-        let mut ops = {
+        let permit = self.shared.sender.permit("$batch").await;
+        let ops: Vec<Pending> = {
             let mut queue = lock(&self.shared.queue);
-            queue.timer = false;
-            std::mem::take(&mut queue.pending)
+            let take = match permit {
+                Ok(_) => queue.pending.len().min(self.shared.settings.max_operations),
+                Err(_) => queue.pending.len(),
+            };
+            let ops = queue.pending.drain(..take).collect();
+            queue.waiter = !queue.pending.is_empty();
+            if queue.waiter {
+                self.start_waiter();
+            }
+            ops
         };
-        while !ops.is_empty() {
-            let rest = ops.split_off(ops.len().min(settings.max_operations));
-            tokio::spawn(self.clone().send(ops));
-            ops = rest;
+        match permit {
+            Ok(permit) => self.send(ops, permit).await,
+            Err(e) => {
+                for op in ops {
+                    self.answer(op, Err(e.clone()), false);
+                }
+            }
+        }
+    }
+
+    /// Waits `window` for company, or less: until the queue is full or
+    /// the connection is paused.
+    async fn linger(&self) {
+        let deadline = Instant::now() + self.shared.settings.window;
+        let full = || lock(&self.shared.queue).pending.len() >= self.shared.settings.max_operations;
+        while !full() {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => return,
+                () = self.shared.sender.until_paused() => return,
+                () = self.shared.full.notified() => {}
+            }
         }
     }
 
     /// Sends one `$batch` and answers every caller. A failure of the batch
     /// call itself is every operation's failure.
-    async fn send(self, ops: Vec<Pending>) {
+    async fn send(&self, ops: Vec<Pending>, permit: Permit<'_>) {
         let n = ops.len();
         let started = Instant::now();
-        let mut parts = match self.exchange(&ops, started).await {
+        let mut parts = match self.exchange(&ops, permit, started).await {
             Ok(parts) => parts,
             Err(e) => {
                 let duration_ms = started.elapsed().as_millis() as u64;
@@ -198,6 +240,7 @@ impl Coalescer {
     async fn exchange(
         &self,
         ops: &[Pending],
+        permit: Permit<'_>,
         started: Instant,
     ) -> Result<HashMap<String, BatchResponse>, D365Error> {
         let requests: Vec<_> = ops
@@ -217,7 +260,11 @@ impl Coalescer {
             if_match: None,
             body: Some(batch::build(&requests)),
         };
-        let answer = self.shared.sender.execute(&request).await?;
+        let answer = self
+            .shared
+            .sender
+            .execute_permitted(permit, &request)
+            .await?;
         let duration_ms = started.elapsed().as_millis() as u64;
         let (operations, status) = (ops.len(), answer.status);
         tracing::info!(operations, status, duration_ms, "D365 batch");

@@ -21,7 +21,7 @@ use url::Url;
 use super::auth::{AccessToken, TokenCache};
 use super::error::ResponseContext;
 use super::http::{Label, Opened, Reply, Transport};
-use super::limiter::{Limiter, Paused};
+use super::limiter::{Limiter, Paused, Permit};
 use super::observe::{OperationEvent, method_name};
 use super::{D365Error, ETag, OrderKey, RequestKind};
 
@@ -165,7 +165,38 @@ impl Sender {
     /// Error answers and `$batch` answers (whose parts may be errors) are
     /// scrubbed of the request's token and the client secret first.
     pub(crate) async fn execute(&self, request: &ODataRequest<'_>) -> Result<Reply, D365Error> {
-        let (mut reply, token) = self.send_authorized(request).await?;
+        self.execute_with(None, request).await
+    }
+
+    /// Waits for the limiter's leave to send one request, or fails at once
+    /// as `Throttled` while the connection is paused. For callers that
+    /// coalesce (bulk reads, `$batch`): they decide what goes in the
+    /// request only once it may leave, so it carries everything that
+    /// queued while the limiter made it wait, and no rate is spent on a
+    /// request that turns out empty.
+    pub(crate) async fn permit(&self, what: &str) -> Result<Permit<'_>, D365Error> {
+        self.limiter
+            .acquire()
+            .await
+            .map_err(|paused| not_sent(what, paused))
+    }
+
+    /// [`Sender::execute`] with the first attempt's leave already taken
+    /// ([`Sender::permit`]); a resend after a 401 waits for its own.
+    pub(crate) async fn execute_permitted(
+        &self,
+        permit: Permit<'_>,
+        request: &ODataRequest<'_>,
+    ) -> Result<Reply, D365Error> {
+        self.execute_with(Some(permit), request).await
+    }
+
+    async fn execute_with(
+        &self,
+        permit: Option<Permit<'_>>,
+        request: &ODataRequest<'_>,
+    ) -> Result<Reply, D365Error> {
+        let (mut reply, token) = self.send_authorized(request, permit).await?;
         if !reply.is_success() || request.key.is_none() {
             self.tokens.redact_body(&mut reply.body, &token);
         }
@@ -257,25 +288,28 @@ impl Sender {
     async fn send_authorized(
         &self,
         request: &ODataRequest<'_>,
+        permit: Option<Permit<'_>>,
     ) -> Result<(Reply, AccessToken), D365Error> {
         let token = self.tokens.token().await?;
-        let reply = self.send_once(request, &token, 1).await?;
+        let reply = self.send_once(request, &token, 1, permit).await?;
         if reply.status != 401 {
             return Ok((reply, token));
         }
         self.tokens.invalidate(token.generation);
         let token = self.tokens.token().await?;
-        let reply = self.send_once(request, &token, 2).await?;
+        let reply = self.send_once(request, &token, 2, None).await?;
         Ok((reply, token))
     }
 
-    /// One attempt through the limiter; a transport failure is
-    /// `Unavailable`, keeping the transport error as its source.
+    /// One attempt through the limiter (unless its leave was taken
+    /// already); a transport failure is `Unavailable`, keeping the
+    /// transport error as its source.
     async fn send_once(
         &self,
         request: &ODataRequest<'_>,
         token: &AccessToken,
         attempt: u32,
+        permit: Option<Permit<'_>>,
     ) -> Result<Reply, D365Error> {
         let method = method_name(&request.method);
         let target = request.target();
@@ -287,11 +321,10 @@ impl Sender {
             attempt,
         };
         let http = self.build(request, token)?;
-        let mut permit = self
-            .limiter
-            .acquire()
-            .await
-            .map_err(|paused| not_sent(&format!("{method} {target}"), paused))?;
+        let mut permit = match permit {
+            Some(permit) => permit,
+            None => self.permit(&format!("{method} {target}")).await?,
+        };
         let reply = self
             .transport
             .send_once(http, &label)
