@@ -349,3 +349,32 @@ async fn deliver(
     });
     join_all(calls).await
 }
+
+/// Late binding: PATCHes that arrive while the batch's waiter waits for
+/// the limiter (1 request/s, spent by a first batch) all leave in the
+/// batch it was waiting for, not in the few its window alone would make.
+#[tokio::test]
+async fn patches_that_queue_while_the_budget_waits_share_one_batch() {
+    let emu = emulator(20).await;
+    let mut s = settings(&emu);
+    s.max_requests_per_second = 1;
+    s.max_concurrent_requests = 1;
+    s.batch = Some(BatchSettings {
+        max_operations: 20,
+        window: Duration::from_millis(1),
+    });
+    let client = D365Client::new(s, Arc::new(Recorder::default())).unwrap();
+    patch_all(&emu, &client, &[1]).await[0].as_ref().unwrap();
+    assert_eq!(batch_posts(&emu), 1);
+    let calls = (2..=10u32).map(|n| {
+        let (client, emu) = (&client, &emu);
+        async move {
+            tokio::time::sleep(Duration::from_millis(20 * u64::from(n - 2))).await;
+            patch_all(emu, client, &[n]).await.remove(0)
+        }
+    });
+    for (n, r) in (2..=10).zip(join_all(calls).await) {
+        assert!(r.is_ok(), "order {n}: {r:?}");
+    }
+    assert_eq!(batch_posts(&emu), 2, "the nine PATCHes in one batch");
+}

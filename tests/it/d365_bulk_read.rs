@@ -146,3 +146,36 @@ async fn a_failed_bulk_read_gives_its_callers_a_single_gets_error() {
     }
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// Late binding: reads that arrive one after another while the limiter
+/// makes the waiter wait (1 request/s) leave together in the request it
+/// was waiting for. Had the waiter taken its orders before waiting, the
+/// second read would go alone and the rest in a third GET.
+#[tokio::test]
+async fn reads_that_queue_while_the_budget_waits_share_one_get() {
+    let emu = emulator(20).await;
+    let mut s = settings(&emu);
+    s.max_requests_per_second = 1;
+    s.max_concurrent_requests = 1;
+    s.batch = Some(BatchSettings {
+        max_operations: 20,
+        window: Duration::from_millis(1),
+    });
+    let client = D365Client::new(s, Arc::new(Recorder::default())).unwrap();
+    client.get_order(&key(1), &[STATUS]).await.unwrap();
+    assert_eq!(bulk_gets(&emu), 1);
+    // The next second's request is not due yet: these arrive while its
+    // waiter waits, 20 ms apart (the gaps are the scenario, not a wait).
+    let reads = (2..=10).map(|n| {
+        let client = &client;
+        async move {
+            tokio::time::sleep(Duration::from_millis(20 * u64::from(n - 2))).await;
+            client.get_order(&key(n), &[STATUS]).await
+        }
+    });
+    let results = join_all(reads).await;
+    for (n, r) in (2..=10).zip(&results) {
+        assert_eq!(r.as_ref().unwrap().etag.as_str(), emu_etag(&emu, &key(n)));
+    }
+    assert_eq!(bulk_gets(&emu), 2, "the nine reads in one GET");
+}
