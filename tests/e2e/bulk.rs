@@ -3,7 +3,8 @@
 //! operator's start to every order Updated, with the D365 requests per
 //! order by kind and the budget bound for the requests actually made.
 //! Heavy: `BULK_ORDERS=1000 cargo test --test e2e bulk_reads -- --ignored
-//! --nocapture` (default 1,000 orders).
+//! --nocapture` (default 1,000 orders); `SCALE_OPERATOR_BIN` runs another
+//! build of the operator (e.g. target/release/sales-order-operator).
 
 use std::time::{Duration, Instant};
 
@@ -41,7 +42,12 @@ async fn bulk_reads_and_batches_converge_near_the_budget_bound() {
     );
 
     let started = Instant::now();
-    let operator = env.operator(&["--max-concurrent-reconciles", "1024"]);
+    let operator = crate::support::Operator::start_bin(
+        &crate::support::operator_bin(),
+        env.cp.kubeconfig(),
+        &env.ns,
+        &["--max-concurrent-reconciles", "1024"],
+    );
     let updated = |metrics: &str| -> f64 {
         metrics
             .lines()

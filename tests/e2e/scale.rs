@@ -7,7 +7,6 @@
 //! (e.g. `1000,10000`) picks the fleets, `SCALE_OPERATOR_BIN` another
 //! build of the operator (one saved before a change, to compare).
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use d365_emulator::Faults;
@@ -65,12 +64,6 @@ async fn in_sync(op: &Operator) -> f64 {
         .await
 }
 
-fn operator_bin() -> PathBuf {
-    std::env::var_os("SCALE_OPERATOR_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sales-order-operator")))
-}
-
 /// Creates `n` orders wanting what the emulator already holds (Backorder,
 /// no delivery date), 32 at a time, then runs the operator over them.
 async fn measure(n: usize) -> Figures {
@@ -89,7 +82,7 @@ async fn measure(n: usize) -> Figures {
     );
     let resync = Duration::from_secs(60);
     let op = Operator::start_bin(
-        &operator_bin(),
+        &crate::support::operator_bin(),
         env.cp.kubeconfig(),
         &env.ns,
         &[
