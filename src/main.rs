@@ -162,7 +162,7 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
             // Writes stopped already (the fence is closed); stop looking
             // ready and exit, so Kubernetes restarts this as a standby.
             ready.iter().for_each(|r| r.store(false, Ordering::SeqCst));
-            metrics.set_leader(false);
+            metrics.set_leader(&args.leader.lease_name, false);
             tracing::error!(reason = %lost, "lost the leader lease; exiting");
             anyhow::bail!("lost the leader lease ({lost}); exiting so a standby takes over");
         }

@@ -98,7 +98,8 @@ fn accepted_writes(emu: &Emulator) -> usize {
 }
 
 async fn patches(op: &Operator) -> f64 {
-    op.metric_sum(r#"d365_requests_total{method="PATCH""#).await
+    op.metric_sum(r#"sales_order_operator_d365_requests_total{method="PATCH""#)
+        .await
 }
 
 pub async fn holder(leases: &Api<Lease>) -> Option<String> {
@@ -180,7 +181,9 @@ async fn one_writer_and_failover_within_the_lease_duration() {
     assert_eq!(accepted_writes(&emu), 10);
     assert_eq!(patches(leader).await, 10.0);
     assert_eq!(
-        standby.metric_sum("d365_requests_total").await,
+        standby
+            .metric_sum("sales_order_operator_d365_requests_total")
+            .await,
         0.0,
         "standby talked to D365"
     );

@@ -102,12 +102,13 @@ fn last_seq(emu: &Emulator) -> u64 {
 }
 
 async fn patches(op: &Operator) -> f64 {
-    op.metric_sum(r#"d365_requests_total{method="PATCH""#).await
+    op.metric_sum(r#"sales_order_operator_d365_requests_total{method="PATCH""#)
+        .await
 }
 
-/// Objects an operator counts in its `sales_order_objects` gauge.
+/// Objects an operator counts in its `sales_order_operator_objects` gauge.
 async fn objects(op: &Operator) -> f64 {
-    op.metric_sum("sales_order_objects").await
+    op.metric_sum("sales_order_operator_objects").await
 }
 
 #[tokio::test]
@@ -143,7 +144,11 @@ async fn two_shards_split_orders_disjointly_and_fail_over_separately() {
     assert_eq!(patches(&s1).await, sizes[1] as f64);
     assert_eq!(objects(&s0a).await, sizes[0] as f64);
     assert_eq!(objects(&s1).await, sizes[1] as f64);
-    assert_eq!(s0b.metric_sum("d365_requests_total").await, 0.0);
+    assert_eq!(
+        s0b.metric_sum("sales_order_operator_d365_requests_total")
+            .await,
+        0.0
+    );
 
     // Shard 0's leader dies without releasing; its standby must take
     // shard 0's Lease (shard 1's stays put) and converge the next batch.

@@ -19,9 +19,9 @@ fn exported_samples() -> BTreeSet<String> {
     let m = Metrics::default();
     m.reconciled("success", Duration::from_millis(5));
     m.reconciled("error", Duration::from_millis(5));
-    m.outcome("orders/a", Reason::Updated);
+    m.outcome("orders", "a", "usmf", Reason::Updated);
     m.status_written();
-    m.set_leader(true);
+    m.set_leader("sales-order-operator", true);
     m.connection_requeue(RequeueCause::Busy);
     m.observe(&RequestEvent {
         method: "PATCH",
@@ -181,7 +181,10 @@ fn dashboard_parses_and_every_expr_uses_exported_metrics() {
         serde_json::from_str(DASHBOARD).expect("docs/grafana-dashboard.json is JSON");
     assert!(dashboard["title"].is_string() && dashboard["uid"].is_string());
     let exported = exported_samples();
-    assert!(exported.contains("d365_requests_total"), "{exported:?}");
+    assert!(
+        exported.contains("sales_order_operator_d365_requests_total"),
+        "{exported:?}"
+    );
     let all = exprs(&dashboard);
     assert!(all.len() >= 10, "only {} expressions", all.len());
     let mut used = BTreeSet::new();
