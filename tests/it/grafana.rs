@@ -107,7 +107,14 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     }
     // Drop label lists of aggregations: `by (a, b)`, `without (...)`.
     let mut text = cleaned;
-    for kw in ["by", "without", "on", "ignoring"] {
+    for kw in [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ] {
         while let Some(at) = find_clause(&text, kw) {
             let close = text[at..]
                 .find(')')
@@ -167,11 +174,13 @@ fn find_clause(text: &str, kw: &str) -> Option<usize> {
 #[test]
 fn the_expression_parser_sees_metrics_only() {
     let got = metric_names(
-        r#"sum by (reason, le) (rate(foo_total{a="b{c}", d=~"$x"}[$__rate_interval])) / clamp_min(bar_count offset 5m, 1e-9) and on (pod) baz"#,
+        r#"sum by (reason, le) (rate(foo_total{a="b{c}", d=~"$x"}[$__rate_interval])) / clamp_min(bar_count offset 5m, 1e-9) and on (pod) baz * on (pod) group_left (version) qux"#,
     );
     assert_eq!(
         got,
-        ["bar_count", "baz", "foo_total"].map(String::from).into()
+        ["bar_count", "baz", "foo_total", "qux"]
+            .map(String::from)
+            .into()
     );
 }
 
