@@ -112,6 +112,7 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
         .await
         .context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
     let metrics = Arc::new(Metrics::default());
+    metrics.set_shards(shard.count());
     let namespaces = watched_namespaces(&args.namespace);
     let ready: Vec<Arc<AtomicBool>> = namespaces
         .iter()

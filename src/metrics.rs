@@ -110,6 +110,7 @@ pub struct Metrics {
     status_writes: Counter,
     connection_requeues: Family<CauseLabels, Counter>,
     leader: Family<LeaseLabels, Gauge>,
+    shards: Gauge,
     /// (namespace, name) -> the objects series the order counts in.
     by_object: Mutex<HashMap<(String, String), ObjectLabels>>,
 }
@@ -144,6 +145,7 @@ impl Default for Metrics {
             status_writes: Counter::default(),
             connection_requeues: Family::default(),
             leader: Family::default(),
+            shards: Gauge::default(),
             by_object: Mutex::new(HashMap::new()),
         };
         let r = &mut m.registry;
@@ -221,6 +223,11 @@ impl Metrics {
             "leader",
             "1 while this replica holds the lease named by the label",
             self.leader.clone(),
+        );
+        r.register(
+            "shards",
+            "Shards the orders are split into (--shard-count), each with its own lease",
+            self.shards.clone(),
         );
         r.register(
             "build_info",
@@ -323,6 +330,11 @@ impl Metrics {
                 cause: cause.as_str(),
             })
             .inc();
+    }
+
+    /// `--shard-count`: how many leases should each have a leader.
+    pub fn set_shards(&self, count: u32) {
+        self.shards.set(i64::from(count));
     }
 
     /// Whether this replica holds `lease` (the shard's Lease name).

@@ -22,6 +22,7 @@ fn exported_samples() -> BTreeSet<String> {
     m.outcome("orders", "a", "usmf", Reason::Updated);
     m.status_written();
     m.set_leader("sales-order-operator", true);
+    m.set_shards(1);
     m.connection_requeue(RequeueCause::Busy);
     m.observe(&RequestEvent {
         method: "PATCH",
