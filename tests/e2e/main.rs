@@ -21,6 +21,7 @@ mod chart;
 mod chart_identity;
 mod chart_rbac;
 mod chart_shards;
+mod chart_uninstall;
 mod chart_values;
 mod connection;
 mod control_plane;
