@@ -105,9 +105,13 @@ async fn uninstall_keeps_crds_and_orders_unless_crds_keep_is_false() {
     assert_eq!(policy.as_deref(), Some("keep"));
     create_order(&client, 2).await;
     helm_ok(&cp, &["uninstall", "kept", "-n", NS]);
-    assert!(
-        crd(&client).await.is_some(),
-        "the CRD was deleted on uninstall"
+    // Not merely still there while its deletion runs: never deleted.
+    let after = crd(&client)
+        .await
+        .expect("the CRD was deleted on uninstall");
+    assert_eq!(
+        after.metadata.deletion_timestamp, None,
+        "uninstall started deleting the CRD"
     );
     let orders: Api<SalesOrderStatus> = Api::namespaced(client.clone(), NS);
     let left = orders.list(&Default::default()).await.expect("orders list");
