@@ -140,16 +140,33 @@ fn the_stalled_alert_names_exactly_the_stalled_reasons() {
         .iter()
         .find(|r| r["alert"] == "SalesOrdersStalled")
         .expect("SalesOrdersStalled");
-    let expr = stalled["expr"].as_str().unwrap();
-    let start = expr.find("reason=~\"").expect("a reason matcher") + "reason=~\"".len();
-    let len = expr[start..].find('"').unwrap();
-    let in_alert: BTreeSet<&str> = expr[start..start + len].split('|').collect();
     let in_code: BTreeSet<&str> = Reason::ALL
         .into_iter()
         .filter(|r| r.is_stalled())
         .map(Reason::as_str)
         .collect();
-    assert_eq!(in_alert, in_code);
+    assert_eq!(reasons_matched(stalled["expr"].as_str().unwrap()), in_code);
+
+    // The dashboard's "Stalled orders" panel counts the same reasons.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(ROOT).join("docs/grafana-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    let panel = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["title"] == "Stalled orders")
+        .expect("a Stalled orders panel");
+    let expr = panel["targets"][0]["expr"].as_str().unwrap();
+    assert_eq!(reasons_matched(expr), in_code, "{expr}");
+}
+
+/// The alternatives of the `reason=~"..."` matcher in `expr`.
+fn reasons_matched(expr: &str) -> BTreeSet<&str> {
+    let start = expr.find("reason=~\"").expect("a reason matcher") + "reason=~\"".len();
+    let len = expr[start..].find('"').unwrap();
+    expr[start..start + len].split('|').collect()
 }
 
 #[test]

@@ -31,6 +31,12 @@ fn helm_lint_passes_in_both_rbac_modes() {
             "--set",
             "watchNamespaces={orders-eu,orders-us}",
         ][..],
+        &[
+            "--set",
+            "prometheusRule.enabled=true",
+            "--set",
+            "crds.install=false",
+        ][..],
     ] {
         let out = lint(extra);
         assert!(
