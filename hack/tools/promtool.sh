@@ -49,10 +49,13 @@ echo "promtool.sh: fetching Debian's prometheus $version for promtool (first tim
 t0=$SECONDS
 tmp="$(mktemp -d "$cache/.download.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
-# apt-get download writes into the current directory; as root it drops
-# privileges to _apt, which must be able to write there.
-chmod 755 "$tmp"
-sandbox=(); [[ $EUID -eq 0 ]] && sandbox=(-o APT::Sandbox::User=root)
+# apt-get download writes into the current directory. As root it would
+# drop privileges to _apt, which cannot reach a folder under root's home
+# (it warns and downloads unsandboxed anyway): say so up front.
+sandbox=()
+if [[ $EUID -eq 0 ]]; then
+  sandbox=(-o APT::Sandbox::User=root)
+fi
 (cd "$tmp" && apt-get download -q "${sandbox[@]}" "prometheus=$version" >&2)
 deb=("$tmp"/prometheus_*.deb)
 dpkg-deb -x "${deb[0]}" "$tmp/root"
