@@ -149,6 +149,17 @@ async fn two_shards_split_orders_disjointly_and_fail_over_separately() {
             .await,
         0.0
     );
+    // Each replica reports its own shard's Lease, and how many there are:
+    // what SalesOrderOperatorNotLeading counts.
+    for (op, index, held) in [(&s0a, 0, 1), (&s0b, 0, 0), (&s1, 1, 1)] {
+        let text = op.metrics().await;
+        let series = format!(
+            r#"sales_order_operator_leader{{lease="{}"}} {held}"#,
+            lease_of(index)
+        );
+        assert!(text.contains(&series), "{series} missing:\n{text}");
+        assert!(text.contains("sales_order_operator_shards 2\n"), "{text}");
+    }
 
     // Shard 0's leader dies without releasing; its standby must take
     // shard 0's Lease (shard 1's stays put) and converge the next batch.
