@@ -24,6 +24,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
+# Stamped into sales_order_operator_build_info{revision} at compile time
+# (src/metrics.rs); empty (the default) leaves the label out.
+ARG REVISION=""
+ENV SALES_ORDER_OPERATOR_REVISION=${REVISION}
 # The whole workspace: cargo must load every member's manifest (emulator,
 # testkit) to honour Cargo.lock, even though only the operator is built.
 COPY . .

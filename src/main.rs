@@ -112,6 +112,7 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
         .await
         .context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
     let metrics = Arc::new(Metrics::default());
+    metrics.set_shards(shard.count());
     let namespaces = watched_namespaces(&args.namespace);
     let ready: Vec<Arc<AtomicBool>> = namespaces
         .iter()
@@ -162,7 +163,7 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
             // Writes stopped already (the fence is closed); stop looking
             // ready and exit, so Kubernetes restarts this as a standby.
             ready.iter().for_each(|r| r.store(false, Ordering::SeqCst));
-            metrics.set_leader(false);
+            metrics.set_leader(&args.leader.lease_name, false);
             tracing::error!(reason = %lost, "lost the leader lease; exiting");
             anyhow::bail!("lost the leader lease ({lost}); exiting so a standby takes over");
         }

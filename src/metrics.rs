@@ -1,4 +1,6 @@
-//! Prometheus metrics, controller-runtime names where they exist.
+//! Prometheus metrics: the operator's own under `sales_order_operator_`,
+//! controller-runtime's reconcile names where dashboards expect them, and
+//! the standard `process_*` names.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -49,6 +51,23 @@ struct ReasonLabels {
     reason: &'static str,
 }
 
+/// The objects gauge is labelled by the order's own namespace and
+/// connection, so alerts group by where the orders live (not by where the
+/// operator runs).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ObjectLabels {
+    reason: &'static str,
+    namespace: String,
+    connection: String,
+}
+
+/// With shards every replica set holds its own Lease; the label tells
+/// which, so "every lease has a leader" can be alerted on.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LeaseLabels {
+    lease: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CauseLabels {
     cause: &'static str,
@@ -86,12 +105,17 @@ pub struct Metrics {
     conflicts: Counter,
     throttles: Counter,
     outcomes: Family<ReasonLabels, Counter>,
-    objects: Family<ReasonLabels, Gauge>,
+    objects: Family<ObjectLabels, Gauge>,
     status_writes: Counter,
     connection_requeues: Family<CauseLabels, Counter>,
-    leader: Gauge,
-    by_object: Mutex<HashMap<String, Reason>>,
+    leader: Family<LeaseLabels, Gauge>,
+    shards: Gauge,
+    /// (namespace, name) -> the objects series the order counts in.
+    by_object: Mutex<HashMap<(String, String), ObjectLabels>>,
 }
+
+/// Prefix of every metric of the operator's own.
+pub const PREFIX: &str = "sales_order_operator";
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -114,7 +138,8 @@ impl Default for Metrics {
             objects: Family::default(),
             status_writes: Counter::default(),
             connection_requeues: Family::default(),
-            leader: Gauge::default(),
+            leader: Family::default(),
+            shards: Gauge::default(),
             by_object: Mutex::new(HashMap::new()),
         };
         let r = &mut m.registry;
@@ -133,56 +158,8 @@ impl Default for Metrics {
             "Reconcile duration",
             m.reconcile_time.clone(),
         );
-        r.register(
-            "d365_requests",
-            "D365 HTTP requests by method, kind and status code",
-            m.requests.clone(),
-        );
-        r.register(
-            "d365_request_duration_seconds",
-            "D365 HTTP request duration",
-            m.request_time.clone(),
-        );
-        r.register(
-            "d365_batch_operations",
-            "Operations inside D365 $batch answers by method and status code (unanswered: no part)",
-            m.batch_operations.clone(),
-        );
-        r.register(
-            "d365_conflicts",
-            "D365 answers 409/412 (stale ETag), single requests and $batch operations",
-            m.conflicts.clone(),
-        );
-        r.register(
-            "d365_throttles",
-            "D365 answers 429, single requests and $batch operations",
-            m.throttles.clone(),
-        );
-        r.register(
-            "sales_order_reconcile_outcomes",
-            "Reconcile outcomes by condition reason",
-            m.outcomes.clone(),
-        );
-        r.register(
-            "sales_order_objects",
-            "SalesOrderStatus objects by Ready reason",
-            m.objects.clone(),
-        );
-        r.register(
-            "sales_order_status_writes",
-            "Status subresource patches",
-            m.status_writes.clone(),
-        );
-        r.register(
-            "sales_order_connection_requeues",
-            "Reconciles requeued before any request because their connection was paused or busy",
-            m.connection_requeues.clone(),
-        );
-        r.register(
-            "sales_order_operator_leader",
-            "1 while this replica holds the lease",
-            m.leader.clone(),
-        );
+        r.register_collector(Box::new(process::ProcessCollector));
+        m.register_own();
         m
     }
 }
@@ -226,35 +203,49 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Records an object's outcome; the by-reason gauge follows.
-    pub fn outcome(&self, object: &str, reason: Reason) {
+    /// Records an order's outcome; the objects gauge follows: the order
+    /// counts in exactly one series, and a series no order counts in any
+    /// more is removed (no stale zeros for deleted namespaces or
+    /// connections).
+    pub fn outcome(&self, namespace: &str, name: &str, connection: &str, reason: Reason) {
         self.outcomes
             .get_or_create(&ReasonLabels {
                 reason: reason.as_str(),
             })
             .inc();
-        let previous = lock(&self.by_object).insert(object.to_owned(), reason);
-        self.move_object(previous, Some(reason));
+        let labels = ObjectLabels {
+            reason: reason.as_str(),
+            namespace: namespace.to_owned(),
+            connection: connection.to_owned(),
+        };
+        // One lock around the move, so a series dropped at zero cannot
+        // race another order's increment of it.
+        let mut by_object = lock(&self.by_object);
+        let key = (namespace.to_owned(), name.to_owned());
+        let previous = by_object.insert(key, labels.clone());
+        self.move_object(previous, Some(labels));
     }
 
-    pub fn forget_object(&self, object: &str) {
-        let previous = lock(&self.by_object).remove(object);
+    /// An order is gone: it leaves the objects gauge.
+    pub fn forget_object(&self, namespace: &str, name: &str) {
+        let mut by_object = lock(&self.by_object);
+        let previous = by_object.remove(&(namespace.to_owned(), name.to_owned()));
         self.move_object(previous, None);
     }
 
-    fn move_object(&self, from: Option<Reason>, to: Option<Reason>) {
+    /// Called with `by_object` locked.
+    fn move_object(&self, from: Option<ObjectLabels>, to: Option<ObjectLabels>) {
         if from == to {
             return;
         }
-        if let Some(r) = from {
-            self.objects
-                .get_or_create(&ReasonLabels { reason: r.as_str() })
-                .dec();
+        if let Some(from) = from {
+            let left = self.objects.get_or_create(&from).dec() - 1;
+            if left <= 0 {
+                self.objects.remove(&from);
+            }
         }
-        if let Some(r) = to {
-            self.objects
-                .get_or_create(&ReasonLabels { reason: r.as_str() })
-                .inc();
+        if let Some(to) = to {
+            self.objects.get_or_create(&to).inc();
         }
     }
 
@@ -270,8 +261,18 @@ impl Metrics {
             .inc();
     }
 
-    pub fn set_leader(&self, leader: bool) {
-        self.leader.set(i64::from(leader));
+    /// `--shard-count`: how many leases should each have a leader.
+    pub fn set_shards(&self, count: u32) {
+        self.shards.set(i64::from(count));
+    }
+
+    /// Whether this replica holds `lease` (the shard's Lease name).
+    pub fn set_leader(&self, lease: &str, leader: bool) {
+        self.leader
+            .get_or_create(&LeaseLabels {
+                lease: lease.to_owned(),
+            })
+            .set(i64::from(leader));
     }
 }
 
@@ -354,6 +355,11 @@ impl Metrics {
         }
     }
 }
+
+#[path = "metrics_names.rs"]
+mod names;
+#[path = "metrics_process.rs"]
+mod process;
 
 #[cfg(test)]
 #[path = "metrics_tests.rs"]

@@ -130,17 +130,21 @@ impl Context {
         lock(&self.failures).remove(order);
     }
 
-    /// Records an object's outcome in the per-object metrics.
-    pub fn report(&self, order: &ObjectRef<SalesOrderStatus>, reason: Reason) {
+    /// Records an object's outcome in the per-object metrics, labelled by
+    /// its namespace and connection.
+    pub fn report(&self, order: &ObjectRef<SalesOrderStatus>, connection: &str, reason: Reason) {
         lock(&self.reported).insert(bare(order));
-        self.metrics.outcome(&order.to_string(), reason);
+        let namespace = order.namespace.as_deref().unwrap_or_default();
+        self.metrics
+            .outcome(namespace, &order.name, connection, reason);
     }
 
     /// Drops what is kept per object: its failure count and metrics.
     pub fn forget(&self, order: &ObjectRef<SalesOrderStatus>) {
         self.forget_failures(order);
         lock(&self.reported).remove(order);
-        self.metrics.forget_object(&order.to_string());
+        let namespace = order.namespace.as_deref().unwrap_or_default();
+        self.metrics.forget_object(namespace, &order.name);
     }
 
     /// Forgets every object the order store no longer holds: a Delete

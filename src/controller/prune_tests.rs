@@ -1,7 +1,7 @@
 //! Per-object state follows the order store, not only Delete events: a
 //! re-list that no longer holds an object (its Delete missed in a watch
 //! gap) forgets it, as does the periodic prune; the exported
-//! `sales_order_objects` gauge is the witness.
+//! `sales_order_operator_objects` gauge is the witness.
 
 use crate::fixtures::Placed;
 use kube::runtime::reflector::store::Writer;
@@ -48,12 +48,17 @@ fn relist(ctx: &Context, writer: &mut Writer<SalesOrderStatus>, orders: &[&Sales
     see(ctx, writer, Event::InitDone);
 }
 
+/// Orders counted with `reason`, over every namespace and connection (a
+/// series no order counts in is gone, which reads 0).
 fn objects(metrics: &Metrics, reason: Reason) -> String {
-    let prefix = format!("sales_order_objects{{reason=\"{}\"}} ", reason.as_str());
-    let text = metrics.render();
-    let line = text.lines().find(|l| l.starts_with(&prefix));
-    line.map(|l| l[prefix.len()..].to_owned())
-        .unwrap_or_default()
+    let label = format!("reason=\"{}\"", reason.as_str());
+    let total: i64 = metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("sales_order_operator_objects{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<i64>().ok())
+        .sum();
+    total.to_string()
 }
 
 #[tokio::test]
@@ -64,8 +69,8 @@ async fn a_relist_forgets_objects_whose_delete_was_missed() {
     let b = SalesOrderStatus::test(2).in_namespace("a").created_at(2);
     relist(&ctx, &mut writer, &[&a, &b]);
     let (ra, rb) = (ObjectRef::from_obj(&a), ObjectRef::from_obj(&b));
-    ctx.report(&ra, Reason::Updated);
-    ctx.report(&rb, Reason::Conflict);
+    ctx.report(&ra, "usmf", Reason::Updated);
+    ctx.report(&rb, "usmf", Reason::Conflict);
     ctx.record_failure(&rb, crate::reconcile::FailureKind::Conflict);
     assert_eq!(objects(&metrics, Reason::Conflict), "1");
 
@@ -84,11 +89,11 @@ async fn a_prune_forgets_what_a_late_reconcile_recorded_and_spares_other_control
     let elsewhere = SalesOrderStatus::test(1).in_namespace("b").created_at(1);
     relist(&ctx, &mut writer, &[&a]);
     relist(&other, &mut other_writer, &[&elsewhere]);
-    other.report(&ObjectRef::from_obj(&elsewhere), Reason::Updated);
+    other.report(&ObjectRef::from_obj(&elsewhere), "usmf", Reason::Updated);
 
     see(&ctx, &mut writer, Event::Delete(a.clone()));
     // The reconcile that was running when the Delete came ends now.
-    ctx.report(&ObjectRef::from_obj(&a), Reason::Updated);
+    ctx.report(&ObjectRef::from_obj(&a), "usmf", Reason::Updated);
     assert_eq!(objects(&metrics, Reason::Updated), "2");
     ctx.prune();
     assert_eq!(

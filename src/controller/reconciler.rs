@@ -91,7 +91,7 @@ pub async fn reconcile(order: Arc<SalesOrderStatus>, ctx: Arc<Context>) -> Resul
 
     write_status(&order, &ctx, &outcome).await?;
     publish_event(&order, &ctx, &outcome, attempts);
-    ctx.report(&oref, reason);
+    ctx.report(&oref, &order.spec.connection_ref.name, reason);
     if outcome.is_transient() {
         return Err(Error::Transient {
             order: oref.to_string(),

@@ -133,7 +133,7 @@ pub async fn acquire(
     standby_ready: &[Arc<AtomicBool>],
 ) -> Result<Lease, LeaderError> {
     if !args.leader_elect {
-        metrics.set_leader(true);
+        metrics.set_leader(&args.lease_name, true);
         return Ok(Lease {
             fence: Fence::open(),
             state: None,
@@ -154,11 +154,12 @@ pub async fn acquire(
     };
     let task = tokio::spawn(elector.run());
     set_all(standby_ready, true);
+    metrics.set_leader(&args.lease_name, false);
     info!(%identity, lease = %args.lease_name, "waiting for leadership");
     // The elector never stops before leading: a standby retries for ever.
     let _ = role.wait_for(|r| *r == Role::Leader).await;
     set_all(standby_ready, false);
-    metrics.set_leader(true);
+    metrics.set_leader(&args.lease_name, true);
     let deadline_ms = fence.deadline().map(|d| {
         d.saturating_duration_since(tokio::time::Instant::now())
             .as_millis() as u64

@@ -66,14 +66,16 @@ async fn two_hundred_orders_converge_through_batches() {
     );
     let metrics = operator.metrics().await;
     assert!(
-        metrics.contains(r#"d365_requests_total{method="POST",kind="batch",code="200"}"#),
+        metrics.contains(
+            r#"sales_order_operator_d365_requests_total{method="POST",kind="batch",code="200"}"#
+        ),
         "{metrics}"
     );
     assert!(operator.logs().contains("D365 batch"), "batches are logged");
 }
 
 /// With conflicts injected into batched PATCHes, every refused operation
-/// counts in `d365_conflicts_total` although each `$batch` call answered
+/// counts in `sales_order_operator_d365_conflicts_total` although each `$batch` call answered
 /// 200: the metric equals the emulator's refused client writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflicts_inside_batches_are_counted() {
@@ -116,16 +118,24 @@ async fn conflicts_inside_batches_are_counted() {
         .count();
     assert!(refused > 0, "30% conflicts over {N} orders refused none");
     let metrics = operator.metrics().await;
-    let conflicts = operator.metric_sum("d365_conflicts_total ").await;
-    eprintln!("e2e_batch: {refused} operations refused, d365_conflicts_total {conflicts}");
+    let conflicts = operator
+        .metric_sum("sales_order_operator_d365_conflicts_total ")
+        .await;
+    eprintln!(
+        "e2e_batch: {refused} operations refused, sales_order_operator_d365_conflicts_total {conflicts}"
+    );
     assert_eq!(conflicts, refused as f64, "{metrics}");
     let parts = operator
-        .metric_sum(r#"d365_batch_operations_total{method="PATCH",code="412"}"#)
+        .metric_sum(
+            r#"sales_order_operator_d365_batch_operations_total{method="PATCH",code="412"}"#,
+        )
         .await;
     assert_eq!(parts, refused as f64, "{metrics}");
     assert!(
         operator
-            .metric_sum(r#"d365_requests_total{method="POST",kind="batch",code="200"}"#)
+            .metric_sum(
+                r#"sales_order_operator_d365_requests_total{method="POST",kind="batch",code="200"}"#
+            )
             .await
             >= 1.0,
         "{metrics}"

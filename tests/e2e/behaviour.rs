@@ -129,10 +129,10 @@ async fn stalled_orders_wait_for_a_human_without_retry_storms() {
         env.requests_for(&order_number(3)),
     ];
     assert_eq!(before, after, "no retry storm");
-    assert!(
-        op.metrics()
-            .await
-            .contains(r#"sales_order_objects{reason="Forbidden"} 1"#)
+    assert_eq!(
+        op.metric_sum(r#"sales_order_operator_objects{reason="Forbidden","#)
+            .await,
+        1.0
     );
 
     // Each Stalled reason is an Event a user sees in kubectl describe.
@@ -178,7 +178,9 @@ async fn steady_state_resyncs_write_nothing() {
             .unwrap()
             .items,
     );
-    let writes_before = op.metric_sum("sales_order_status_writes_total").await;
+    let writes_before = op
+        .metric_sum("sales_order_operator_status_writes_total")
+        .await;
     let target = gets(&env) + 3 * N;
     testkit::wait_for(WAIT, || async { (gets(&env) >= target).then_some(()) })
         .await
@@ -192,7 +194,8 @@ async fn steady_state_resyncs_write_nothing() {
     );
     assert_eq!(before, after, "resyncs changed resourceVersions");
     assert_eq!(
-        op.metric_sum("sales_order_status_writes_total").await,
+        op.metric_sum("sales_order_operator_status_writes_total")
+            .await,
         writes_before
     );
     assert_eq!(env.client_writes().len(), N, "no D365 writes either");

@@ -51,7 +51,7 @@ async fn bulk_reads_and_batches_converge_near_the_budget_bound() {
     let updated = |metrics: &str| -> f64 {
         metrics
             .lines()
-            .filter(|l| l.starts_with(r#"sales_order_objects{reason="Updated"}"#))
+            .filter(|l| l.starts_with(r#"sales_order_operator_objects{reason="Updated","#))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     };
@@ -67,8 +67,10 @@ async fn bulk_reads_and_batches_converge_near_the_budget_bound() {
                     .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                     .sum()
             };
-            let gets = sum(r#"d365_requests_total{method="GET",kind="entity""#);
-            let posts = sum(r#"d365_requests_total{method="POST",kind="batch""#);
+            let gets =
+                sum(r#"sales_order_operator_d365_requests_total{method="GET",kind="entity""#);
+            let posts =
+                sum(r#"sales_order_operator_d365_requests_total{method="POST",kind="batch""#);
             let t = started.elapsed().as_secs_f64();
             println!("{t:.1}s updated {done} GET {gets} batch {posts}");
         }
@@ -78,13 +80,13 @@ async fn bulk_reads_and_batches_converge_near_the_budget_bound() {
     .unwrap_or_else(|_| panic!("not all {n} Updated within {limit:?}"));
 
     let gets = operator
-        .metric_sum(r#"d365_requests_total{method="GET",kind="entity""#)
+        .metric_sum(r#"sales_order_operator_d365_requests_total{method="GET",kind="entity""#)
         .await;
     let batches = operator
-        .metric_sum(r#"d365_requests_total{method="POST",kind="batch""#)
+        .metric_sum(r#"sales_order_operator_d365_requests_total{method="POST",kind="batch""#)
         .await;
     let patches = operator
-        .metric_sum(r#"d365_requests_total{method="PATCH""#)
+        .metric_sum(r#"sales_order_operator_d365_requests_total{method="PATCH""#)
         .await;
     let bound = (gets + batches + patches) / BUDGET;
     println!(

@@ -55,6 +55,7 @@ async fn cluster_scope_rbac_is_enough_to_reconcile_and_lead() {
         Some("operator-0")
     );
     assert_eq!(op.metric_sum("sales_order_operator_leader").await, 1.0);
+    scrape_is_labelled_for_alerts(&op, &lease_name, &orders_ns).await;
 
     // Events (events.k8s.io/v1) were created for the updates.
     let events: Api<Event> = Api::namespaced(client.clone(), &orders_ns);
@@ -290,4 +291,44 @@ async fn without_status_patch_the_forbidden_write_is_logged() {
         orders.get("so-2025-0001").await.unwrap().status.is_none(),
         "status cannot have been written"
     );
+}
+
+/// A live scrape carries what the alerts and the dashboard key on: the
+/// leader gauge by Lease, the objects gauge by the ORDER's namespace and
+/// connection (the operator runs in another namespace here), build_info
+/// and the process metrics.
+async fn scrape_is_labelled_for_alerts(
+    op: &crate::support::Operator,
+    lease: &str,
+    orders_ns: &str,
+) {
+    let leader = format!(r#"sales_order_operator_leader{{lease="{lease}"}}"#);
+    assert_eq!(op.metric_sum(&leader).await, 1.0);
+    let connection = sales_order_operator::fixtures::CONNECTION;
+    let text = op.metrics().await;
+    let objects: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("sales_order_operator_objects{"))
+        .filter(|l| {
+            l.contains(&format!(
+                r#"namespace="{orders_ns}",connection="{connection}"}}"#
+            ))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(objects, 5.0, "{text}");
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        text.contains(&format!(
+            r#"sales_order_operator_build_info{{version="{version}""#
+        )),
+        "{text}"
+    );
+    for name in [
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+    ] {
+        assert!(op.metric_sum(name).await > 0.0, "{name} in {text}");
+    }
 }

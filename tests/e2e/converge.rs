@@ -81,7 +81,7 @@ async fn two_hundred_orders_converge_with_one_write_each() {
     assert_history_is_safe(&env);
     let metrics = operator.metrics().await;
     assert!(
-        metrics.contains(r#"d365_requests_total{method="PATCH",kind="entity",code="204"} 200"#),
+        metrics.contains(r#"sales_order_operator_d365_requests_total{method="PATCH",kind="entity",code="204"} 200"#),
         "{metrics}"
     );
 }
@@ -139,7 +139,9 @@ async fn conflicts_at_forty_percent_still_converge_and_show_in_status_and_metric
         ORDERS,
         "one accepted PATCH per order in the end"
     );
-    let conflicts_metric = operator.metric_sum("d365_conflicts_total").await;
+    let conflicts_metric = operator
+        .metric_sum("sales_order_operator_d365_conflicts_total")
+        .await;
     assert_eq!(
         conflicts_metric as usize, refused,
         "metric counts the same conflicts"
@@ -177,8 +179,8 @@ async fn a_thousand_orders_at_forty_percent_conflicts_converge_within_the_schedu
         metrics
             .lines()
             .filter(|l| {
-                l.starts_with(r#"sales_order_objects{reason="Updated"}"#)
-                    || l.starts_with(r#"sales_order_objects{reason="InSync"}"#)
+                l.starts_with(r#"sales_order_operator_objects{reason="Updated","#)
+                    || l.starts_with(r#"sales_order_operator_objects{reason="InSync","#)
             })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()

@@ -7,6 +7,7 @@ mod helm;
 mod install;
 mod support;
 
+mod alerts;
 mod batch;
 mod behaviour;
 mod bulk;
@@ -20,6 +21,8 @@ mod chart;
 mod chart_identity;
 mod chart_rbac;
 mod chart_shards;
+mod chart_uninstall;
+mod chart_values;
 mod connection;
 mod control_plane;
 mod converge;

@@ -98,7 +98,7 @@ async fn one_writer_across_namespaces_until_the_owner_goes() {
         "taken over in {took:?}"
     );
     let objects = testkit::wait_for(WAIT, || async {
-        let n = op.metric_sum("sales_order_objects{").await;
+        let n = op.metric_sum("sales_order_operator_objects{").await;
         (n == 1.0).then_some(n)
     })
     .await;

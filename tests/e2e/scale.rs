@@ -60,7 +60,7 @@ async fn reconciles(op: &Operator) -> f64 {
 }
 
 async fn in_sync(op: &Operator) -> f64 {
-    op.metric_sum(r#"sales_order_objects{reason="InSync"}"#)
+    op.metric_sum(r#"sales_order_operator_objects{reason="InSync","#)
         .await
 }
 

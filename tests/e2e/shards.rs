@@ -102,12 +102,13 @@ fn last_seq(emu: &Emulator) -> u64 {
 }
 
 async fn patches(op: &Operator) -> f64 {
-    op.metric_sum(r#"d365_requests_total{method="PATCH""#).await
+    op.metric_sum(r#"sales_order_operator_d365_requests_total{method="PATCH""#)
+        .await
 }
 
-/// Objects an operator counts in its `sales_order_objects` gauge.
+/// Objects an operator counts in its `sales_order_operator_objects` gauge.
 async fn objects(op: &Operator) -> f64 {
-    op.metric_sum("sales_order_objects").await
+    op.metric_sum("sales_order_operator_objects").await
 }
 
 #[tokio::test]
@@ -143,7 +144,22 @@ async fn two_shards_split_orders_disjointly_and_fail_over_separately() {
     assert_eq!(patches(&s1).await, sizes[1] as f64);
     assert_eq!(objects(&s0a).await, sizes[0] as f64);
     assert_eq!(objects(&s1).await, sizes[1] as f64);
-    assert_eq!(s0b.metric_sum("d365_requests_total").await, 0.0);
+    assert_eq!(
+        s0b.metric_sum("sales_order_operator_d365_requests_total")
+            .await,
+        0.0
+    );
+    // Each replica reports its own shard's Lease, and how many there are:
+    // what SalesOrderOperatorNotLeading counts.
+    for (op, index, held) in [(&s0a, 0, 1), (&s0b, 0, 0), (&s1, 1, 1)] {
+        let text = op.metrics().await;
+        let series = format!(
+            r#"sales_order_operator_leader{{lease="{}"}} {held}"#,
+            lease_of(index)
+        );
+        assert!(text.contains(&series), "{series} missing:\n{text}");
+        assert!(text.contains("sales_order_operator_shards 2\n"), "{text}");
+    }
 
     // Shard 0's leader dies without releasing; its standby must take
     // shard 0's Lease (shard 1's stays put) and converge the next batch.

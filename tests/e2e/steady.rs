@@ -16,7 +16,7 @@ const ORDERS: usize = 20;
 /// Resync rounds watched after the updates: the first is the one that used
 /// to rewrite every status.
 const ROUNDS: usize = 2;
-const WRITES: &str = "sales_order_status_writes_total";
+const WRITES: &str = "sales_order_operator_status_writes_total";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resyncs_after_updates_write_no_status() {

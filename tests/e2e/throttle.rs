@@ -148,7 +148,7 @@ async fn a_waits_quietly(env: &Env, operator: &Operator) {
     );
     assert!(metadata.len() + orders.len() >= 1, "nothing met the 429");
     let paused_requeues = operator
-        .metric_sum(r#"sales_order_connection_requeues_total{cause="paused"}"#)
+        .metric_sum(r#"sales_order_operator_connection_requeues_total{cause="paused"}"#)
         .await;
     assert!(
         paused_requeues >= (PAUSED_ORDERS - SLOTS) as f64,
@@ -207,13 +207,15 @@ async fn a_busy_connection_turns_orders_away_without_writing_status() {
     .await;
 
     let busy = operator
-        .metric_sum(r#"sales_order_connection_requeues_total{cause="busy"}"#)
+        .metric_sum(r#"sales_order_operator_connection_requeues_total{cause="busy"}"#)
         .await;
     assert!(
         busy >= 1.0,
         "the orders arrived together; one went in at a time"
     );
-    let writes = operator.metric_sum("sales_order_status_writes_total").await;
+    let writes = operator
+        .metric_sum("sales_order_operator_status_writes_total")
+        .await;
     assert_eq!(
         writes, ORDERS as f64,
         "one status write per order: Updated, nothing for a turn-away"

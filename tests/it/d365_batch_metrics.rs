@@ -67,14 +67,14 @@ async fn conflicts_inside_a_batch_are_counted_per_operation() {
         .count();
     assert!(posts >= 3, "{posts} $batch calls");
     assert_eq!(
-        sample(&text, "d365_conflicts_total "),
+        sample(&text, "sales_order_operator_d365_conflicts_total "),
         refused as f64,
         "{text}"
     );
     assert_eq!(
         sample(
             &text,
-            r#"d365_requests_total{method="POST",kind="batch",code="200"}"#
+            r#"sales_order_operator_d365_requests_total{method="POST",kind="batch",code="200"}"#
         ),
         posts as f64,
         "{text}"
@@ -86,16 +86,16 @@ async fn conflicts_inside_a_batch_are_counted_per_operation() {
     );
     let conflict_parts = sample(
         &text,
-        r#"d365_batch_operations_total{method="PATCH",code="409"}"#,
+        r#"sales_order_operator_d365_batch_operations_total{method="PATCH",code="409"}"#,
     ) + sample(
         &text,
-        r#"d365_batch_operations_total{method="PATCH",code="412"}"#,
+        r#"sales_order_operator_d365_batch_operations_total{method="PATCH",code="412"}"#,
     );
     assert_eq!(conflict_parts, refused as f64, "{text}");
     assert_eq!(
         sample(
             &text,
-            r#"d365_batch_operations_total{method="PATCH",code="204"}"#
+            r#"sales_order_operator_d365_batch_operations_total{method="PATCH",code="204"}"#
         ),
         written as f64,
         "{text}"

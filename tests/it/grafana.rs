@@ -19,9 +19,10 @@ fn exported_samples() -> BTreeSet<String> {
     let m = Metrics::default();
     m.reconciled("success", Duration::from_millis(5));
     m.reconciled("error", Duration::from_millis(5));
-    m.outcome("orders/a", Reason::Updated);
+    m.outcome("orders", "a", "usmf", Reason::Updated);
     m.status_written();
-    m.set_leader(true);
+    m.set_leader("sales-order-operator", true);
+    m.set_shards(1);
     m.connection_requeue(RequeueCause::Busy);
     m.observe(&RequestEvent {
         method: "PATCH",
@@ -107,7 +108,14 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     }
     // Drop label lists of aggregations: `by (a, b)`, `without (...)`.
     let mut text = cleaned;
-    for kw in ["by", "without", "on", "ignoring"] {
+    for kw in [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ] {
         while let Some(at) = find_clause(&text, kw) {
             let close = text[at..]
                 .find(')')
@@ -167,11 +175,13 @@ fn find_clause(text: &str, kw: &str) -> Option<usize> {
 #[test]
 fn the_expression_parser_sees_metrics_only() {
     let got = metric_names(
-        r#"sum by (reason, le) (rate(foo_total{a="b{c}", d=~"$x"}[$__rate_interval])) / clamp_min(bar_count offset 5m, 1e-9) and on (pod) baz"#,
+        r#"sum by (reason, le) (rate(foo_total{a="b{c}", d=~"$x"}[$__rate_interval])) / clamp_min(bar_count offset 5m, 1e-9) and on (pod) baz * on (pod) group_left (version) qux"#,
     );
     assert_eq!(
         got,
-        ["bar_count", "baz", "foo_total"].map(String::from).into()
+        ["bar_count", "baz", "foo_total", "qux"]
+            .map(String::from)
+            .into()
     );
 }
 
@@ -181,7 +191,10 @@ fn dashboard_parses_and_every_expr_uses_exported_metrics() {
         serde_json::from_str(DASHBOARD).expect("docs/grafana-dashboard.json is JSON");
     assert!(dashboard["title"].is_string() && dashboard["uid"].is_string());
     let exported = exported_samples();
-    assert!(exported.contains("d365_requests_total"), "{exported:?}");
+    assert!(
+        exported.contains("sales_order_operator_d365_requests_total"),
+        "{exported:?}"
+    );
     let all = exprs(&dashboard);
     assert!(all.len() >= 10, "only {} expressions", all.len());
     let mut used = BTreeSet::new();
