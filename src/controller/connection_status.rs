@@ -254,8 +254,12 @@ async fn inspect(
     }
 }
 
-/// The status with its Ready condition set; the transition time moves only
-/// when Ready flips.
+/// The status with its kstatus conditions set for `generation`: Ready as
+/// checked, Reconciling while a transient failure (Unavailable) is retried,
+/// Stalled for what needs a human (credentials, capabilities); and the
+/// top-level `observedGeneration`, so kstatus and Argo CD read a connection
+/// whose spec changed as in progress until it is checked again. Transition
+/// times move only when a condition flips.
 pub fn ready_status(
     current: &D365ConnectionStatus,
     ready: bool,
@@ -264,15 +268,24 @@ pub fn ready_status(
     generation: Option<i64>,
 ) -> D365ConnectionStatus {
     let mut next = current.clone();
-    set_condition(
-        &mut next.conditions,
-        ConditionType::Ready,
-        ready,
-        reason,
-        message,
-        generation,
-        &Time(Timestamp::now()),
-    );
+    next.observed_generation = generation;
+    let now = Time(Timestamp::now());
+    let states = [
+        (ConditionType::Ready, ready),
+        (ConditionType::Reconciling, !ready && reason.is_transient()),
+        (ConditionType::Stalled, !ready && reason.is_stalled()),
+    ];
+    for (kind, status) in states {
+        set_condition(
+            &mut next.conditions,
+            kind,
+            status,
+            reason,
+            message,
+            generation,
+            &now,
+        );
+    }
     next
 }
 
@@ -287,10 +300,34 @@ mod tests {
         assert_eq!(bad.conditions[0].reason, "SecretNotFound");
         let again = ready_status(&bad, false, Reason::SecretNotFound, "no secret", Some(1));
         assert_eq!(bad, again, "same result, same status: no write");
-        let good = ready_status(&bad, true, Reason::Authenticated, "token", Some(1));
-        assert_eq!(
-            (good.conditions[0].status.as_str(), good.conditions.len()),
-            ("True", 1)
-        );
+        let good = ready_status(&bad, true, Reason::Authenticated, "token", Some(2));
+        assert_eq!(good.observed_generation, Some(2));
+        assert_eq!(good.conditions[0].status, "True");
+        assert_eq!(good.conditions.len(), 3);
+    }
+
+    /// (Ready, Reconciling, Stalled) of each connection verdict: what
+    /// needs a human is Stalled, an unreachable service is retried, and an
+    /// unreadable `$metadata` leaves the connection usable.
+    #[test]
+    fn condition_table() {
+        let empty = D365ConnectionStatus::default();
+        for (ready, reason, want) in [
+            (true, Reason::Authenticated, ["True", "False", "False"]),
+            (true, Reason::MetadataUnavailable, ["True", "False", "False"]),
+            (false, Reason::Unavailable, ["False", "True", "False"]),
+            (false, Reason::SecretNotFound, ["False", "False", "True"]),
+            (false, Reason::Unauthorized, ["False", "False", "True"]),
+            (false, Reason::ConnectionNotReady, ["False", "False", "True"]),
+            (false, Reason::FieldNotFound, ["False", "False", "True"]),
+            (false, Reason::FieldNotEditable, ["False", "False", "True"]),
+            (false, Reason::EntitySetNotFound, ["False", "False", "True"]),
+        ] {
+            let s = ready_status(&empty, ready, reason, "m", Some(4));
+            let got: Vec<_> = s.conditions.iter().map(|c| c.status.as_str()).collect();
+            assert_eq!(got, want, "{reason}");
+            assert!(s.conditions.iter().all(|c| c.reason == reason.as_str()));
+            assert_eq!(s.observed_generation, Some(4));
+        }
     }
 }
