@@ -314,11 +314,19 @@ mod tests {
         let empty = D365ConnectionStatus::default();
         for (ready, reason, want) in [
             (true, Reason::Authenticated, ["True", "False", "False"]),
-            (true, Reason::MetadataUnavailable, ["True", "False", "False"]),
+            (
+                true,
+                Reason::MetadataUnavailable,
+                ["True", "False", "False"],
+            ),
             (false, Reason::Unavailable, ["False", "True", "False"]),
             (false, Reason::SecretNotFound, ["False", "False", "True"]),
             (false, Reason::Unauthorized, ["False", "False", "True"]),
-            (false, Reason::ConnectionNotReady, ["False", "False", "True"]),
+            (
+                false,
+                Reason::ConnectionNotReady,
+                ["False", "False", "True"],
+            ),
             (false, Reason::FieldNotFound, ["False", "False", "True"]),
             (false, Reason::FieldNotEditable, ["False", "False", "True"]),
             (false, Reason::EntitySetNotFound, ["False", "False", "True"]),

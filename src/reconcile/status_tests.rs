@@ -345,5 +345,8 @@ fn in_sync_after_suspended_replaces_the_suspended_reason() {
         },
         at(3),
     );
-    assert_eq!(summary(&drifted), triple("False", "False", "True", "Drifted"));
+    assert_eq!(
+        summary(&drifted),
+        triple("False", "False", "True", "Drifted")
+    );
 }
