@@ -10,7 +10,7 @@ TEST_ARGS ?=
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help envtest helm tools test fuzz chaos lint fmt crds run bench demo
+.PHONY: help envtest helm kstatus tools test fuzz chaos lint fmt crds run bench demo
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -21,10 +21,14 @@ envtest: ## Build (once) etcd, kube-apiserver, kubectl; print their folder.
 helm: ## Build (once) helm from its Go module; print its path.
 	@hack/tools/helm.sh
 
-tools: ## Build (once) the tools the tests use besides envtest (helm).
-	@hack/tools/helm.sh >/dev/null
+kstatus: ## Build (once) the kstatus evaluator (cli-utils status.Compute); print its path.
+	@hack/tools/kstatus.sh
 
-# The Go builds (control plane, helm: minutes when cold, much of it module
+tools: ## Build (once) the tools the tests use besides envtest (helm, kstatus).
+	@hack/tools/helm.sh >/dev/null
+	@hack/tools/kstatus.sh >/dev/null
+
+# The Go builds (control plane, helm, kstatus: minutes when cold, much of it module
 # downloads) run beside the cargo build instead of before or after it; when
 # all is warm this costs nothing. Then the tests run with KUBEBUILDER_ASSETS
 # pointing at the binaries, so the harness builds nothing itself.
@@ -33,9 +37,9 @@ tools: ## Build (once) the tools the tests use besides envtest (helm).
 # does not fetch.
 test: ## Run every test on a real control plane, building what is missing.
 	@$(CARGO) fetch --quiet
-	@{ hack/envtest/build.sh && hack/tools/helm.sh; } >/dev/null & tools=$$!; \
+	@{ hack/envtest/build.sh && hack/tools/helm.sh && hack/tools/kstatus.sh; } >/dev/null & tools=$$!; \
 	$(CARGO) test --workspace --no-run || exit 1; \
-	wait $$tools || { echo "make: building envtest or helm failed" >&2; exit 1; }; \
+	wait $$tools || { echo "make: building envtest, helm or kstatus failed" >&2; exit 1; }; \
 	KUBEBUILDER_ASSETS="$$(hack/envtest/build.sh)" $(CARGO) test --workspace $(TEST_ARGS)
 
 # The property tests of every parser of outside input (issue 10 item 5:

@@ -34,6 +34,17 @@ async fn faulty(client: &Client, ns: &str, name: &str, faults: Faults) -> Emulat
 
 /// Creates every object of the table in `ns`; the operator is not running.
 pub async fn create_all(client: &Client, ns: &str) -> Environments {
+    let mut emulators = faulty_environments(client, ns).await;
+    emulators.push(healthy_environment(client, ns).await);
+    create_orders(client, ns, orders()).await;
+    Environments {
+        _emulators: emulators,
+    }
+}
+
+/// The Secrets, and the connections to a working emulator (also the
+/// broken ones: their fault is in the object, not in D365).
+async fn healthy_environment(client: &Client, ns: &str) -> Emulator {
     create_secret(client, ns, fixtures::secret()).await;
     let mut wrong = fixtures::secret().named("wrong-credentials");
     wrong.string_data = Some([(fixtures::SECRET_KEY.into(), "not-the-secret".into())].into());
@@ -66,83 +77,51 @@ pub async fn create_all(client: &Client, ns: &str) -> Environments {
     for c in conns {
         create_connection(client, ns, c).await;
     }
+    ok
+}
 
-    let mut emulators = vec![
-        faulty(
-            client,
-            ns,
-            "conn-conflicting",
-            Faults {
-                conflict_rate: 1.0,
-                ..Faults::default()
-            },
-        )
-        .await,
-        faulty(
-            client,
-            ns,
-            "conn-throttled",
-            Faults {
-                throttle_retry_after: Some(5),
-                ..Faults::default()
-            },
-        )
-        .await,
-        faulty(
-            client,
-            ns,
+/// One emulator per fault, each with its connection.
+async fn faulty_environments(client: &Client, ns: &str) -> Vec<Emulator> {
+    let with = |edit: fn(&mut Faults)| {
+        let mut f = Faults::default();
+        edit(&mut f);
+        f
+    };
+    let cases = [
+        ("conn-conflicting", with(|f| f.conflict_rate = 1.0)),
+        ("conn-throttled", with(|f| f.throttle_retry_after = Some(5))),
+        (
             "conn-no-metadata",
-            Faults {
-                error_rate: 1.0,
-                error_status: 503,
-                ..Faults::default()
-            },
-        )
-        .await,
-        faulty(
-            client,
-            ns,
+            with(|f| (f.error_rate, f.error_status) = (1.0, 503)),
+        ),
+        (
             "conn-forbidding",
-            Faults {
-                read_only_companies: vec!["usmf".into()],
-                ..Faults::default()
-            },
-        )
-        .await,
-        faulty(
-            client,
-            ns,
+            with(|f| f.read_only_companies = vec!["usmf".into()]),
+        ),
+        (
             "conn-rejecting",
-            Faults {
-                final_statuses: vec!["Backorder".into()],
-                ..Faults::default()
-            },
-        )
-        .await,
-        faulty(
-            client,
-            ns,
+            with(|f| f.final_statuses = vec!["Backorder".into()]),
+        ),
+        (
             "conn-not-editable",
-            Faults {
-                read_only_fields: vec!["SalesOrderStatus".into()],
-                ..Faults::default()
-            },
-        )
-        .await,
-        faulty(
-            client,
-            ns,
+            with(|f| f.read_only_fields = vec!["SalesOrderStatus".into()]),
+        ),
+        (
             "conn-ignoring",
-            Faults {
-                ignore_writes: vec!["SalesOrderStatus".into()],
-                ..Faults::default()
-            },
-        )
-        .await,
+            with(|f| f.ignore_writes = vec!["SalesOrderStatus".into()]),
+        ),
     ];
+    let mut emulators = Vec::new();
+    for (name, faults) in cases {
+        emulators.push(faulty(client, ns, name, faults).await);
+    }
+    emulators
+}
 
+/// One order per order row, through the connection that makes its case.
+fn orders() -> [SalesOrderStatus; 14] {
     let status_only = |o: SalesOrderStatus| o.delivering(None);
-    let orders = [
+    [
         order("order-updated", 1, "conn-ok"),
         status_only(order("order-in-sync", 2, "conn-ok").wanting(SalesStatus::Backorder)),
         order("order-drifted", 3, "conn-ok").observing(),
@@ -157,10 +136,5 @@ pub async fn create_all(client: &Client, ns: &str) -> Environments {
         order("order-rejected", 1, "conn-rejecting"),
         status_only(order("order-not-editable", 1, "conn-not-editable")),
         status_only(order("order-not-applied", 1, "conn-ignoring")),
-    ];
-    create_orders(client, ns, orders).await;
-    emulators.push(ok);
-    Environments {
-        _emulators: emulators,
-    }
+    ]
 }

@@ -32,6 +32,7 @@ mod d365_answers;
 mod d365_batch_stops;
 mod export;
 mod fencing;
+mod gitops;
 mod health;
 mod health_setup;
 mod hostile;
