@@ -83,6 +83,8 @@ pub const ROWS: &[Row] = &[
     row(ORDER, "D365 refused the write (validation)", "order-rejected", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (Rejected)", HUMAN),
     row(ORDER, "the change needs a field `$metadata` says is not editable", "order-not-editable", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (FieldNotEditable)", HUMAN),
     row(ORDER, "D365 accepted the write twice without applying it", "order-not-applied", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (NotApplied)", HUMAN),
+    row(ORDER, "the spec asks to leave a final status (Invoiced)", "order-invalid-transition", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (InvalidTransition)", HUMAN),
+    row(ORDER, "an older object manages the same D365 order", "order-updated-duplicate", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (DuplicateOrder)", HUMAN),
     row(ORDER, "the D365Connection does not exist", "order-no-connection", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (ConnectionNotReady)", HUMAN),
     row(ORDER, "the connection's Secret does not exist", "order-no-secret", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (SecretNotFound)", HUMAN),
     row(CONNECTION, "just created, not yet checked", "conn-ok", Phase::Unseen, NOT_SEEN, TRYING),
@@ -94,7 +96,7 @@ pub const ROWS: &[Row] = &[
     row(CONNECTION, "a mapped field is not on the entity type", "conn-no-field", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (FieldNotFound)", HUMAN),
     row(CONNECTION, "a mapped field is not editable", "conn-not-editable", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (FieldNotEditable)", HUMAN),
     row(CONNECTION, "the entity set is not in `$metadata`", "conn-no-entity-set", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (EntitySetNotFound)", HUMAN),
-    row(CONNECTION, "token endpoint unreachable, checked again on the next event", "conn-unreachable", Phase::Running, "Ready=False, Reconciling=True, Stalled=False (Unavailable)", TRYING),
+    row(CONNECTION, "token endpoint unreachable, checked again every 10 s", "conn-unreachable", Phase::Running, "Ready=False, Reconciling=True, Stalled=False (Unavailable)", TRYING),
 ];
 
 /// The conditions of a live object (JSON as the API server returns it) in

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -148,8 +148,11 @@ async fn check(ctx: Arc<Context>, namespace: String, name: String, uid: Uid) {
     };
     let (ready, reason, message) = verdict;
     if reason == Reason::Unavailable {
-        // Transient: let the next order reconcile or event check again.
+        // Transient: the next order reconcile or event checks again, and
+        // so does a timer, so a connection no order uses does not read
+        // InProgress forever once the service is back.
         lock(&ctx.checks.checked).remove(&uid);
+        recheck_later(&ctx, &namespace, &name, &uid);
     }
     if reason == Reason::MetadataUnavailable
         && let Some((_, due)) = lock(&ctx.checks.checked).get_mut(&uid)
@@ -182,6 +185,29 @@ async fn check(ctx: Arc<Context>, namespace: String, name: String, uid: Uid) {
             warn!(%namespace, connection = %name, error = %e, "writing connection status failed")
         }
     }
+}
+
+/// How soon a connection whose service or token endpoint was unreachable
+/// is checked again without any event: one token request per interval.
+pub const UNAVAILABLE_RECHECK: Duration = Duration::from_secs(10);
+
+/// Checks the connection (the same object, `uid`) again after
+/// [`UNAVAILABLE_RECHECK`], unless an event checked it meanwhile (then
+/// that check's own form is fresh and this one is skipped).
+fn recheck_later(ctx: &Arc<Context>, namespace: &str, name: &str, uid: &str) {
+    let (ctx, namespace, name, uid) = (
+        ctx.clone(),
+        namespace.to_owned(),
+        name.to_owned(),
+        uid.to_owned(),
+    );
+    tokio::spawn(async move {
+        tokio::time::sleep(UNAVAILABLE_RECHECK).await;
+        let conn = ctx.d365.get(&namespace, &name);
+        if let Some(conn) = conn.filter(|c| c.uid().is_some_and(|u| u == uid)) {
+            spawn_check(&ctx, &conn);
+        }
+    });
 }
 
 /// (ready, reason, message) of a connection's Ready condition.

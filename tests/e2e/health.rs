@@ -11,6 +11,7 @@ use std::time::Duration;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use sales_order_operator::api::{D365Connection, SalesOrderStatus};
+use sales_order_operator::fixtures::Placed;
 use sales_order_operator::health::{self, Phase, ROWS, Row};
 use serde_json::{Value, json};
 
@@ -130,4 +131,52 @@ async fn every_row_of_the_health_table_reads_as_documented() {
         .await
         .expect("patch connection");
     check_phase(cp, &client, &ns, Phase::SpecChanged).await;
+}
+
+/// No situation reads InProgress forever: a connection whose token
+/// endpoint is down, used by no order, turns Current by itself once the
+/// endpoint is back, without any event on the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_connection_turns_current_by_itself() {
+    let cp = testkit::control_plane().await;
+    cp.apply_crds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crds"))
+        .await;
+    let client = cp.client();
+    let ns = cp.namespace("health-back").await;
+    // A free port, closed until the emulator takes it.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    crate::support::put_secret(&client, &ns).await;
+    let conn = D365Connection::test(&format!("http://{addr}")).named("late");
+    crate::support::create_connection(&client, &ns, conn).await;
+    let _op = Operator::start(cp.kubeconfig(), &ns, &[]);
+
+    let conns: Api<D365Connection> = Api::namespaced(client.clone(), &ns);
+    let reads = |want: &'static str| {
+        let conns = conns.clone();
+        async move {
+            let c = conns.get("late").await.ok()?;
+            let v = serde_json::to_value(&c).ok()?;
+            (health::conditions(&v) == want).then_some(v)
+        }
+    };
+    let down = "Ready=False, Reconciling=True, Stalled=False (Unavailable)";
+    let v = testkit::wait_for(Duration::from_secs(30), || reads(down))
+        .await
+        .expect("the connection reads Unavailable while nothing listens");
+    assert_eq!(kstatus(&[v])[0].status, "InProgress");
+
+    let config = d365_emulator::Config {
+        listen: addr,
+        ..d365_emulator::Config::default()
+    };
+    let _emu = d365_emulator::Emulator::start(config)
+        .await
+        .expect("emulator on the port");
+    let up = "Ready=True, Reconciling=False, Stalled=False (Authenticated)";
+    let v = testkit::wait_for(Duration::from_secs(40), || reads(up))
+        .await
+        .expect("the connection is checked again without an event");
+    assert_eq!(kstatus(&[v])[0].status, "Current");
 }

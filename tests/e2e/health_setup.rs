@@ -50,7 +50,16 @@ async fn healthy_environment(client: &Client, ns: &str) -> Emulator {
     wrong.string_data = Some([(fixtures::SECRET_KEY.into(), "not-the-secret".into())].into());
     create_secret(client, ns, wrong).await;
 
-    let ok = emulator(5, Faults::default()).await;
+    let ok = emulator(6, Faults::default()).await;
+    // Someone invoiced order 6 in D365: the connection's finalStatuses
+    // forbid leaving Invoiced.
+    let invoiced = [("SalesOrderStatus".to_owned(), "Invoiced".into())];
+    ok.external_write(
+        "usmf",
+        &fixtures::order_number(6),
+        invoiced.into_iter().collect(),
+    )
+    .expect("order 6 exists");
     let mut conns = vec![
         connection("conn-ok", &ok),
         connection("conn-wrong-secret", &ok),
@@ -119,7 +128,7 @@ async fn faulty_environments(client: &Client, ns: &str) -> Vec<Emulator> {
 }
 
 /// One order per order row, through the connection that makes its case.
-fn orders() -> [SalesOrderStatus; 14] {
+fn orders() -> [SalesOrderStatus; 16] {
     let status_only = |o: SalesOrderStatus| o.delivering(None);
     [
         order("order-updated", 1, "conn-ok"),
@@ -128,6 +137,9 @@ fn orders() -> [SalesOrderStatus; 14] {
         order("order-suspended", 4, "conn-ok").suspended(),
         order("order-not-found", 1, "conn-ok").for_order("USMF", "SO-NOT-THERE"),
         order("order-no-secret", 5, "conn-no-secret"),
+        order("order-invalid-transition", 6, "conn-ok"),
+        // Created after order-updated, and named after it: younger either way.
+        order("order-updated-duplicate", 1, "conn-ok"),
         order("order-no-connection", 1, "conn-missing"),
         order("order-conflict", 1, "conn-conflicting"),
         order("order-throttled", 1, "conn-throttled"),
