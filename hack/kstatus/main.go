@@ -3,8 +3,10 @@
 // Kubernetes objects, so the tests assert the real library's answer instead
 // of a re-implementation of its rules.
 //
-// Input on stdin: a stream of JSON values, each one object or a List
-// (`kubectl get -o json`). Output on stdout: one JSON line per object,
+// Input: the files named as arguments, else stdin; each a stream of JSON
+// values or YAML documents, each one object or a List (`kubectl get -o
+// json`), so `kubectl get sos,d365c -n orders -o json | kstatus` shows
+// what Flux will see. Output on stdout: one JSON line per object,
 // {"kind","namespace","name","status","message"}, in input order.
 package main
 
@@ -18,6 +20,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
+	"k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 )
 
@@ -31,14 +34,33 @@ type verdict struct {
 }
 
 func main() {
-	if err := run(os.Stdin, os.Stdout); err != nil {
+	if err := inputs(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "kstatus:", err)
 		os.Exit(1)
 	}
 }
 
+// inputs runs each file of paths in turn, or stdin when there is none.
+func inputs(paths []string, out io.Writer) error {
+	if len(paths) == 0 {
+		return run(os.Stdin, out)
+	}
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		err = run(f, out)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	return nil
+}
+
 func run(in io.Reader, out io.Writer) error {
-	dec := json.NewDecoder(bufio.NewReader(in))
+	dec := yaml.NewYAMLOrJSONDecoder(bufio.NewReader(in), 4096)
 	enc := json.NewEncoder(out)
 	for {
 		var raw json.RawMessage
@@ -51,6 +73,9 @@ func run(in io.Reader, out io.Writer) error {
 		}
 		// apimachinery's decoder keeps integers int64, as unstructured
 		// accessors (metadata.generation) require.
+		if len(raw) == 0 || string(raw) == "null" {
+			continue // an empty YAML document
+		}
 		var obj map[string]interface{}
 		if err := utiljson.Unmarshal(raw, &obj); err != nil {
 			return fmt.Errorf("reading objects: %w", err)
