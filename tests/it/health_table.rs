@@ -42,3 +42,47 @@ fn the_table_keeps_the_rules() {
         ("Current", "Suspended")
     );
 }
+
+/// The conditions column as rendered from live objects.
+#[test]
+fn conditions_render_in_the_tables_words() {
+    use serde_json::json;
+    let ready = |status: &str| json!({"type": "Ready", "status": status, "reason": "Updated"});
+    let others = [
+        json!({"type": "Reconciling", "status": "False", "reason": "Updated"}),
+        json!({"type": "Stalled", "status": "False", "reason": "Updated"}),
+    ];
+    let obj = |generation: i64, status: serde_json::Value| json!({"metadata": {"generation": generation}, "status": status});
+    let conditions = |r| json!([ready(r), others[0], others[1]]);
+    assert_eq!(
+        health::conditions(&obj(
+            2,
+            json!({"observedGeneration": 2, "conditions": conditions("True")})
+        )),
+        "Ready=True, Reconciling=False, Stalled=False (Updated)"
+    );
+    assert_eq!(
+        health::conditions(&obj(
+            3,
+            json!({"observedGeneration": 2, "conditions": conditions("True")})
+        )),
+        "Ready=True, Reconciling=False, Stalled=False (Updated); generation not observed"
+    );
+    assert_eq!(
+        health::conditions(&obj(1, json!({"observedGeneration": 0}))),
+        "none; generation not observed"
+    );
+    assert_eq!(
+        health::conditions(&json!({"metadata": {"generation": 1}})),
+        "none; generation not observed",
+        "no status at all is not observed either"
+    );
+    assert_eq!(
+        health::conditions(&obj(
+            1,
+            json!({"observedGeneration": 1, "conditions": [ready("False")]})
+        )),
+        "Ready=False, Reconciling=-, Stalled=- (Updated)",
+        "a missing condition shows as -"
+    );
+}
