@@ -4,14 +4,14 @@
 -- observedGeneration), so this only translates it into Argo CD's words:
 --   Healthy      Ready=True for the current generation (D365 holds the spec)
 --   Degraded     Stalled=True (a human must act: Forbidden, NotFound,
---                Rejected, ...), or Drifted under the Observe policy
---   Suspended    spec.suspend is true
+--                Rejected, Drifted under the Observe policy, ...)
+--   Suspended    Ready reason Suspended (spec.suspend is true)
 --   Progressing  anything else: not reconciled yet, the spec changed and the
 --                operator has not caught up (observedGeneration lags), or
 --                still trying (Conflict, Throttled, Unavailable)
 -- Install: docs/operations.md#argo-cd. Written for Lua 5.1 (gopher-lua, the
--- interpreter Argo CD embeds); tests/argocd_health.rs runs it on statuses
--- the operator's own code produces.
+-- interpreter Argo CD embeds); tests/it/argocd_health.rs runs it on statuses
+-- the operator's own code produces, tests/e2e/health.rs on live objects.
 local hs = {}
 
 local function condition(conditions, kind)
@@ -55,15 +55,17 @@ if stalled ~= nil and stalled.status == "True" then
   return hs
 end
 
+-- A suspended order is Ready (reason Suspended) so that it never blocks a
+-- health wait; Argo CD has a word of its own for it.
 local ready = condition(status.conditions, "Ready")
-if ready ~= nil and ready.status == "True" then
-  hs.status = "Healthy"
+if ready ~= nil and ready.reason == "Suspended" then
+  hs.status = "Suspended"
   hs.message = describe(ready)
   return hs
 end
 
-if ready ~= nil and ready.reason == "Suspended" then
-  hs.status = "Suspended"
+if ready ~= nil and ready.status == "True" then
+  hs.status = "Healthy"
   hs.message = describe(ready)
   return hs
 end

@@ -10,6 +10,8 @@ pub mod d365;
 pub mod export;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
+#[cfg(feature = "fixtures")]
+pub mod health;
 pub mod leader;
 mod locks;
 pub mod metrics;

@@ -226,10 +226,17 @@ impl Default for FieldMapping {
     }
 }
 
-/// Connection health as last seen by the operator.
+/// Connection health as last seen by the operator. The API server defaults
+/// it to `observedGeneration: 0` (no object has generation 0), so a
+/// connection not yet checked reads InProgress to kstatus instead of
+/// Current (see docs/operations.md "GitOps health").
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = {"observedGeneration": 0}))]
 pub struct D365ConnectionStatus {
+    /// metadata.generation of the spec the last check used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
     #[serde(default)]
     pub conditions: Vec<Condition>,
     /// What the service's `$metadata` says of the entity set and the

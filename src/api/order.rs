@@ -131,9 +131,13 @@ pub enum Policy {
     Observe,
 }
 
-/// Observed state, kstatus-compatible.
+/// Observed state, kstatus-compatible. The API server defaults it to
+/// `observedGeneration: 0` (no object has generation 0), so an order the
+/// operator has not seen yet reads InProgress to kstatus instead of
+/// Current (see docs/operations.md "GitOps health").
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = {"observedGeneration": 0}))]
 pub struct SalesOrderStatusStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

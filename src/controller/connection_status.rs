@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -148,8 +148,11 @@ async fn check(ctx: Arc<Context>, namespace: String, name: String, uid: Uid) {
     };
     let (ready, reason, message) = verdict;
     if reason == Reason::Unavailable {
-        // Transient: let the next order reconcile or event check again.
+        // Transient: the next order reconcile or event checks again, and
+        // so does a timer, so a connection no order uses does not read
+        // InProgress forever once the service is back.
         lock(&ctx.checks.checked).remove(&uid);
+        recheck_later(&ctx, &namespace, &name, &uid);
     }
     if reason == Reason::MetadataUnavailable
         && let Some((_, due)) = lock(&ctx.checks.checked).get_mut(&uid)
@@ -182,6 +185,29 @@ async fn check(ctx: Arc<Context>, namespace: String, name: String, uid: Uid) {
             warn!(%namespace, connection = %name, error = %e, "writing connection status failed")
         }
     }
+}
+
+/// How soon a connection whose service or token endpoint was unreachable
+/// is checked again without any event: one token request per interval.
+pub const UNAVAILABLE_RECHECK: Duration = Duration::from_secs(10);
+
+/// Checks the connection (the same object, `uid`) again after
+/// [`UNAVAILABLE_RECHECK`], unless an event checked it meanwhile (then
+/// that check's own form is fresh and this one is skipped).
+fn recheck_later(ctx: &Arc<Context>, namespace: &str, name: &str, uid: &str) {
+    let (ctx, namespace, name, uid) = (
+        ctx.clone(),
+        namespace.to_owned(),
+        name.to_owned(),
+        uid.to_owned(),
+    );
+    tokio::spawn(async move {
+        tokio::time::sleep(UNAVAILABLE_RECHECK).await;
+        let conn = ctx.d365.get(&namespace, &name);
+        if let Some(conn) = conn.filter(|c| c.uid().is_some_and(|u| u == uid)) {
+            spawn_check(&ctx, &conn);
+        }
+    });
 }
 
 /// (ready, reason, message) of a connection's Ready condition.
@@ -254,8 +280,12 @@ async fn inspect(
     }
 }
 
-/// The status with its Ready condition set; the transition time moves only
-/// when Ready flips.
+/// The status with its kstatus conditions set for `generation`: Ready as
+/// checked, Reconciling while a transient failure (Unavailable) is retried,
+/// Stalled for what needs a human (credentials, capabilities); and the
+/// top-level `observedGeneration`, so kstatus and Argo CD read a connection
+/// whose spec changed as in progress until it is checked again. Transition
+/// times move only when a condition flips.
 pub fn ready_status(
     current: &D365ConnectionStatus,
     ready: bool,
@@ -264,15 +294,24 @@ pub fn ready_status(
     generation: Option<i64>,
 ) -> D365ConnectionStatus {
     let mut next = current.clone();
-    set_condition(
-        &mut next.conditions,
-        ConditionType::Ready,
-        ready,
-        reason,
-        message,
-        generation,
-        &Time(Timestamp::now()),
-    );
+    next.observed_generation = generation;
+    let now = Time(Timestamp::now());
+    let states = [
+        (ConditionType::Ready, ready),
+        (ConditionType::Reconciling, !ready && reason.is_transient()),
+        (ConditionType::Stalled, !ready && reason.is_stalled()),
+    ];
+    for (kind, status) in states {
+        set_condition(
+            &mut next.conditions,
+            kind,
+            status,
+            reason,
+            message,
+            generation,
+            &now,
+        );
+    }
     next
 }
 
@@ -287,10 +326,42 @@ mod tests {
         assert_eq!(bad.conditions[0].reason, "SecretNotFound");
         let again = ready_status(&bad, false, Reason::SecretNotFound, "no secret", Some(1));
         assert_eq!(bad, again, "same result, same status: no write");
-        let good = ready_status(&bad, true, Reason::Authenticated, "token", Some(1));
-        assert_eq!(
-            (good.conditions[0].status.as_str(), good.conditions.len()),
-            ("True", 1)
-        );
+        let good = ready_status(&bad, true, Reason::Authenticated, "token", Some(2));
+        assert_eq!(good.observed_generation, Some(2));
+        assert_eq!(good.conditions[0].status, "True");
+        assert_eq!(good.conditions.len(), 3);
+    }
+
+    /// (Ready, Reconciling, Stalled) of each connection verdict: what
+    /// needs a human is Stalled, an unreachable service is retried, and an
+    /// unreadable `$metadata` leaves the connection usable.
+    #[test]
+    fn condition_table() {
+        let empty = D365ConnectionStatus::default();
+        for (ready, reason, want) in [
+            (true, Reason::Authenticated, ["True", "False", "False"]),
+            (
+                true,
+                Reason::MetadataUnavailable,
+                ["True", "False", "False"],
+            ),
+            (false, Reason::Unavailable, ["False", "True", "False"]),
+            (false, Reason::SecretNotFound, ["False", "False", "True"]),
+            (false, Reason::Unauthorized, ["False", "False", "True"]),
+            (
+                false,
+                Reason::ConnectionNotReady,
+                ["False", "False", "True"],
+            ),
+            (false, Reason::FieldNotFound, ["False", "False", "True"]),
+            (false, Reason::FieldNotEditable, ["False", "False", "True"]),
+            (false, Reason::EntitySetNotFound, ["False", "False", "True"]),
+        ] {
+            let s = ready_status(&empty, ready, reason, "m", Some(4));
+            let got: Vec<_> = s.conditions.iter().map(|c| c.status.as_str()).collect();
+            assert_eq!(got, want, "{reason}");
+            assert!(s.conditions.iter().all(|c| c.reason == reason.as_str()));
+            assert_eq!(s.observed_generation, Some(4));
+        }
     }
 }

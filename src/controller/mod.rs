@@ -43,6 +43,7 @@ pub use reconciler::{Error, MANAGER, error_policy, reconcile};
 
 use crate::api::{CREDENTIALS_SELECTOR, D365Connection, RECONCILE_REQUESTED_AT, SalesOrderStatus};
 use crate::metrics::Metrics;
+pub use connection_status::ready_status;
 pub use connections::Connections;
 pub use shard::{Shard, ShardArgs};
 

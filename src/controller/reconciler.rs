@@ -104,6 +104,9 @@ pub async fn reconcile(order: Arc<SalesOrderStatus>, ctx: Arc<Context>) -> Resul
     timer.succeeded();
     Ok(match outcome {
         Outcome::Suspended => Action::await_change(),
+        // Stalled, but re-read as often as an order in sync: the drift
+        // ends when someone fixes D365.
+        Outcome::Drifted { .. } => Action::requeue(ctx.settings.resync_interval),
         _ if outcome.is_stalled() => Action::requeue(ctx.settings.stalled_recheck),
         _ => Action::requeue(ctx.settings.resync_interval),
     })

@@ -62,10 +62,13 @@ impl Outcome {
     }
 
     /// Needs a human (Stalled): the reason's class, except a NotApplied
-    /// whose resend is pending.
+    /// whose resend is pending, and Observe-policy drift: nothing will
+    /// change it but a human, so a health wait must fail on it rather than
+    /// wait forever.
     pub fn is_stalled(&self) -> bool {
         match self {
             Self::NotApplied { retrying, .. } => !*retrying,
+            Self::Drifted { .. } => true,
             other => other.reason().is_stalled(),
         }
     }
@@ -161,8 +164,12 @@ pub fn next_status(
         Outcome::Suspended => {}
     }
 
-    let already_ready = is_true(&next.conditions, ConditionType::Ready);
-    if matches!(outcome, Outcome::InSync { .. }) && already_ready {
+    let already_in_sync = next.conditions.iter().any(|c| {
+        c.type_ == ConditionType::Ready.as_str()
+            && c.status == "True"
+            && [Reason::InSync.as_str(), Reason::Updated.as_str()].contains(&c.reason.as_str())
+    });
+    if matches!(outcome, Outcome::InSync { .. }) && already_in_sync {
         // Still in sync after Updated or InSync: keep the conditions (and
         // their messages) so a resync writes nothing.
         for c in &mut next.conditions {
@@ -173,7 +180,13 @@ pub fn next_status(
 
     let reason = outcome.reason();
     let message = outcome.message();
-    let ready = matches!(outcome, Outcome::InSync { .. } | Outcome::Updated { .. });
+    // A suspended order is Ready (reason Suspended): it never blocks a
+    // health wait (kstatus Current, `kubectl wait` met); Argo CD's Lua
+    // still shows it Suspended.
+    let ready = matches!(
+        outcome,
+        Outcome::InSync { .. } | Outcome::Updated { .. } | Outcome::Suspended
+    );
     let states = [
         (ConditionType::Ready, ready),
         (ConditionType::Reconciling, outcome.is_transient()),
@@ -191,12 +204,6 @@ pub fn next_status(
         );
     }
     next
-}
-
-fn is_true(conditions: &[Condition], kind: ConditionType) -> bool {
-    conditions
-        .iter()
-        .any(|c| c.type_ == kind.as_str() && c.status == "True")
 }
 
 /// Sets the condition of type `kind`, keeping its `lastTransitionTime`

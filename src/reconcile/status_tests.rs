@@ -85,11 +85,11 @@ fn condition_table() {
                 observed: observed("Backorder"),
                 fields: vec!["SalesOrderStatus".into()],
             },
-            triple("False", "False", "False", "Drifted"),
+            triple("False", "False", "True", "Drifted"),
         ),
         (
             Outcome::Suspended,
-            triple("False", "False", "False", "Suspended"),
+            triple("True", "False", "False", "Suspended"),
         ),
         (
             failed(Reason::Conflict),
@@ -315,5 +315,38 @@ fn not_applied_keeps_the_write_it_made_and_otherwise_the_last_one() {
     assert_eq!(
         given_up, recheck,
         "a recheck that finds the same writes nothing"
+    );
+}
+
+#[test]
+fn in_sync_after_suspended_replaces_the_suspended_reason() {
+    let suspended = next_status(None, Some(1), &Outcome::Suspended, at(1));
+    assert_eq!(cond(&suspended, "Ready").status, "True");
+    let resumed = next_status(
+        Some(&suspended),
+        Some(2),
+        &Outcome::InSync {
+            observed: observed("Delivered"),
+        },
+        at(2),
+    );
+    assert_eq!(
+        summary(&resumed),
+        triple("True", "False", "False", "InSync"),
+        "a resumed order must not keep reading Suspended"
+    );
+    assert_eq!(cond(&resumed, "Ready").observed_generation, Some(2));
+    let drifted = next_status(
+        Some(&resumed),
+        Some(3),
+        &Outcome::Drifted {
+            observed: observed("Backorder"),
+            fields: vec!["SalesOrderStatus".into()],
+        },
+        at(3),
+    );
+    assert_eq!(
+        summary(&drifted),
+        triple("False", "False", "True", "Drifted")
     );
 }

@@ -3,8 +3,11 @@
 //! subprocess and the D365 emulator on loopback; also the chart, rendered
 //! by the real helm and its RBAC applied to the real apiserver.
 
+#[path = "../shared/argocd.rs"]
+mod argocd_lua;
 mod helm;
 mod install;
+mod kstatus;
 mod support;
 
 mod alerts;
@@ -32,6 +35,9 @@ mod d365_answers;
 mod d365_batch_stops;
 mod export;
 mod fencing;
+mod gitops;
+mod health;
+mod health_setup;
 mod hostile;
 mod leader;
 mod metadata;

@@ -1,42 +1,20 @@
 //! docs/argocd-health.lua, the Argo CD health check for SalesOrderStatus,
-//! run in a real Lua interpreter on the objects the operator writes: the
-//! status comes from the operator's own `next_status`, serialised exactly as
-//! it is sent to the API server.
-//!
-//! Lua 5.1 (vendored) rather than 5.4: Argo CD embeds gopher-lua, a Lua 5.1
-//! implementation, so a script that leans on 5.3+ features (integer
-//! division, `//`, utf8, goto) would pass here and fail in Argo CD.
+//! run in a real Lua 5.1 interpreter (tests/shared/argocd.rs) on the
+//! objects the operator writes: the status comes from the operator's own
+//! `next_status`, serialised exactly as it is sent to the API server.
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use mlua::serde::SerializeOptions;
-use mlua::{Lua, LuaSerdeExt};
 use sales_order_operator::api::{LastUpdate, ObservedOrder, Reason, SalesOrderStatus};
 use sales_order_operator::fixtures::Placed;
 use sales_order_operator::reconcile::{Outcome, next_status};
 use serde_json::Value;
 
-const SCRIPT: &str = include_str!("../../docs/argocd-health.lua");
+use crate::argocd_lua::ORDER_SCRIPT;
 
 /// Argo CD's answer for `obj`: (status, message).
 fn health(obj: &Value) -> (String, String) {
-    let lua = Lua::new();
-    // Argo CD hands JSON nulls to the script as nil, not as a sentinel.
-    let options = SerializeOptions::new()
-        .serialize_none_to_null(false)
-        .serialize_unit_to_null(false);
-    let value = lua
-        .to_value_with(obj, options)
-        .expect("object converts to Lua");
-    lua.globals().set("obj", value).unwrap();
-    let hs: mlua::Table = lua
-        .load(SCRIPT)
-        .set_name("argocd-health.lua")
-        .eval()
-        .expect("script runs");
-    let status: String = hs.get("status").expect("hs.status is a string");
-    let message: Option<String> = hs.get("message").unwrap();
-    (status, message.unwrap_or_default())
+    crate::argocd_lua::health(ORDER_SCRIPT, obj)
 }
 
 fn order(generation: i64) -> SalesOrderStatus {

@@ -7,7 +7,11 @@ mod common;
 mod memory;
 mod stub;
 
+#[path = "../shared/argocd.rs"]
+mod argocd_lua;
+
 mod argocd_health;
+mod argocd_health_connection;
 mod crdgen;
 mod d365_adaptive;
 mod d365_batch;
@@ -24,6 +28,7 @@ mod destinations;
 mod dockerfile;
 mod export;
 mod grafana;
+mod health_table;
 mod proven_writes;
 mod steady_status;
 mod sync_emulator;
