@@ -30,6 +30,7 @@ mod d365_batch_stops;
 mod export;
 mod fencing;
 mod hostile;
+mod kubectl;
 mod leader;
 mod metadata;
 mod owners;
