@@ -5,6 +5,7 @@
 
 mod helm;
 mod install;
+mod json_lines;
 mod support;
 
 mod batch;
@@ -27,9 +28,11 @@ mod crds;
 mod credentials;
 mod d365_answers;
 mod d365_batch_stops;
+mod events;
 mod export;
 mod fencing;
 mod hostile;
+mod json_logs;
 mod kubectl;
 mod leader;
 mod metadata;
