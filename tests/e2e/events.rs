@@ -12,6 +12,7 @@ use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use sales_order_operator::api::{D365Connection, RECONCILE_REQUESTED_AT, SalesOrderStatus};
 use sales_order_operator::fixtures::{CONNECTION, Placed};
+use sales_order_operator::reconcile::FAST_RETRIES;
 use serde_json::json;
 
 use crate::json_lines::parse_strict;
@@ -58,9 +59,65 @@ fn logged(log: &str, order: &str, message: &str, reason: &str) -> usize {
         .count()
 }
 
+/// Each object and the one Event (kind, name, reason, type) its situation
+/// makes.
+const EXPECTED: [(&str, &str, &str, &str); 8] = [
+    ("SalesOrderStatus", "so-2025-0001", "Updated", "Normal"),
+    ("SalesOrderStatus", "so-2025-0002", "Drifted", "Warning"),
+    ("SalesOrderStatus", "so-2025-0003", "Suspended", "Normal"),
+    ("SalesOrderStatus", "so-2025-0004", "NotFound", "Warning"),
+    (
+        "SalesOrderStatus",
+        "so-2025-0005",
+        "SecretNotFound",
+        "Warning",
+    ),
+    ("SalesOrderStatus", "conflicting", "Conflict", "Warning"),
+    ("D365Connection", "nosecret", "SecretNotFound", "Warning"),
+    ("D365Connection", CONNECTION, "Authenticated", "Normal"),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_event_per_transition_with_drift_suspension_and_connection_failures() {
-    let env = env("events", 5, Faults::default()).await;
+    let (env, operator) = start().await;
+    for (_, name, reason, _) in EXPECTED.iter().filter(|e| e.0 == "SalesOrderStatus") {
+        wait_reason(&env, name, reason).await;
+    }
+    repeat_every_situation(&env, &operator).await;
+
+    // Events are published in the background: wait for all of them.
+    let seen = testkit::wait_for(Duration::from_secs(30), || async {
+        let seen = events(&env).await;
+        let all = EXPECTED
+            .iter()
+            .all(|(kind, name, reason, _)| seen.contains_key(&key(kind, name, reason)));
+        all.then_some(seen)
+    })
+    .await;
+    let Ok(seen) = seen else {
+        panic!("events missing; seen {:#?}", events(&env).await);
+    };
+    check_events(&seen);
+}
+
+fn key(kind: &str, name: &str, reason: &str) -> (String, String, String) {
+    (kind.into(), name.into(), reason.into())
+}
+
+/// An emulator with an order of read-only company USRT (its refused writes
+/// answer 409: a conflict that never ends), a connection without its
+/// Secret, an order for each situation, and the operator looking again
+/// every second.
+async fn start() -> (Env, Operator) {
+    let faults = Faults {
+        read_only_companies: vec!["usrt".into()],
+        forbidden_as_conflict: true,
+        ..Faults::default()
+    };
+    let env = env("events", 5, faults).await;
+    env.emu.put_order(json!({
+        "dataAreaId": "usrt", "SalesOrderNumber": "SO-RT-1", "SalesOrderStatus": "Backorder"
+    }));
     let mut lost = D365Connection::test(&env.emu.url()).named("nosecret");
     if let Some(secret) = lost.spec.auth.client_secret_ref.as_mut() {
         secret.name = "no-such-secret".into();
@@ -72,56 +129,37 @@ async fn one_event_per_transition_with_drift_suspension_and_connection_failures(
         SalesOrderStatus::test(3).suspended(),
         SalesOrderStatus::test(4).for_order("USMF", "SO-9999-9999"),
         SalesOrderStatus::test(5).via("nosecret"),
+        SalesOrderStatus::test(6)
+            .named("conflicting")
+            .for_order("USRT", "SO-RT-1"),
     ];
     create_orders(&env.client, &env.ns, orders).await;
-    let operator = env.operator(&["--resync-interval", "1s", "--stalled-recheck", "1s"]);
-
-    wait_reason(&env, "so-2025-0001", "Updated").await;
-    wait_reason(&env, "so-2025-0002", "Drifted").await;
-    wait_reason(&env, "so-2025-0003", "Suspended").await;
-    wait_reason(&env, "so-2025-0004", "NotFound").await;
-    wait_reason(&env, "so-2025-0005", "SecretNotFound").await;
-    repeat_every_situation(&env, &operator).await;
-
-    let expected = [
-        ("SalesOrderStatus", "so-2025-0001", "Updated", "Normal"),
-        ("SalesOrderStatus", "so-2025-0002", "Drifted", "Warning"),
-        ("SalesOrderStatus", "so-2025-0003", "Suspended", "Normal"),
-        ("SalesOrderStatus", "so-2025-0004", "NotFound", "Warning"),
-        (
-            "SalesOrderStatus",
-            "so-2025-0005",
-            "SecretNotFound",
-            "Warning",
-        ),
-        ("D365Connection", "nosecret", "SecretNotFound", "Warning"),
-        ("D365Connection", CONNECTION, "Authenticated", "Normal"),
+    let every_second = [
+        "--resync-interval",
+        "1s",
+        "--stalled-recheck",
+        "1s",
+        "--conflict-backoff-cap",
+        "1s",
     ];
-    // Events are published in the background: wait for all of them.
-    let seen = testkit::wait_for(Duration::from_secs(30), || async {
-        let seen = events(&env).await;
-        let all = expected.iter().all(|(kind, name, reason, _)| {
-            seen.contains_key(&(kind.to_string(), name.to_string(), reason.to_string()))
-        });
-        all.then_some(seen)
-    })
-    .await;
-    let Ok(seen) = seen else {
-        panic!("events missing; seen {:#?}", events(&env).await);
-    };
+    let operator = env.operator(&every_second);
+    (env, operator)
+}
 
-    for (kind, name, reason, type_) in expected {
+/// Exactly the expected Event per object, once, with no placeholder text;
+/// the notes say what happened.
+fn check_events(seen: &Seen) {
+    for (kind, name, reason, type_) in EXPECTED {
         let of_object: Vec<_> = seen
             .iter()
             .filter(|((k, n, _), _)| k == kind && n == name)
             .collect();
-        let key = (kind.to_string(), name.to_string(), reason.to_string());
-        let (found_type, notes) = &seen[&key];
-        assert_eq!(found_type, type_, "{key:?}");
+        let (found_type, notes) = &seen[&key(kind, name, reason)];
+        assert_eq!(found_type, type_, "{kind} {name} {reason}");
         assert_eq!(
             notes.len(),
             1,
-            "{key:?}: one event per transition: {notes:?}"
+            "{name}: one event per transition: {notes:?}"
         );
         assert_eq!(
             of_object.len(),
@@ -129,7 +167,7 @@ async fn one_event_per_transition_with_drift_suspension_and_connection_failures(
             "{kind} {name}: only {reason}: {of_object:#?}"
         );
     }
-    for ((kind, name, reason), (_, notes)) in &seen {
+    for ((kind, name, reason), (_, notes)) in seen {
         for note in notes {
             let placeholder = note.trim().is_empty()
                 || note.contains("-> ?")
@@ -138,15 +176,13 @@ async fn one_event_per_transition_with_drift_suspension_and_connection_failures(
             assert!(!placeholder, "{kind} {name} {reason}: {note:?}");
         }
     }
-    let updated = &seen[&(
-        "SalesOrderStatus".into(),
-        "so-2025-0001".into(),
-        "Updated".into(),
-    )];
-    let note = &updated.1[0];
+    let conflict = &seen[&key("SalesOrderStatus", "conflicting", "Conflict")].1[0];
+    let attempt = format!("attempt {}", FAST_RETRIES + 1);
+    assert!(conflict.contains(&attempt), "{conflict}");
+    let updated = &seen[&key("SalesOrderStatus", "so-2025-0001", "Updated")].1[0];
     assert!(
-        note.contains("If-Match W/\"") && note.contains("new ETag W/\""),
-        "{note}"
+        updated.contains("If-Match W/\"") && updated.contains("new ETag W/\""),
+        "{updated}"
     );
 }
 
@@ -189,6 +225,8 @@ async fn repeat_every_situation(env: &Env, operator: &Operator) {
         let enough = env.requests_for("SO-2025-0001") >= 4
             && env.requests_for("SO-2025-0002") >= 4
             && env.requests_for("SO-9999-9999") >= 4
+            // GET + PATCH per attempt: past the fast retries, and again.
+            && env.requests_for("SO-RT-1") >= 2 * (FAST_RETRIES as usize + 3)
             && logged(&log, "USMF/SO-2025-0003", "order reconciled", "Suspended") >= 3
             && logged(
                 &log,
