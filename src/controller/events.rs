@@ -31,8 +31,8 @@ pub type Previous<'a> = Option<(&'a str, bool)>;
 ///   resend) only once its fast retries are spent, and again only if the
 ///   reason changes: a conflict that clears in a second is no news;
 /// - any other reason when it differs from the previous one; InSync only
-///   after a reason other than Updated (a recovery), never on the first
-///   read of an order that was already right.
+///   after a reason other than Updated (a recovery from something that
+///   was announced), never on the first read of an order already right.
 pub fn order_note(previous: Previous<'_>, outcome: &Outcome, attempts: u32) -> Option<Note> {
     let reason = outcome.reason();
     let changed = previous != Some((reason.as_str(), outcome.is_stalled()));
@@ -52,6 +52,8 @@ pub fn order_note(previous: Previous<'_>, outcome: &Outcome, attempts: u32) -> O
         _ if !changed => return None,
         Outcome::InSync { .. } => match previous {
             None | Some(("Updated", _)) => return None,
+            // A retry that cleared before it was announced is no news.
+            Some((was, _)) if is_transient(was) && attempts <= FAST_RETRIES + 1 => return None,
             Some(_) => (EventType::Normal, outcome.message()),
         },
         Outcome::Suspended => (EventType::Normal, outcome.message()),
@@ -62,6 +64,10 @@ pub fn order_note(previous: Previous<'_>, outcome: &Outcome, attempts: u32) -> O
         reason,
         note,
     })
+}
+
+fn is_transient(reason: &str) -> bool {
+    Reason::parse(reason).is_some_and(Reason::is_transient)
 }
 
 /// What a write did, with only the ETags known: the new one is the

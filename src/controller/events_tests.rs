@@ -101,6 +101,16 @@ fn an_order_already_right_or_just_written_is_no_news_when_in_sync() {
 }
 
 #[test]
+fn a_recovery_is_news_only_from_an_announced_failure() {
+    let throttled = Some(("Throttled", false));
+    assert_eq!(reasons(throttled, &in_sync(), 2), None, "a fast retry");
+    assert_eq!(
+        reasons(throttled, &in_sync(), FAST_RETRIES + 2),
+        Some((EventType::Normal, Reason::InSync))
+    );
+}
+
+#[test]
 fn transient_failures_publish_once_when_the_fast_retries_are_spent() {
     let conflict = failed(Reason::Conflict);
     let published: Vec<u32> = (1..=10)
