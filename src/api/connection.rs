@@ -17,6 +17,7 @@ use super::SalesStatus;
     group = "d365.salesops.io",
     version = "v1alpha1",
     kind = "D365Connection",
+    doc = "One Dynamics 365 F&O environment and how to reach it: its URL, the Entra ID credentials, the entity set and field mapping, and the request limits shared by every SalesOrderStatus that names it. The operator checks it after every change (token, then $metadata) and reports the result in status.conditions (Ready).",
     plural = "d365connections",
     namespaced,
     status = "D365ConnectionStatus",
@@ -38,6 +39,18 @@ use super::SalesStatus;
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Secret",
+        type_ = "string",
+        json_path = ".spec.auth.clientSecretRef.name",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        priority = 1
     )
 )]
 #[serde(rename_all = "camelCase")]
@@ -58,6 +71,7 @@ pub struct D365ConnectionSpec {
     )]
     pub entity_set: String,
 
+    /// How the operator obtains its Entra ID token for this environment.
     pub auth: ConnectionAuth,
 
     /// Spec field -> entity field names.
@@ -74,6 +88,8 @@ pub struct D365ConnectionSpec {
     #[schemars(range(min = 1, max = 10000))]
     pub max_requests_per_second: u32,
 
+    /// Most requests in flight at once to this environment (the ceiling
+    /// when `adaptiveConcurrency` is on).
     #[serde(default = "default_concurrency")]
     #[schemars(range(min = 1, max = 512))]
     pub max_concurrent_requests: u32,
@@ -126,8 +142,10 @@ impl Default for BatchSpec {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new(ONE_CREDENTIAL).message("set exactly one of clientSecretRef, clientCertificateRef and workloadIdentity"))]
 pub struct ConnectionAuth {
+    /// Entra ID tenant (directory) id or domain of the app registration.
     #[schemars(length(min = 1, max = 256))]
     pub tenant_id: String,
+    /// Application (client) id of the app registration D365 maps to a user.
     #[schemars(length(min = 1, max = 256))]
     pub client_id: String,
     /// A client secret in a Secret labelled `d365.salesops.io/credentials:
@@ -170,8 +188,10 @@ impl ConnectionAuth {
 /// A key of a Secret in the connection's namespace.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct ClientSecretRef {
+    /// Name of the Secret (labelled `d365.salesops.io/credentials: "true"`).
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
+    /// Key of the Secret's data that holds the client secret.
     #[schemars(length(min = 1, max = 253))]
     pub key: String,
 }
@@ -182,6 +202,7 @@ pub struct ClientSecretRef {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientCertificateRef {
+    /// Name of the Secret (labelled `d365.salesops.io/credentials: "true"`).
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// PEM certificate (a chain may follow it).
@@ -209,9 +230,11 @@ pub struct WorkloadIdentity {}
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldMapping {
+    /// Entity field that `spec.salesStatus` of an order is written to.
     #[serde(default = "default_status_field")]
     #[schemars(length(min = 1, max = 128))]
     pub sales_status: String,
+    /// Entity field that `spec.deliveryDate` of an order is written to.
     #[serde(default = "default_date_field")]
     #[schemars(length(min = 1, max = 128))]
     pub delivery_date: String,
@@ -237,6 +260,9 @@ pub struct D365ConnectionStatus {
     /// metadata.generation of the spec the last check used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Ready: the credentials obtained a token and the mapped fields are
+    /// usable; its reason says why not (see docs/operations.md). Stalled
+    /// when a human must act, Reconciling while a check is under way.
     #[serde(default)]
     pub conditions: Vec<Condition>,
     /// What the service's `$metadata` says of the entity set and the
@@ -250,9 +276,11 @@ pub struct D365ConnectionStatus {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct EntitySummary {
+    /// The entity set checked (`spec.entitySet`).
     pub entity_set: String,
     /// Qualified entity type, e.g. `Microsoft.Dynamics.DataEntities.SalesOrderHeaderV2`.
     pub entity_type: String,
+    /// Key properties of the entity type, e.g. dataAreaId, SalesOrderNumber.
     pub key: Vec<String>,
     /// False when the set is annotated not updatable.
     pub updatable: bool,
@@ -273,6 +301,7 @@ pub struct MappedField {
     /// EDM type, e.g. `Edm.Date`, `Edm.DateTimeOffset`, an enum type.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub edm_type: Option<String>,
+    /// Whether `$metadata` lets OData write it (absent when not found).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub editable: Option<bool>,
 }

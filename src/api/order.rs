@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
     group = "d365.salesops.io",
     version = "v1alpha1",
     kind = "SalesOrderStatus",
+    doc = "The desired status (and delivery date) of one Dynamics 365 F&O sales order. The operator reads the order over OData, PATCHes it with If-Match when it differs (policy Enforce) or only reports the drift (policy Observe), and records the outcome in status.conditions (Ready, Reconciling, Stalled).",
     plural = "salesorderstatuses",
     namespaced,
     status = "SalesOrderStatusStatus",
@@ -42,6 +43,24 @@ use serde::{Deserialize, Serialize};
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Policy",
+        type_ = "string",
+        json_path = ".spec.policy",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Conflicts",
+        type_ = "integer",
+        json_path = ".status.conflicts",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        priority = 1
     )
 )]
 #[serde(rename_all = "camelCase")]
@@ -90,6 +109,7 @@ pub struct SalesOrderStatusSpec {
 /// Reference to a D365Connection in the same namespace.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ConnectionRef {
+    /// Name of the D365Connection.
     #[schemars(length(min = 1, max = 253))]
     #[x_kube(validation = Rule::new(NO_CONTROL_CHARACTERS).message("connectionRef.name must not contain control characters"))]
     pub name: String,
@@ -139,6 +159,8 @@ pub enum Policy {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("default" = {"observedGeneration": 0}))]
 pub struct SalesOrderStatusStatus {
+    /// metadata.generation of the spec the operator last acted on; the
+    /// conditions describe that generation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// What D365 held at the last read, for humans.
@@ -150,6 +172,8 @@ pub struct SalesOrderStatusStatus {
     /// Conflicts (409/412) seen for the current generation.
     #[serde(default)]
     pub conflicts: u32,
+    /// Ready (D365 holds the spec), Reconciling (still trying) and Stalled
+    /// (needs a human); the reason says why (see docs/operations.md).
     #[serde(default)]
     pub conditions: Vec<Condition>,
 }
@@ -158,8 +182,10 @@ pub struct SalesOrderStatusStatus {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ObservedOrder {
+    /// The order's status field as D365 answered it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sales_status: Option<String>,
+    /// The mapped date field as D365 answered it (a full date).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_date: Option<String>,
     /// Display only: every write GETs afresh and uses the ETag of that GET.

@@ -179,6 +179,7 @@ async fn check(ctx: Arc<Context>, namespace: String, name: String, uid: Uid) {
         .await
     {
         Ok(_) => {
+            super::events::publish_connection(&conn, &ctx, (ready, reason, &message));
             info!(%namespace, connection = %name, ready, reason = reason.as_str(), "connection status")
         }
         Err(e) => {

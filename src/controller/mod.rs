@@ -9,6 +9,7 @@ mod connections;
 mod context;
 mod credentials;
 mod duplicates;
+mod events;
 mod owners;
 mod reconciler;
 pub mod shard;

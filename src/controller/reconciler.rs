@@ -9,21 +9,18 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Patch;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
-use tracing::{Instrument, debug, info, warn};
+use tracing::{debug, info, warn};
 
 use super::admission::{Turned, admit};
 use super::context::{Context, merge_patch_params};
 use super::sync::{Attempt, SyncResult, sync_resolving};
 use crate::api::{Reason, SalesOrderStatus};
 use crate::reconcile::{
-    CONFLICT_WITHOUT_WRITER_HINT, FAST_RETRIES, FailureKind, Outcome, conflict_without_writer,
-    next_status,
+    CONFLICT_WITHOUT_WRITER_HINT, FailureKind, Outcome, conflict_without_writer, next_status,
 };
-use crate::text::abbreviate;
 
 /// Field manager of every status write.
 pub const MANAGER: &str = "sales-order-operator";
@@ -90,7 +87,7 @@ pub async fn reconcile(order: Arc<SalesOrderStatus>, ctx: Arc<Context>) -> Resul
     log_outcome(&order, &outcome, attempts);
 
     write_status(&order, &ctx, &outcome).await?;
-    publish_event(&order, &ctx, &outcome, attempts);
+    super::events::publish_order(&order, &ctx, &outcome, attempts);
     ctx.report(&oref, &order.spec.connection_ref.name, reason);
     if outcome.is_transient() {
         return Err(Error::Transient {
@@ -214,54 +211,6 @@ async fn write_status(
     Ok(())
 }
 
-/// Events: every update, conflicts once the fast retries are spent, and each
-/// newly entered Stalled reason (not every recheck).
-fn publish_event(order: &SalesOrderStatus, ctx: &Context, outcome: &Outcome, attempts: u32) {
-    let reason = outcome.reason();
-    let previous = order.ready_condition().map(|c| c.reason.as_str());
-    let (type_, note) = match outcome {
-        Outcome::Updated { update, .. } => (
-            EventType::Normal,
-            format!(
-                "PATCHed {} (If-Match {} -> {})",
-                update.fields.join(", "),
-                update.from_etag,
-                update.to_etag.as_deref().unwrap_or("?")
-            ),
-        ),
-        Outcome::Failed { message, .. }
-            if reason == Reason::Conflict && attempts > FAST_RETRIES =>
-        {
-            (EventType::Warning, format!("attempt {attempts}: {message}"))
-        }
-        Outcome::Failed { message, .. } | Outcome::NotApplied { message, .. }
-            if outcome.is_stalled() && previous != Some(reason.as_str()) =>
-        {
-            (EventType::Warning, message.clone())
-        }
-        _ => return,
-    };
-    let event = Event {
-        type_,
-        reason: reason.as_str().into(),
-        note: Some(abbreviate(&note, 1000).into_owned()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    let recorder = ctx.recorder.clone();
-    let reference = order.object_ref(&());
-    // Events are best effort: never hold the reconcile on them. The task
-    // keeps the reconcile span, so its warning names the object.
-    tokio::spawn(
-        async move {
-            if let Err(e) = recorder.publish(&event, &reference).await {
-                warn!(error = %e, "publishing event failed");
-            }
-        }
-        .in_current_span(),
-    );
-}
-
 /// Logs the outcome under the D365 order's key; the object is named by the
 /// enclosing reconcile span.
 fn log_outcome(order: &SalesOrderStatus, outcome: &Outcome, attempts: u32) {
@@ -276,10 +225,10 @@ fn log_outcome(order: &SalesOrderStatus, outcome: &Outcome, attempts: u32) {
         Outcome::Failed {
             reason, message, ..
         } => {
-            warn!(order = %key, reason = reason.as_str(), attempts, %message, "order not in sync")
+            warn!(order = %key, reason = reason.as_str(), attempts, detail = %message, "order not in sync")
         }
         Outcome::NotApplied { message, .. } => {
-            warn!(order = %key, reason = "NotApplied", attempts, %message, "write accepted but not applied")
+            warn!(order = %key, reason = "NotApplied", attempts, detail = %message, "write accepted but not applied")
         }
         other => {
             info!(order = %key, reason = other.reason().as_str(), "order reconciled")

@@ -304,7 +304,7 @@ impl Coalescer {
                 if let Some(delay) = e.retry_after().filter(|_| pause) {
                     self.shared.sender.pause(delay);
                 }
-                tracing::info!(method = "PATCH", key = %op.key, status = e.status_code(), etag_sent, batch = true, error = %e, "D365 request refused");
+                tracing::info!(method = "PATCH", key = %op.key, status = e.status_code(), etag_sent, etag_received = "", batch = true, error = %e, "D365 request refused");
             }
         }
         // The caller may have gone (a cancelled reconcile); the write stands.

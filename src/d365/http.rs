@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 use url::Url;
 
+use self::lines::{log, log_opened};
 use super::entity::json_object;
 use super::settings::MAX_SMALL_ANSWER_BYTES;
 use super::{
@@ -248,15 +249,7 @@ impl Transport {
             status,
             duration,
         });
-        let duration_ms = duration.as_millis() as u64;
-        match &result {
-            Err(f) => {
-                tracing::warn!(method = label.method, key = %label.target, duration_ms, error = %f.why, "D365 request failed")
-            }
-            Ok(_) => {
-                tracing::info!(method = label.method, key = %label.target, status, duration_ms, "D365 request")
-            }
-        }
+        log_opened(label, status, &result, duration);
         result
     }
 
@@ -333,43 +326,6 @@ async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Result<V
     Ok(body)
 }
 
-/// One line per exchange. ETags and order keys are logged; the request's
-/// headers (the bearer token) never are.
-fn log(
-    label: &Label<'_>,
-    status: Option<u16>,
-    result: &Result<Reply, Failure>,
-    duration: Duration,
-) {
-    let duration_ms = duration.as_millis() as u64;
-    let Label {
-        method,
-        target,
-        etag_sent,
-        attempt,
-        ..
-    } = *label;
-    if label.kind == RequestKind::Token {
-        tracing::debug!(endpoint = %target, status, duration_ms, "token request");
-        return;
-    }
-    let reply = match result {
-        Ok(reply) => reply,
-        Err(f) => {
-            tracing::warn!(method, key = %target, etag_sent, attempt, duration_ms, error = %f.why, "D365 request failed");
-            return;
-        }
-    };
-    let status = reply.status;
-    let etag_received = reply.etag_received();
-    let etag_received = etag_received.as_ref().map(ETag::as_str).unwrap_or("");
-    if reply.is_success() {
-        tracing::info!(method, key = %target, status, etag_sent, etag_received, attempt, duration_ms, "D365 request");
-    } else {
-        tracing::info!(method, key = %target, status, etag_sent, etag_received, attempt, duration_ms, "D365 request refused");
-    }
-}
-
 /// A transport failure in words: a timeout says how long we waited, other
 /// errors list their cause chain (which names the URL, never a header).
 fn describe(err: &reqwest::Error, timeout: Duration) -> String {
@@ -385,3 +341,6 @@ fn describe(err: &reqwest::Error, timeout: Duration) -> String {
     }
     text
 }
+
+#[path = "http_log.rs"]
+mod lines;

@@ -7,6 +7,7 @@
 mod argocd_lua;
 mod helm;
 mod install;
+mod json_lines;
 mod kstatus;
 mod support;
 
@@ -33,12 +34,15 @@ mod crds;
 mod credentials;
 mod d365_answers;
 mod d365_batch_stops;
+mod events;
 mod export;
 mod fencing;
 mod gitops;
 mod health;
 mod health_setup;
 mod hostile;
+mod json_logs;
+mod kubectl;
 mod leader;
 mod metadata;
 mod owners;
