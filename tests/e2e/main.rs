@@ -5,6 +5,7 @@
 
 mod helm;
 mod install;
+mod procfs;
 mod support;
 
 mod batch;
