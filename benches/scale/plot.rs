@@ -24,7 +24,8 @@ fn register_font() -> Result<(), String> {
     let path = font_path();
     let bytes = std::fs::read(&path).map_err(|e| format!("font {}: {e}", path.display()))?;
     plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(bytes.into()))
-        .map_err(|_| format!("font {}: not a TrueType font", path.display()))
+        // plotters' InvalidFont carries no detail to keep.
+        .map_err(|_invalid| format!("font {}: not a TrueType font", path.display()))
 }
 
 fn label(r: &RunResult) -> String {

@@ -83,19 +83,21 @@ pub fn print_table(runs: &[RunResult], machine: &Machine) {
     }
     println!(
         "bounds (s): budget = D365 requests made / maxRequestsPerSecond; latency = requests x {} ms / concurrency; \
-         api = a plain client's N status writes + N Events at the reconcile concurrency, this run. ratio = 100% / largest bound.",
+         api = a plain client's N status writes + N Events at the reconcile concurrency, this run; \
+         backoff = the conflict schedule's simulated time for all N. ratio = 100% / largest bound.",
         super::modes::LATENCY_MS
     );
     for r in runs {
         let b = &r.bounds;
         println!(
-            "  {:<9} {:>6} {:.2}: budget {:.1}, latency {:.1}, api {:.1}{}",
+            "  {:<9} {:>6} {:.2}: budget {:.1}, latency {:.1}, api {:.1}, backoff {:.1}{}",
             r.mode.name(),
             r.orders,
             r.conflicts,
             b.budget,
             b.latency,
             b.api_server,
+            b.conflict_schedule,
             r.operator_exited
                 .as_ref()
                 .map_or_else(String::new, |e| format!("; OPERATOR EXITED: {e}"))

@@ -57,6 +57,11 @@ pub struct Bounds {
     /// A plain client's N status writes + N Events at the reconciles'
     /// concurrency, measured in this bench run.
     pub api_server: f64,
+    /// With conflicts: the conflict backoff schedule's simulated time for
+    /// every order to be written (`reconcile::simulate::conflict_bound`,
+    /// the operator's default `--conflict-backoff-cap`), D365 and the API
+    /// server taken as instant. 0 without conflicts.
+    pub conflict_schedule: f64,
 }
 
 impl Bounds {
@@ -66,6 +71,7 @@ impl Bounds {
             ("budget", self.budget),
             ("latency", self.latency),
             ("api", self.api_server),
+            ("backoff", self.conflict_schedule),
         ]
         .into_iter()
         .fold(("none", 0.0), |a, b| if b.1 > a.1 { b } else { a })

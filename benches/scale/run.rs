@@ -12,6 +12,8 @@ use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use kube::core::ApiResource;
 use sales_order_operator::api::{D365Connection, SalesOrderStatus};
 use sales_order_operator::fixtures;
+use sales_order_operator::reconcile::DEFAULT_CONFLICT_CAP;
+use sales_order_operator::reconcile::simulate::conflict_bound;
 use serde_json::json;
 
 use super::d365count::D365Requests;
@@ -176,7 +178,7 @@ pub async fn run(plan: &Plan, api_server_bound: f64) -> RunResult {
         orders: n,
         conflicts: plan.conflicts,
         mode,
-        bounds: bounds(&d365, &effective, mode, api_server_bound),
+        bounds: bounds(plan, &d365, &effective, api_server_bound),
         connection: effective,
         ready_seconds: percentiles(&timeline, n),
         timeline,
@@ -214,9 +216,9 @@ fn start_operator(kubeconfig: &Path, ns: &str, mode: Mode) -> Operator {
     Operator::start_logging(bin, kubeconfig, ns, &extra, "info")
 }
 
-fn bounds(d365: &D365Requests, conn: &Effective, mode: Mode, api_server: f64) -> Bounds {
+fn bounds(plan: &Plan, d365: &D365Requests, conn: &Effective, api_server: f64) -> Bounds {
     let requests = d365.total() as f64;
-    let concurrency = match mode {
+    let concurrency = match plan.mode {
         Mode::Adaptive => CAPACITY,
         _ => conn.max_concurrent_requests,
     };
@@ -224,5 +226,10 @@ fn bounds(d365: &D365Requests, conn: &Effective, mode: Mode, api_server: f64) ->
         budget: requests / f64::from(conn.max_requests_per_second.max(1)),
         latency: requests * LATENCY_MS as f64 / 1e3 / f64::from(concurrency.max(1)),
         api_server,
+        conflict_schedule: if plan.conflicts > 0.0 {
+            conflict_bound(DEFAULT_CONFLICT_CAP, plan.orders, plan.conflicts).as_secs_f64()
+        } else {
+            0.0
+        },
     }
 }
