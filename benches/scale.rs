@@ -22,6 +22,8 @@ mod support;
 mod apibound;
 #[path = "scale/d365count.rs"]
 mod d365count;
+#[path = "scale/goals.rs"]
+mod goals;
 #[path = "scale/metrics.rs"]
 mod metrics;
 #[path = "scale/modes.rs"]
@@ -127,6 +129,7 @@ fn main() {
     });
     machine.load_at_end = report::load_average();
     report::print_table(&runs, &machine);
+    goals::print(&runs);
     report::write_json(&out, &runs, &machine).expect("writing scale.json");
     match plot::draw(&out, &runs) {
         Ok(png) => println!(
