@@ -34,10 +34,22 @@ pub struct Plan {
 
 impl Plan {
     /// Generous: three times what D365's budget alone would take at two
-    /// requests per order, plus time for the API server.
+    /// requests per order, twice the conflict schedule, plus time for the
+    /// API server.
     fn deadline(&self, rps: u32) -> Duration {
         let budget = 2.0 * self.orders as f64 / f64::from(rps.max(1));
-        Duration::from_secs_f64(120.0 + 3.0 * budget + 0.02 * self.orders as f64)
+        let backoff = self.conflict_schedule();
+        Duration::from_secs_f64(120.0 + 3.0 * budget + 2.0 * backoff + 0.02 * self.orders as f64)
+    }
+
+    /// The conflict schedule's simulated time for all orders; 0 without
+    /// conflicts.
+    fn conflict_schedule(&self) -> f64 {
+        if self.conflicts > 0.0 {
+            conflict_bound(DEFAULT_CONFLICT_CAP, self.orders, self.conflicts).as_secs_f64()
+        } else {
+            0.0
+        }
     }
 }
 
@@ -226,10 +238,6 @@ fn bounds(plan: &Plan, d365: &D365Requests, conn: &Effective, api_server: f64) -
         budget: requests / f64::from(conn.max_requests_per_second.max(1)),
         latency: requests * LATENCY_MS as f64 / 1e3 / f64::from(concurrency.max(1)),
         api_server,
-        conflict_schedule: if plan.conflicts > 0.0 {
-            conflict_bound(DEFAULT_CONFLICT_CAP, plan.orders, plan.conflicts).as_secs_f64()
-        } else {
-            0.0
-        },
+        conflict_schedule: plan.conflict_schedule(),
     }
 }
