@@ -84,7 +84,7 @@ pub fn print_table(runs: &[RunResult], machine: &Machine) {
     println!(
         "bounds (s): budget = D365 requests made / maxRequestsPerSecond; latency = requests x {} ms / concurrency; \
          api = a plain client's N status writes + N Events at the reconcile concurrency, this run; \
-         backoff = the conflict schedule's simulated time for all N. ratio = 100% / largest bound.",
+         backoff = the conflict schedule's simulated time for all N (mean of 10 draws). ratio = 100% / largest bound.",
         super::modes::LATENCY_MS
     );
     for r in runs {

@@ -58,9 +58,9 @@ pub struct Bounds {
     /// concurrency, measured in this bench run.
     pub api_server: f64,
     /// With conflicts: the conflict backoff schedule's simulated time for
-    /// every order to be written (`reconcile::simulate::conflict_bound`,
-    /// the operator's default `--conflict-backoff-cap`), D365 and the API
-    /// server taken as instant. 0 without conflicts.
+    /// every order to be written (`reconcile::simulate`, the operator's
+    /// default `--conflict-backoff-cap`, mean of several draws), D365 and
+    /// the API server taken as instant. 0 without conflicts.
     pub conflict_schedule: f64,
 }
 
