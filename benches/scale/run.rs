@@ -107,8 +107,9 @@ fn effective(conn: &D365Connection, mode: Mode) -> Effective {
     }
 }
 
-/// Ready fraction over time until all `n` are Ready or `deadline` passes.
-async fn sample(op: &Operator, n: usize, deadline: Duration) -> Vec<(f64, f64)> {
+/// Ready fraction over time until all `n` are Ready, the operator exits,
+/// or `deadline` passes.
+async fn sample(op: &mut Operator, n: usize, deadline: Duration) -> Vec<(f64, f64)> {
     let started = Instant::now();
     let mut timeline = vec![(0.0, 0.0)];
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
@@ -118,7 +119,7 @@ async fn sample(op: &Operator, n: usize, deadline: Duration) -> Vec<(f64, f64)> 
         let ready = metrics::ready(&op.metrics().await);
         let t = started.elapsed().as_secs_f64();
         timeline.push((t, ready / n as f64));
-        if ready as usize >= n {
+        if ready as usize >= n || op.exited().is_some() {
             break;
         }
     }
@@ -194,16 +195,17 @@ pub async fn run(plan: &Plan, api_server_bound: f64) -> RunResult {
     let orders: Api<SalesOrderStatus> = Api::namespaced(client.clone(), &ns);
     support::create_orders_concurrently(&orders, (1..=n).map(SalesOrderStatus::test), 32).await;
 
-    let op = start_operator(cp.kubeconfig(), &ns, mode);
-    let timeline = sample(&op, n, plan.deadline(conn.spec.max_requests_per_second)).await;
+    let mut op = start_operator(cp.kubeconfig(), &ns, mode);
+    let timeline = sample(&mut op, n, plan.deadline(conn.spec.max_requests_per_second)).await;
     let text = op.metrics().await;
     let pid = op.pid();
     let (rss, cpu) = (
         procfs::status_kib(pid, "VmHWM:").map(|k| k as f64 / 1024.0),
         procfs::cpu_time(pid).map(|t| t.as_secs_f64()),
     );
-    let mut op = op;
-    let operator_exited = op.exited().map(|s| s.to_string());
+    let operator_exited = op
+        .exited()
+        .map(|s| format!("{s}; its log: {}", op.log.display()));
     drop(op);
     let d365 = D365Requests::of(&emu);
     let effective = effective(&conn, mode);
