@@ -98,8 +98,15 @@ fn main() {
         println!("scale: skipped (run by `make bench`, or set BENCH_SCALE=1)");
         return;
     }
-    // `cargo bench` adds `--bench`; other flags are this bench's own.
+    // `cargo bench` adds `--bench`; the others are this bench's own.
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(bad) = args
+        .iter()
+        .find(|a| !["--bench", "--quick", "--huge"].contains(&a.as_str()))
+    {
+        eprintln!("scale: unknown argument {bad}; flags: --quick, --huge (see benches/scale.rs)");
+        std::process::exit(2);
+    }
     let out =
         std::env::var_os("BENCH_OUT").map_or_else(|| PathBuf::from("target/bench"), PathBuf::from);
     std::fs::create_dir_all(&out).expect("BENCH_OUT is a writable folder");
