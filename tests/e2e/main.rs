@@ -9,6 +9,7 @@ mod helm;
 mod install;
 mod json_lines;
 mod kstatus;
+mod procfs;
 mod support;
 
 mod alerts;

@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use sales_order_operator::api::{SalesOrderStatus, SalesStatus};
 
+use crate::procfs::{cpu_time, status_kib};
 use crate::support::{Operator, env};
 
 /// One fleet's figures.
@@ -27,32 +28,6 @@ struct Figures {
     /// A resync round: every order read again, nothing written.
     resync_ms_per_reconcile: f64,
     first_round: Duration,
-}
-
-/// A field of `/proc/<pid>/status`, in KiB.
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("operator runs");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .expect("field present");
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-/// User + system CPU time of process `pid`.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("operator runs");
-    // Fields after the command name (which may hold spaces): state is 3rd,
-    // utime 14th and stime 15th of the whole line.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    let out = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .expect("getconf runs");
-    let hz: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    Duration::from_secs_f64(ticks as f64 / hz as f64)
 }
 
 async fn reconciles(op: &Operator) -> f64 {
@@ -101,7 +76,7 @@ async fn measure(n: usize) -> Figures {
     .await
     .unwrap_or_else(|_| panic!("not all {n} InSync within {limit:?}:\n{}", op.logs()));
     let first_round = started.elapsed();
-    let (cpu1, rec1) = (cpu_time(pid), reconciles(&op).await);
+    let (cpu1, rec1) = (cpu_time(pid).expect("operator runs"), reconciles(&op).await);
     // Every order comes back one resync interval after its first reconcile.
     let round = limit + resync;
     testkit::wait_for(round, || async {
@@ -109,11 +84,11 @@ async fn measure(n: usize) -> Figures {
     })
     .await
     .unwrap_or_else(|_| panic!("no resync round of {n} within {round:?}"));
-    let (cpu2, rec2) = (cpu_time(pid), reconciles(&op).await);
+    let (cpu2, rec2) = (cpu_time(pid).expect("operator runs"), reconciles(&op).await);
     let figures = Figures {
         orders: n,
-        rss_kib: status_kib(pid, "VmRSS:"),
-        hwm_kib: status_kib(pid, "VmHWM:"),
+        rss_kib: status_kib(pid, "VmRSS:").expect("operator runs"),
+        hwm_kib: status_kib(pid, "VmHWM:").expect("operator runs"),
         first_ms_per_reconcile: cpu1.as_secs_f64() * 1e3 / rec1,
         resync_ms_per_reconcile: (cpu2 - cpu1).as_secs_f64() * 1e3 / (rec2 - rec1),
         first_round,

@@ -161,6 +161,24 @@ impl Operator {
     /// As [`Operator::start`], with another build of the operator (the
     /// scale test compares one saved before a change).
     pub fn start_bin(bin: &Path, kubeconfig: &Path, namespace: &str, extra: &[&str]) -> Operator {
+        Self::start_logging(
+            bin,
+            kubeconfig,
+            namespace,
+            extra,
+            "info,sales_order_operator=debug",
+        )
+    }
+
+    /// As [`Operator::start_bin`], logging at `rust_log` (`make bench` runs
+    /// at `info`: debug lines for 100,000 orders would cost CPU and disk).
+    pub fn start_logging(
+        bin: &Path,
+        kubeconfig: &Path,
+        namespace: &str,
+        extra: &[&str],
+        rust_log: &str,
+    ) -> Operator {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -183,7 +201,7 @@ impl Operator {
             // The emulator, on loopback (by IP or name), is the tests' Entra; a flag in
             // `extra` still wins over this.
             .env("ALLOWED_AUTHORITY_HOSTS", "127.0.0.1,localhost")
-            .env("RUST_LOG", "info,sales_order_operator=debug")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
@@ -220,9 +238,7 @@ impl Operator {
 
     /// The process's peak resident set (`VmHWM`) so far, in bytes.
     pub fn peak_rss(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+        Some(crate::procfs::status_kib(self.child.id(), "VmHWM:")? * 1024)
     }
 
     pub fn logs(&self) -> String {
