@@ -4,13 +4,13 @@
 //! change nothing here.
 
 /// Objects by Ready reason (a gauge).
-pub const OBJECTS: &str = "sales_order_objects";
+pub const OBJECTS: &str = "sales_order_operator_objects";
 /// D365 HTTP requests by method, kind and code.
-pub const D365_REQUESTS: &str = "d365_requests_total";
+pub const D365_REQUESTS: &str = "sales_order_operator_d365_requests_total";
 /// Status subresource patches.
-pub const STATUS_WRITES: &str = "sales_order_status_writes_total";
+pub const STATUS_WRITES: &str = "sales_order_operator_status_writes_total";
 /// D365 answers 409/412.
-pub const CONFLICTS: &str = "d365_conflicts_total";
+pub const CONFLICTS: &str = "sales_order_operator_d365_conflicts_total";
 /// Reconciles by result.
 pub const RECONCILES: &str = "controller_runtime_reconcile_total";
 
