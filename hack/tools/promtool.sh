@@ -9,7 +9,8 @@
 # needed, nothing installed) and unpacked with `dpkg-deb -x`; only
 # usr/bin/promtool is used. Needs apt-get and dpkg-deb (any Debian or Ubuntu
 # machine, CI's included) and package lists that know `prometheus`
-# (`apt-get update` once if `apt-cache show prometheus` finds nothing).
+# (as root it runs `apt-get update` once if `apt-cache show prometheus`
+# finds nothing; otherwise run it yourself).
 set -euo pipefail
 
 if [[ -n "${PROMTOOL:-}" && -x "${PROMTOOL}" ]]; then
@@ -23,7 +24,15 @@ for tool in apt-cache apt-get dpkg-deb; do
   fi
 done
 
-version="$(apt-cache show --no-all-versions prometheus 2>/dev/null | awk '/^Version:/ { print $2; exit }')"
+known() { apt-cache show --no-all-versions prometheus 2>/dev/null | awk '/^Version:/ { print $2; exit }'; }
+version="$(known)"
+# A fresh machine (a CI image) may have empty package lists: as root, fill
+# them once (`apt-get update` installs nothing).
+if [[ -z "$version" && $EUID -eq 0 ]]; then
+  echo "promtool.sh: apt knows no prometheus package; running apt-get update" >&2
+  apt-get update -q >&2 || true
+  version="$(known)"
+fi
 if [[ -z "$version" ]]; then
   echo "promtool.sh: apt knows no prometheus package; run apt-get update (or set PROMTOOL)" >&2
   exit 1
