@@ -18,10 +18,10 @@ use tracing::{info, warn};
 use super::capabilities::{METADATA_RETRY, next_check, summary, verdict};
 use super::context::{Context, merge_patch_params};
 use super::sync::Resolved;
-use crate::api::{ConditionType, D365Connection, D365ConnectionStatus, EntitySummary, Reason};
+use crate::api::{D365Connection, D365ConnectionStatus, EntitySummary, Reason};
 use crate::d365::{CapabilityError, D365Error, MetadataError};
 use crate::locks::lock;
-use crate::reconcile::set_condition;
+use crate::reconcile::{Kstatus, set_kstatus};
 
 /// A connection object's uid: one deleted and recreated under its name is
 /// another object, with no status yet, and must be checked again.
@@ -297,22 +297,19 @@ pub fn ready_status(
     let mut next = current.clone();
     next.observed_generation = generation;
     let now = Time(Timestamp::now());
-    let states = [
-        (ConditionType::Ready, ready),
-        (ConditionType::Reconciling, !ready && reason.is_transient()),
-        (ConditionType::Stalled, !ready && reason.is_stalled()),
-    ];
-    for (kind, status) in states {
-        set_condition(
-            &mut next.conditions,
-            kind,
-            status,
-            reason,
-            message,
-            generation,
-            &now,
-        );
-    }
+    let states = Kstatus {
+        ready,
+        reconciling: !ready && reason.is_transient(),
+        stalled: !ready && reason.is_stalled(),
+    };
+    set_kstatus(
+        &mut next.conditions,
+        states,
+        reason,
+        message,
+        generation,
+        &now,
+    );
     next
 }
 

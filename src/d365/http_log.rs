@@ -28,10 +28,7 @@ pub(super) fn log(
     }
     let reply = match result {
         Ok(reply) => reply,
-        Err(f) => {
-            tracing::warn!(method, key = %target, etag_sent, attempt, duration_ms, error = %f.why, "D365 request failed");
-            return;
-        }
+        Err(f) => return failed(label, f, duration_ms),
     };
     let status = reply.status;
     let etag_received = reply.etag_received();
@@ -60,14 +57,23 @@ pub(super) fn log_opened(
         ..
     } = *label;
     let headers = match result {
-        Err(f) => {
-            tracing::warn!(method, key = %target, etag_sent, attempt, duration_ms, error = %f.why, "D365 request failed");
-            return;
-        }
+        Err(f) => return failed(label, f, duration_ms),
         Ok(Opened::Stream(response)) => response.headers(),
         Ok(Opened::Refused(reply)) => &reply.headers,
     };
     let etag_received = ETag::from_response(None, headers);
     let etag_received = etag_received.as_ref().map(ETag::as_str).unwrap_or("");
     tracing::info!(method, key = %target, status, etag_sent, etag_received, attempt, duration_ms, "D365 request");
+}
+
+/// The line of an exchange that got no answer (timeout, connection refused).
+fn failed(label: &Label<'_>, failure: &Failure, duration_ms: u64) {
+    let Label {
+        method,
+        target,
+        etag_sent,
+        attempt,
+        ..
+    } = *label;
+    tracing::warn!(method, key = %target, etag_sent, attempt, duration_ms, error = %failure.why, "D365 request failed");
 }

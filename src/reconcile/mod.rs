@@ -19,5 +19,6 @@ pub use plan::{
     date_for, date_to_entity, plan, plan_with,
 };
 pub use status::{
-    CONFLICT_WITHOUT_WRITER_HINT, Outcome, conflict_without_writer, next_status, set_condition,
+    CONFLICT_WITHOUT_WRITER_HINT, Kstatus, Outcome, conflict_without_writer, next_status,
+    set_condition, set_kstatus,
 };

@@ -187,23 +187,48 @@ pub fn next_status(
         outcome,
         Outcome::InSync { .. } | Outcome::Updated { .. } | Outcome::Suspended
     );
+    let states = Kstatus {
+        ready,
+        reconciling: outcome.is_transient(),
+        stalled: outcome.is_stalled(),
+    };
+    set_kstatus(
+        &mut next.conditions,
+        states,
+        reason,
+        &message,
+        generation,
+        &now,
+    );
+    next
+}
+
+/// The three kstatus conditions of one verdict.
+#[derive(Debug, Clone, Copy)]
+pub struct Kstatus {
+    pub ready: bool,
+    pub reconciling: bool,
+    pub stalled: bool,
+}
+
+/// Sets Ready, Reconciling and Stalled for one verdict (one reason and
+/// message for all three): orders and connections alike.
+pub fn set_kstatus(
+    conditions: &mut Vec<Condition>,
+    states: Kstatus,
+    reason: Reason,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) {
     let states = [
-        (ConditionType::Ready, ready),
-        (ConditionType::Reconciling, outcome.is_transient()),
-        (ConditionType::Stalled, outcome.is_stalled()),
+        (ConditionType::Ready, states.ready),
+        (ConditionType::Reconciling, states.reconciling),
+        (ConditionType::Stalled, states.stalled),
     ];
     for (kind, status) in states {
-        set_condition(
-            &mut next.conditions,
-            kind,
-            status,
-            reason,
-            &message,
-            generation,
-            &now,
-        );
+        set_condition(conditions, kind, status, reason, message, generation, now);
     }
-    next
 }
 
 /// Sets the condition of type `kind`, keeping its `lastTransitionTime`

@@ -45,6 +45,20 @@ pub fn settings(emu: &Emulator) -> ConnectionSettings {
     s
 }
 
+/// A batching client held to one request a second (and one at a time), so
+/// a test can make bulk reads and batches wait for the budget.
+pub fn one_request_a_second(emu: &Emulator) -> sales_order_operator::d365::D365Client {
+    let mut s = settings(emu);
+    s.max_requests_per_second = 1;
+    s.max_concurrent_requests = 1;
+    s.batch = Some(sales_order_operator::d365::BatchSettings {
+        max_operations: 20,
+        window: Duration::from_millis(1),
+    });
+    sales_order_operator::d365::D365Client::new(s, std::sync::Arc::new(Recorder::default()))
+        .unwrap()
+}
+
 pub async fn emulator(orders: usize) -> Emulator {
     emulator_with(orders, Faults::default()).await
 }

@@ -356,14 +356,7 @@ async fn deliver(
 #[tokio::test]
 async fn patches_that_queue_while_the_budget_waits_share_one_batch() {
     let emu = emulator(20).await;
-    let mut s = settings(&emu);
-    s.max_requests_per_second = 1;
-    s.max_concurrent_requests = 1;
-    s.batch = Some(BatchSettings {
-        max_operations: 20,
-        window: Duration::from_millis(1),
-    });
-    let client = D365Client::new(s, Arc::new(Recorder::default())).unwrap();
+    let client = one_request_a_second(&emu);
     patch_all(&emu, &client, &[1]).await[0].as_ref().unwrap();
     assert_eq!(batch_posts(&emu), 1);
     let calls = (2..=10u32).map(|n| {

@@ -154,14 +154,7 @@ async fn a_failed_bulk_read_gives_its_callers_a_single_gets_error() {
 #[tokio::test]
 async fn reads_that_queue_while_the_budget_waits_share_one_get() {
     let emu = emulator(20).await;
-    let mut s = settings(&emu);
-    s.max_requests_per_second = 1;
-    s.max_concurrent_requests = 1;
-    s.batch = Some(BatchSettings {
-        max_operations: 20,
-        window: Duration::from_millis(1),
-    });
-    let client = D365Client::new(s, Arc::new(Recorder::default())).unwrap();
+    let client = one_request_a_second(&emu);
     client.get_order(&key(1), &[STATUS]).await.unwrap();
     assert_eq!(bulk_gets(&emu), 1);
     // The next second's request is not due yet: these arrive while its
