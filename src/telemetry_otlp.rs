@@ -1,7 +1,8 @@
 //! OpenTelemetry traces over OTLP/HTTP protobuf, on only when the standard
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is
-//! set (see docs/operations.md "Traces"). The exporter reads the rest of
-//! the standard variables itself (protocol, headers, timeout); the batch
+//! set (see docs/operations.md "Traces"). The protocol and timeout are
+//! checked and read here; the exporter reads the endpoints and headers
+//! itself, the batch
 //! processor reads `OTEL_BSP_*`, the resource `OTEL_SERVICE_NAME` and
 //! `OTEL_RESOURCE_ATTRIBUTES`.
 
@@ -22,10 +23,56 @@ const ENDPOINT_VARS: [&str; 2] = [
 /// The collector's answer is a small protobuf; anything larger is refused.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
+/// The protocol variables, the signal's first; only `http/protobuf` is
+/// built in.
+const PROTOCOL_VARS: [&str; 2] = [
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+];
+
+/// The timeout variables (milliseconds), the signal's first.
+const TIMEOUT_VARS: [&str; 2] = [
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+];
+
+/// The standard's default export timeout.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why traces could not be set up (a bad `OTEL_*` setting).
 #[derive(Debug, thiserror::Error)]
 #[error("setting up the OTLP trace exporter (OTEL_EXPORTER_OTLP_* variables)")]
 pub struct TracesError(#[source] Box<dyn std::error::Error + Send + Sync>);
+
+/// The first of `vars` that is set and not empty.
+fn first_set(lookup: &impl Fn(&str) -> Option<String>, vars: &[&str]) -> Option<String> {
+    vars.iter()
+        .filter_map(|var| lookup(var))
+        .map(|v| v.trim().to_owned())
+        .find(|v| !v.is_empty())
+}
+
+/// Refuses a protocol other than `http/protobuf`: the exporter would
+/// otherwise fall back to it silently and post protobuf to, say, a gRPC
+/// port.
+pub(crate) fn check_protocol(lookup: impl Fn(&str) -> Option<String>) -> Result<(), TracesError> {
+    match first_set(&lookup, &PROTOCOL_VARS) {
+        Some(p) if !p.eq_ignore_ascii_case("http/protobuf") => Err(TracesError(
+            format!("OTLP protocol {p:?} is not supported; use http/protobuf").into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The export timeout: the signal's variable, the general one, or 10 s.
+pub(crate) fn timeout(lookup: impl Fn(&str) -> Option<String>) -> Result<Duration, TracesError> {
+    let Some(ms) = first_set(&lookup, &TIMEOUT_VARS) else {
+        return Ok(DEFAULT_TIMEOUT);
+    };
+    ms.parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|e| TracesError(format!("OTLP timeout {ms:?} (milliseconds): {e}").into()))
+}
 
 /// Whether `lookup` (the environment) names an OTLP endpoint.
 pub(crate) fn enabled(lookup: impl Fn(&str) -> Option<String>) -> bool {
@@ -37,11 +84,13 @@ pub(crate) fn enabled(lookup: impl Fn(&str) -> Option<String>) -> bool {
 /// The provider and its tracer; `None` when no endpoint is set. Needs a
 /// Tokio runtime: the exports run on it.
 pub(crate) fn provider_from_env() -> Result<Option<(SdkTracerProvider, SdkTracer)>, TracesError> {
-    if !enabled(|var| std::env::var(var).ok()) {
+    let env = |var: &str| std::env::var(var).ok();
+    if !enabled(env) {
         return Ok(None);
     }
+    check_protocol(env)?;
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
+        .timeout(timeout(env)?)
         .build()
         .map_err(|e| TracesError(Box::new(e)))?;
     let client = OnTokio {
@@ -123,5 +172,37 @@ mod tests {
             (var == "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
                 .then(|| "http://collector:4318/v1/traces".to_owned())
         }));
+    }
+
+    fn only(name: &'static str, value: &'static str) -> impl Fn(&str) -> Option<String> {
+        move |var| (var == name).then(|| value.to_owned())
+    }
+
+    #[test]
+    fn only_http_protobuf_is_accepted() {
+        assert!(check_protocol(|_| None).is_ok());
+        assert!(check_protocol(only("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")).is_ok());
+        assert!(check_protocol(only("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")).is_err());
+        assert!(check_protocol(only("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json")).is_err());
+        // The signal's variable wins over the general one.
+        let both = |var: &str| match var {
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" => Some("http/protobuf".to_owned()),
+            _ => Some("grpc".to_owned()),
+        };
+        assert!(check_protocol(both).is_ok());
+    }
+
+    #[test]
+    fn timeout_is_read_in_milliseconds() {
+        assert_eq!(timeout(|_| None).unwrap(), DEFAULT_TIMEOUT);
+        assert_eq!(
+            timeout(only("OTEL_EXPORTER_OTLP_TIMEOUT", "2500")).unwrap(),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            timeout(only("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "100")).unwrap(),
+            Duration::from_millis(100)
+        );
+        assert!(timeout(only("OTEL_EXPORTER_OTLP_TIMEOUT", "10s")).is_err());
     }
 }
