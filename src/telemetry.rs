@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry_sdk::trace::SdkTracer;
 use tracing_subscriber::field::MakeExt;
@@ -29,6 +30,15 @@ pub enum LogFormat {
 mod otlp;
 
 pub use otlp::TracesError;
+
+/// Set once traces are exported: the request and status-write spans are
+/// made only then, so with traces off they cost nothing.
+static TRACES_ON: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported (see [`init_with_traces`]).
+pub fn traces_on() -> bool {
+    TRACES_ON.load(Ordering::Relaxed)
+}
 
 /// The trace exporter, if one was set up; [`Traces::shutdown`] sends what
 /// is still buffered.
@@ -70,6 +80,7 @@ pub fn init_with_traces(format: LogFormat, default_filter: &str) -> Result<Trace
         return Ok(Traces(None));
     };
     install(format, default_filter, Some(tracer));
+    TRACES_ON.store(true, Ordering::Relaxed);
     Ok(Traces(Some(provider)))
 }
 

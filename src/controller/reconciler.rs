@@ -198,11 +198,14 @@ async fn write_status(
         Api::namespaced(ctx.client.clone(), &order.namespace().unwrap_or_default());
     let patch = json!({ "status": next });
     // A child of the reconcile span in traces (docs/operations.md "Traces").
-    let span = tracing::info_span!(
-        "status write",
-        otel.kind = "client",
-        reason = outcome.reason().as_str(),
-    );
+    let span = match crate::telemetry::traces_on() {
+        true => tracing::info_span!(
+            "status write",
+            otel.kind = "client",
+            reason = outcome.reason().as_str(),
+        ),
+        false => tracing::Span::none(),
+    };
     api.patch_status(
         &order.name_any(),
         &merge_patch_params(),

@@ -74,11 +74,11 @@ pub(super) fn log_opened(
 }
 
 /// The span of one D365 exchange, a child of the current (reconcile) span;
-/// none for the token endpoint, which is Entra's. The status and the
+/// none with traces off, or for the token endpoint, which is Entra's. The status and the
 /// answer's ETag are recorded when it comes ([`record`]). Never the
 /// request's headers: the bearer token stays out of traces too.
 pub(super) fn request_span(label: &Label<'_>) -> tracing::Span {
-    if label.kind == RequestKind::Token {
+    if label.kind == RequestKind::Token || !crate::telemetry::traces_on() {
         return tracing::Span::none();
     }
     tracing::info_span!(

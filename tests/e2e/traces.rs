@@ -15,12 +15,14 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
-use sales_order_operator::api::SalesOrderStatus;
+use sales_order_operator::api::{BatchSpec, D365Connection, SalesOrderStatus};
+use sales_order_operator::fixtures::Placed;
 
-use crate::support::{Env, Operator, create_orders, env, wait_reason};
+use crate::support::{Env, Operator, create_connection, create_orders, env, wait_reason};
 
-/// Every span received, in arrival order.
-type Received = Arc<Mutex<Vec<Span>>>;
+/// Every span received, in arrival order, with its resource's
+/// `service.name`.
+type Received = Arc<Mutex<Vec<(String, Span)>>>;
 
 /// An OTLP/HTTP receiver on loopback: `POST /v1/traces`, protobuf.
 async fn receiver() -> (String, Received) {
@@ -36,12 +38,21 @@ async fn receiver() -> (String, Received) {
 
 async fn accept(State(received): State<Received>, body: Bytes) -> Vec<u8> {
     let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
-    let spans = request
-        .resource_spans
-        .into_iter()
-        .flat_map(|r| r.scope_spans)
-        .flat_map(|s| s.spans);
-    received.lock().unwrap().extend(spans);
+    let mut received = received.lock().unwrap();
+    for resource in request.resource_spans {
+        let service = resource
+            .resource
+            .iter()
+            .flat_map(|r| &r.attributes)
+            .find(|a| a.key == "service.name")
+            .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+                Any::StringValue(s) => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let spans = resource.scope_spans.into_iter().flat_map(|s| s.spans);
+        received.extend(spans.map(|span| (service.clone(), span)));
+    }
     // An empty ExportTraceServiceResponse.
     Vec::new()
 }
@@ -89,7 +100,13 @@ async fn an_updated_order_is_one_trace_of_reconcile_d365_requests_and_status_wri
     // The graceful stop flushes what the batch processor still holds.
     assert!(operator.terminate(), "the operator stops cleanly");
 
-    let spans = received.lock().unwrap().clone();
+    let received = received.lock().unwrap().clone();
+    assert!(
+        received
+            .iter()
+            .all(|(service, _)| service == "operator-under-test")
+    );
+    let spans: Vec<Span> = received.into_iter().map(|(_, span)| span).collect();
     let by_id: HashMap<&[u8], &Span> = spans.iter().map(|s| (&s.span_id[..], s)).collect();
     let patch = spans
         .iter()
@@ -101,6 +118,8 @@ async fn an_updated_order_is_one_trace_of_reconcile_d365_requests_and_status_wri
     assert_eq!(reconcile.name, "reconciling object", "{reconcile:#?}");
     assert_eq!(reconcile.trace_id, patch.trace_id);
     assert!(reconcile.parent_span_id.is_empty(), "a reconcile is a root");
+    let object = attr(reconcile, "object.ref").unwrap_or_default();
+    assert!(object.contains("so-2025-0001"), "object.ref {object:?}");
     let etag_sent = attr(patch, "etag_sent").unwrap_or_default();
     assert!(etag_sent.starts_with("W/\""), "etag_sent {etag_sent:?}");
     let status: u16 = attr(patch, "status").unwrap().parse().unwrap();
@@ -137,6 +156,44 @@ async fn an_updated_order_is_one_trace_of_reconcile_d365_requests_and_status_wri
         .flat_map(|s| &s.attributes)
         .any(|a| a.key.to_ascii_lowercase().contains("authorization"));
     assert!(!leaked, "no header reaches a span");
+}
+
+/// A `$batch` call is one span, `POST $batch`, the root of its own trace
+/// (it carries several orders' work, sent from a task of its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_call_is_one_span_of_its_own() {
+    let env = env("tracesbatch", 2, Faults::default()).await;
+    let mut batched = D365Connection::test(&env.emu.url()).named("batched");
+    batched.spec.batch = Some(BatchSpec::default());
+    create_connection(&env.client, &env.ns, batched).await;
+    let orders = (1..=2).map(|n| SalesOrderStatus::test(n).via("batched"));
+    create_orders(&env.client, &env.ns, orders).await;
+    let (url, received) = receiver().await;
+    let mut operator = operator(&env, &[("OTEL_EXPORTER_OTLP_ENDPOINT", url.as_str())]);
+    wait_reason(&env, "so-2025-0001", "Updated").await;
+    wait_reason(&env, "so-2025-0002", "Updated").await;
+    assert!(operator.terminate(), "the operator stops cleanly");
+
+    let spans: Vec<Span> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, s)| s.clone())
+        .collect();
+    let batches: Vec<&Span> = spans
+        .iter()
+        .filter(|s| attr(s, "key").as_deref() == Some("$batch"))
+        .collect();
+    assert!(!batches.is_empty(), "no $batch span among {spans:#?}");
+    for batch in &batches {
+        assert_eq!(attr(batch, "method").as_deref(), Some("POST"));
+        assert_eq!(attr(batch, "status").as_deref(), Some("200"));
+        assert!(batch.parent_span_id.is_empty(), "{batch:#?}");
+    }
+    let patches = spans
+        .iter()
+        .filter(|s| attr(s, "method").as_deref() == Some("PATCH"));
+    assert_eq!(patches.count(), 0, "PATCHes inside a $batch are not spans");
 }
 
 /// Without `OTEL_EXPORTER_OTLP_ENDPOINT`, no connection reaches the
