@@ -104,10 +104,22 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     let destinations = args.client.destinations()?;
     // kube_runtime::controller at info keeps its "reconciling object" span,
     // which names the object in every reconcile log line.
-    telemetry::init(
+    let traces = telemetry::init_with_traces(
         args.log_format,
         "info,kube_runtime=warn,kube_runtime::controller=info,hyper=warn",
-    );
+    )?;
+    // Every exit (a lost lease too) flushes the spans still buffered.
+    let result = operate(args, shard, destinations).await;
+    traces.shutdown().await;
+    result
+}
+
+/// The operator proper, once logging (and tracing) is up.
+async fn operate(
+    args: RunArgs,
+    shard: controller::Shard,
+    destinations: Destinations,
+) -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;

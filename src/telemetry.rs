@@ -1,4 +1,6 @@
-//! Logging: JSON when not on a terminal (in a cluster), human otherwise.
+//! Logging: JSON when not on a terminal (in a cluster), human otherwise;
+//! and, when an OTLP endpoint is set, the same spans as OpenTelemetry
+//! traces (see `telemetry_otlp.rs`).
 //!
 //! Text lines escape control characters in messages and field values (a
 //! D365 answer quoted in a log cannot forge a line or recolour a terminal),
@@ -7,7 +9,9 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use opentelemetry_sdk::trace::SdkTracer;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::registry::LookupSpan;
@@ -22,8 +26,65 @@ pub enum LogFormat {
     Text,
 }
 
+#[path = "telemetry_otlp.rs"]
+mod otlp;
+
+pub use otlp::TracesError;
+
+/// Set once traces are exported: the request and status-write spans are
+/// made only then, so with traces off they cost nothing.
+static TRACES_ON: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported (see [`init_with_traces`]).
+pub fn traces_on() -> bool {
+    TRACES_ON.load(Ordering::Relaxed)
+}
+
+/// The trace exporter, if one was set up; [`Traces::shutdown`] sends what
+/// is still buffered.
+#[derive(Debug)]
+#[must_use = "call shutdown at exit, or the last spans are lost"]
+pub struct Traces(Option<opentelemetry_sdk::trace::SdkTracerProvider>);
+
+impl Traces {
+    /// Whether spans are exported.
+    pub fn enabled(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Flushes and stops the exporter (waits up to its timeout; the export
+    /// runs on this runtime, so the wait is on a blocking thread).
+    pub async fn shutdown(self) {
+        let Some(provider) = self.0 else { return };
+        let done = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "flushing traces failed"),
+            Err(error) => tracing::warn!(%error, "flushing traces failed"),
+        }
+    }
+}
+
 /// Installs the global subscriber; `RUST_LOG` overrides `default_filter`.
+/// No traces (see [`init_with_traces`]).
 pub fn init(format: LogFormat, default_filter: &str) {
+    install(format, default_filter, None);
+}
+
+/// As [`init`], plus the OTLP trace layer when `OTEL_EXPORTER_OTLP_ENDPOINT`
+/// (or `..._TRACES_ENDPOINT`) is set; off, no layer and no cost. Call it
+/// inside the Tokio runtime.
+pub fn init_with_traces(format: LogFormat, default_filter: &str) -> Result<Traces, TracesError> {
+    let Some((provider, tracer)) = otlp::provider_from_env()? else {
+        install(format, default_filter, None);
+        return Ok(Traces(None));
+    };
+    install(format, default_filter, Some(tracer));
+    TRACES_ON.store(true, Ordering::Relaxed);
+    Ok(Traces(Some(provider)))
+}
+
+fn install(format: LogFormat, default_filter: &str, tracer: Option<SdkTracer>) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let terminal = std::io::stderr().is_terminal();
@@ -32,7 +93,8 @@ pub fn init(format: LogFormat, default_filter: &str) {
         LogFormat::Json => true,
         LogFormat::Text => false,
     };
-    let registry = tracing_subscriber::registry().with(filter);
+    let traces = tracer.map(|tracer| tracing_opentelemetry::layer().with_tracer(tracer));
+    let registry = tracing_subscriber::registry().with(filter).with(traces);
     if json {
         registry
             .with(fmt::layer().json().with_writer(std::io::stderr))

@@ -12,7 +12,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde_json::json;
-use tracing::{debug, info, warn};
+use tracing::{Instrument as _, debug, info, warn};
 
 use super::admission::{Turned, admit};
 use super::context::{Context, merge_patch_params};
@@ -197,11 +197,21 @@ async fn write_status(
     let api: Api<SalesOrderStatus> =
         Api::namespaced(ctx.client.clone(), &order.namespace().unwrap_or_default());
     let patch = json!({ "status": next });
+    // A child of the reconcile span in traces (docs/operations.md "Traces").
+    let span = match crate::telemetry::traces_on() {
+        true => tracing::info_span!(
+            "status write",
+            otel.kind = "client",
+            reason = outcome.reason().as_str(),
+        ),
+        false => tracing::Span::none(),
+    };
     api.patch_status(
         &order.name_any(),
         &merge_patch_params(),
         &Patch::Merge(&patch),
     )
+    .instrument(span)
     .await
     .map_err(|source| Error::StatusWrite {
         order: ObjectRef::from_obj(order).to_string(),

@@ -14,7 +14,9 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 use url::Url;
 
-use self::lines::{log, log_opened};
+use tracing::Instrument as _;
+
+use self::lines::{log, log_opened, record, record_opened, request_span};
 use super::entity::json_object;
 use super::settings::MAX_SMALL_ANSWER_BYTES;
 use super::{
@@ -191,13 +193,17 @@ impl Transport {
         label: &Label<'_>,
     ) -> Result<Reply, Failure> {
         self.check_fence(label)?;
+        let span = request_span(label);
         let started = Instant::now();
-        let result = receive(request, self.timeout, self.limit(label.kind)).await;
+        let result = receive(request, self.timeout, self.limit(label.kind))
+            .instrument(span.clone())
+            .await;
         let duration = started.elapsed();
         let status = match &result {
             Ok(reply) => Some(reply.status),
             Err(failure) => failure.status,
         };
+        record(&span, status, &result);
         self.observer.observe(&RequestEvent {
             method: label.method,
             kind: label.kind,
@@ -217,8 +223,9 @@ impl Transport {
         request: RequestBuilder,
         label: &Label<'_>,
     ) -> Result<Opened, Failure> {
+        let span = request_span(label);
         let started = Instant::now();
-        let result = match request.send().await {
+        let result = match request.send().instrument(span.clone()).await {
             Err(e) => Err(Cause::Transport(e).into_failure(None, self.timeout)),
             Ok(response) if response.status().is_success() => Ok(Opened::Stream(response)),
             Ok(response) => {
@@ -243,6 +250,7 @@ impl Transport {
             Err(failure) => failure.status,
         };
         let duration = started.elapsed();
+        record_opened(&span, status, &result);
         self.observer.observe(&RequestEvent {
             method: label.method,
             kind: label.kind,

@@ -54,3 +54,4 @@ mod shards;
 mod steady;
 mod strict;
 mod throttle;
+mod traces;

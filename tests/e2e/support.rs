@@ -179,6 +179,19 @@ impl Operator {
         extra: &[&str],
         rust_log: &str,
     ) -> Operator {
+        Self::start_with_env(bin, kubeconfig, namespace, extra, rust_log, &[])
+    }
+
+    /// As [`Operator::start_logging`], with extra environment variables
+    /// (the traces test sets `OTEL_*`).
+    pub fn start_with_env(
+        bin: &Path,
+        kubeconfig: &Path,
+        namespace: &str,
+        extra: &[&str],
+        rust_log: &str,
+        env: &[(&str, &str)],
+    ) -> Operator {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -202,6 +215,7 @@ impl Operator {
             // `extra` still wins over this.
             .env("ALLOWED_AUTHORITY_HOSTS", "127.0.0.1,localhost")
             .env("RUST_LOG", rust_log)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
