@@ -4,7 +4,7 @@
 
 use kube::Resource;
 use kube::runtime::events::{Event, EventType};
-use tracing::{Instrument, warn};
+use tracing::warn;
 
 use super::context::Context;
 use crate::api::{ConditionType, D365Connection, LastUpdate, Reason, SalesOrderStatus};
@@ -139,8 +139,10 @@ pub fn publish_connection(
     }
 }
 
-/// Best effort: never holds the caller. The task keeps the current span,
-/// so its warning names the object.
+/// Best effort: never holds the caller. The task runs outside the
+/// reconcile's span (its warning names the object itself): a task holding
+/// that span would keep it open, and a trace exported while an Event is
+/// still being written would lose its reconcile span.
 fn publish(
     ctx: &Context,
     note: Note,
@@ -156,14 +158,11 @@ fn publish(
     };
     let recorder = ctx.recorder.clone();
     let name = reference.name.clone().unwrap_or_default();
-    tokio::spawn(
-        async move {
-            if let Err(e) = recorder.publish(&event, &reference).await {
-                warn!(object = %name, error = %e, "publishing event failed");
-            }
+    tokio::spawn(async move {
+        if let Err(e) = recorder.publish(&event, &reference).await {
+            warn!(object = %name, error = %e, "publishing event failed");
         }
-        .in_current_span(),
-    );
+    });
 }
 
 #[cfg(test)]
