@@ -257,7 +257,7 @@ impl Transport {
             status,
             duration,
         });
-        log_opened(label, status, &result, duration);
+        log_opened(label, &result, duration);
         result
     }
 

@@ -16,40 +16,38 @@ pub(super) fn log(
     duration: Duration,
 ) {
     let duration_ms = duration.as_millis() as u64;
-    let Label {
-        method,
-        target,
-        etag_sent,
-        attempt,
-        ..
-    } = *label;
     if label.kind == RequestKind::Token {
-        tracing::debug!(endpoint = %target, status, duration_ms, "token request");
+        let endpoint = label.target;
+        tracing::debug!(endpoint = %endpoint, status, duration_ms, "token request");
         return;
     }
-    let reply = match result {
-        Ok(reply) => reply,
-        Err(f) => return failed(label, f, duration_ms),
-    };
-    let status = reply.status;
-    let etag_received = reply.etag_received();
-    let etag_received = etag_received.as_ref().map(ETag::as_str).unwrap_or("");
-    if reply.is_success() {
-        tracing::info!(method, key = %target, status, etag_sent, etag_received, attempt, duration_ms, "D365 request");
-    } else {
-        tracing::info!(method, key = %target, status, etag_sent, etag_received, attempt, duration_ms, "D365 request refused");
+    match result {
+        Ok(reply) => answered(
+            label,
+            reply.status,
+            reply.etag_received().as_ref(),
+            duration_ms,
+        ),
+        Err(f) => failed(label, f, duration_ms),
     }
 }
 
 /// The line of an opened (streamed) exchange, with the same fields as
 /// [`log`]'s: the answer's ETag is its header's, if any.
-pub(super) fn log_opened(
-    label: &Label<'_>,
-    status: Option<u16>,
-    result: &Result<Opened, Failure>,
-    duration: Duration,
-) {
+pub(super) fn log_opened(label: &Label<'_>, result: &Result<Opened, Failure>, duration: Duration) {
     let duration_ms = duration.as_millis() as u64;
+    let (status, headers) = match result {
+        Err(f) => return failed(label, f, duration_ms),
+        Ok(Opened::Stream(response)) => (response.status().as_u16(), response.headers()),
+        Ok(Opened::Refused(reply)) => (reply.status, &reply.headers),
+    };
+    let etag = ETag::from_response(None, headers);
+    answered(label, status, etag.as_ref(), duration_ms);
+}
+
+/// The line of an answered exchange: "D365 request", or "… refused" for
+/// an answer outside 2xx.
+fn answered(label: &Label<'_>, status: u16, etag: Option<&ETag>, duration_ms: u64) {
     let Label {
         method,
         target,
@@ -57,14 +55,12 @@ pub(super) fn log_opened(
         attempt,
         ..
     } = *label;
-    let headers = match result {
-        Err(f) => return failed(label, f, duration_ms),
-        Ok(Opened::Stream(response)) => response.headers(),
-        Ok(Opened::Refused(reply)) => &reply.headers,
-    };
-    let etag_received = ETag::from_response(None, headers);
-    let etag_received = etag_received.as_ref().map(ETag::as_str).unwrap_or("");
-    tracing::info!(method, key = %target, status, etag_sent, etag_received, attempt, duration_ms, "D365 request");
+    let etag_received = etag.map(ETag::as_str).unwrap_or("");
+    if (200..300).contains(&status) {
+        tracing::info!(method, key = %target, status, etag_sent, etag_received, attempt, duration_ms, "D365 request");
+    } else {
+        tracing::info!(method, key = %target, status, etag_sent, etag_received, attempt, duration_ms, "D365 request refused");
+    }
 }
 
 /// The line of an exchange that got no answer (timeout, connection refused).
