@@ -115,31 +115,28 @@ impl Reader {
     /// of the first read the queue plans and reads them; what is left gets
     /// the next waiter. A pause refuses everything queued.
     async fn wait_and_read(self) {
-        let permit = self.shared.sender.permit("GET in bulk").await;
-        let (ops, read) = {
-            let mut queue = lock(&self.shared.queue);
-            let taken = match permit {
-                Ok(_) => take_first_read(&mut queue.pending),
-                Err(_) => Some((std::mem::take(&mut queue.pending), None)),
-            };
-            queue.waiter = !queue.pending.is_empty();
-            if queue.waiter {
-                self.start_waiter();
-            }
-            match taken {
-                Some(taken) => taken,
-                None => return,
-            }
+        let permit = match self.shared.sender.permit("GET in bulk").await {
+            Ok(permit) => permit,
+            Err(e) => return answer(self.take(std::mem::take), Err(e)),
         };
-        match (permit, read) {
-            (Ok(permit), Some(read)) => {
-                let query = query(&read, union_select(&ops).as_deref());
-                let result = self.read(&read, query, permit).await;
-                answer(ops, result);
-            }
-            (Err(e), _) => answer(ops, Err(e)),
-            (Ok(_), None) => {}
+        let Some((ops, read)) = self.take(take_first_read) else {
+            return;
+        };
+        let query = query(&read, union_select(&ops).as_deref());
+        let result = self.read(&read, query, permit).await;
+        answer(ops, result);
+    }
+
+    /// Takes from the queue what `what` takes, and starts the next waiter
+    /// if anything is left.
+    fn take<T>(&self, what: impl FnOnce(&mut Vec<Pending>) -> T) -> T {
+        let mut queue = lock(&self.shared.queue);
+        let taken = what(&mut queue.pending);
+        queue.waiter = !queue.pending.is_empty();
+        if queue.waiter {
+            self.start_waiter();
         }
+        taken
     }
 
     /// The rows of one read, every page.
@@ -214,7 +211,7 @@ impl Reader {
 /// Takes out of `pending` the callers of the first read its plan makes,
 /// with that read (its `callers` renumbered to the taken callers); `None`
 /// for an empty queue.
-fn take_first_read(pending: &mut Vec<Pending>) -> Option<(Vec<Pending>, Option<Read>)> {
+fn take_first_read(pending: &mut Vec<Pending>) -> Option<(Vec<Pending>, Read)> {
     let keys: Vec<&OrderKey> = pending.iter().map(|op| &op.key).collect();
     let mut read = plan_reads(&keys, MAX_FILTER_CHARS, MAX_KEYS_PER_READ)
         .into_iter()
@@ -233,7 +230,7 @@ fn take_first_read(pending: &mut Vec<Pending>) -> Option<(Vec<Pending>, Option<R
     }
     *pending = left;
     read.callers = (0..taken.len()).collect();
-    Some((taken, Some(read)))
+    Some((taken, read))
 }
 
 /// The `$select` of a read: every caller's fields and the key fields;

@@ -159,28 +159,30 @@ impl Coalescer {
         if linger {
             self.linger().await;
         }
-        let permit = self.shared.sender.permit("$batch").await;
-        let ops: Vec<Pending> = {
-            let mut queue = lock(&self.shared.queue);
-            let take = match permit {
-                Ok(_) => queue.pending.len().min(self.shared.settings.max_operations),
-                Err(_) => queue.pending.len(),
-            };
-            let ops = queue.pending.drain(..take).collect();
-            queue.waiter = !queue.pending.is_empty();
-            if queue.waiter {
-                self.start_waiter();
+        let max = self.shared.settings.max_operations;
+        match self.shared.sender.permit("$batch").await {
+            Ok(permit) => {
+                let ops = self.take(|pending| pending.drain(..pending.len().min(max)).collect());
+                self.send(ops, permit).await;
             }
-            ops
-        };
-        match permit {
-            Ok(permit) => self.send(ops, permit).await,
             Err(e) => {
-                for op in ops {
+                for op in self.take(|pending| pending.drain(..).collect()) {
                     self.answer(op, Err(e.clone()), false);
                 }
             }
         }
+    }
+
+    /// Takes from the queue what `what` takes, and starts the next waiter
+    /// if anything is left.
+    fn take(&self, what: impl FnOnce(&mut VecDeque<Pending>) -> Vec<Pending>) -> Vec<Pending> {
+        let mut queue = lock(&self.shared.queue);
+        let taken = what(&mut queue.pending);
+        queue.waiter = !queue.pending.is_empty();
+        if queue.waiter {
+            self.start_waiter();
+        }
+        taken
     }
 
     /// Waits `window` for company, or less: until the queue is full or
