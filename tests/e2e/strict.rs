@@ -75,7 +75,9 @@ async fn every_order_ends_in_its_named_condition_against_the_strict_profile() {
         backorder(9).for_order("DEMF", FOREIGN).named("foreign"),
     ];
     support::create_orders(&env.client, &env.ns, orders).await;
-    let op = env.operator(&[]);
+    // A short resync, so "left alone" below is measured over rounds in
+    // which every other order was read again.
+    let op = env.operator(&["--resync-interval", "1s"]);
     let expected = [
         ("so-2025-0001", "Updated"),
         ("so-2025-0002", "Updated"),
@@ -107,8 +109,14 @@ async fn every_order_ends_in_its_named_condition_against_the_strict_profile() {
         // 30 % injected conflicts: a few tries, not a storm.
         assert!(tries.len() <= 8, "{number}: {} tries", tries.len());
     }
-    // Forbidden is Stalled: tried, then left alone.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Forbidden is Stalled: tried, then left alone while the in-sync order
+    // is read again in three more resync rounds.
+    let before = env.requests_for("SO-2025-0004");
+    testkit::wait_for(WAIT, || async {
+        (env.requests_for("SO-2025-0004") >= before + 3).then_some(())
+    })
+    .await
+    .expect("three resync rounds of the in-sync order");
     let foreign = attempts(&env.emu, FOREIGN);
     assert!(
         (1..=2).contains(&foreign.len()),

@@ -132,8 +132,6 @@ pub async fn wait_all(
     }
 }
 
-/// The operator binary, running against the test control plane; killed on
-/// drop. Its log goes to a file in the control plane's temp dir.
 /// The operator build the heavy runs use: `SCALE_OPERATOR_BIN` (e.g. a
 /// release build, or one saved before a change), else the test build.
 pub fn operator_bin() -> std::path::PathBuf {
@@ -142,6 +140,8 @@ pub fn operator_bin() -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_BIN_EXE_sales-order-operator")))
 }
 
+/// The operator binary, running against the test control plane; killed on
+/// drop. Its log goes to a file in the control plane's temp dir.
 pub struct Operator {
     child: Child,
     pub http: String,
