@@ -148,10 +148,14 @@ async fn check(ctx: Arc<Context>, namespace: String, name: String, uid: Uid) {
     };
     let (ready, reason, message) = verdict;
     if reason == Reason::Unavailable {
-        // Transient: the next order reconcile or event checks again, and
-        // so does a timer, so a connection no order uses does not read
-        // InProgress forever once the service is back.
-        lock(&ctx.checks.checked).remove(&uid);
+        // Transient: checked again after UNAVAILABLE_RECHECK by a timer
+        // (so a connection no order uses does not read InProgress forever
+        // once the service is back) or by the first event after that; the
+        // reconciles of its orders meanwhile find the check fresh, so an
+        // outage costs one token request per interval, not one per order.
+        if let Some((_, due)) = lock(&ctx.checks.checked).get_mut(&uid) {
+            *due = Instant::now() + UNAVAILABLE_RECHECK;
+        }
         recheck_later(&ctx, &namespace, &name, &uid);
     }
     if reason == Reason::MetadataUnavailable
@@ -193,8 +197,9 @@ async fn check(ctx: Arc<Context>, namespace: String, name: String, uid: Uid) {
 pub const UNAVAILABLE_RECHECK: Duration = Duration::from_secs(10);
 
 /// Checks the connection (the same object, `uid`) again after
-/// [`UNAVAILABLE_RECHECK`], unless an event checked it meanwhile (then
-/// that check's own form is fresh and this one is skipped).
+/// [`UNAVAILABLE_RECHECK`], when its last check is due by then (an event
+/// with a new form checked it meanwhile: that check is fresh and this one
+/// is skipped).
 fn recheck_later(ctx: &Arc<Context>, namespace: &str, name: &str, uid: &str) {
     let (ctx, namespace, name, uid) = (
         ctx.clone(),
