@@ -137,8 +137,7 @@ async fn operate(
         ready.clone(),
     ));
 
-    let mut options = options(&args, namespaces.len(), destinations);
-    options.shard = shard;
+    let mut options = options(&args, namespaces.len(), destinations, shard);
     let shutdown = shutdown_signal();
     let lease =
         sales_order_operator::leader::acquire(&client, &args.leader, metrics.clone(), &ready[..])
@@ -199,7 +198,12 @@ fn watched_namespaces(flag: &str) -> Vec<Option<String>> {
 
 /// The controllers' options from the flags; the namespace and the writer
 /// (known once the Lease is held) are filled in later.
-fn options(args: &RunArgs, controllers: usize, destinations: Destinations) -> Options {
+fn options(
+    args: &RunArgs,
+    controllers: usize,
+    destinations: Destinations,
+    shard: controller::Shard,
+) -> Options {
     Options {
         namespace: None,
         label_selector: Some(args.selector.clone()).filter(|s| !s.is_empty()),
@@ -222,7 +226,7 @@ fn options(args: &RunArgs, controllers: usize, destinations: Destinations) -> Op
         destinations,
         max_answer_bytes: args.client.max_answer_bytes(),
         workload_identity_token_file: args.client.workload_identity_token_file.clone(),
-        shard: controller::Shard::default(),
+        shard,
     }
 }
 

@@ -47,11 +47,6 @@ pub fn traces_on() -> bool {
 pub struct Traces(Option<opentelemetry_sdk::trace::SdkTracerProvider>);
 
 impl Traces {
-    /// Whether spans are exported.
-    pub fn enabled(&self) -> bool {
-        self.0.is_some()
-    }
-
     /// Flushes and stops the exporter (waits up to its timeout; the export
     /// runs on this runtime, so the wait is on a blocking thread).
     pub async fn shutdown(self) {

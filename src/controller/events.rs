@@ -132,7 +132,11 @@ pub fn publish_connection(
     let previous = conn
         .status
         .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == ConditionType::Ready.as_str())
+        })
         .map(|c| c.reason.as_str());
     if let Some(note) = connection_note(previous, ready, reason, message) {
         publish(ctx, note, conn.object_ref(&()), "Check");

@@ -40,6 +40,12 @@ fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
+/// The test naming one order: what [`filter`] sends and what
+/// [`plan_reads`] measures must be the same text.
+fn term(number: &str) -> String {
+    format!("SalesOrderNumber eq {}", literal(number))
+}
+
 /// Characters `raw` takes once percent-encoded as a query value.
 fn encoded_len(raw: &str) -> usize {
     percent_encoding::utf8_percent_encode(raw, QUERY_VALUE)
@@ -50,10 +56,7 @@ fn encoded_len(raw: &str) -> usize {
 /// The `$filter` (not yet encoded) reading every order of `numbers` in
 /// company `area`.
 pub(crate) fn filter(area: &str, numbers: &[&str]) -> String {
-    let terms: Vec<String> = numbers
-        .iter()
-        .map(|n| format!("SalesOrderNumber eq {}", literal(n)))
-        .collect();
+    let terms: Vec<String> = numbers.iter().map(|n| term(n)).collect();
     format!(
         "dataAreaId eq {} and ({})",
         literal(area),
@@ -94,18 +97,18 @@ pub(crate) fn plan_reads(keys: &[&OrderKey], max_chars: usize, max_keys: usize) 
         let fixed = encoded_len(&filter(area, &[]));
         let (mut read, mut len) = (Read::new(area), fixed);
         for (number, callers) in orders {
-            let term = encoded_len(&format!("SalesOrderNumber eq {}", literal(&number)));
+            let term_len = encoded_len(&term(&number));
             let extra = if read.numbers.is_empty() {
-                term
+                term_len
             } else {
-                term + encoded_len(" or ")
+                term_len + encoded_len(" or ")
             };
             if !read.numbers.is_empty()
                 && (len + extra > max_chars || read.numbers.len() >= max_keys.max(1))
             {
                 reads.push(std::mem::replace(&mut read, Read::new(area)));
                 len = fixed;
-                len += term;
+                len += term_len;
             } else {
                 len += extra;
             }

@@ -127,7 +127,7 @@ impl Coalescer {
             }
             if !queue.waiter {
                 queue.waiter = true;
-                self.start_waiter_lingering();
+                self.start_waiter(true);
             }
         }
         answer.await.unwrap_or_else(|_| {
@@ -138,16 +138,11 @@ impl Coalescer {
         })
     }
 
-    /// Starts the waiter that lingers (the first of a burst).
-    fn start_waiter_lingering(&self) {
+    /// Starts a waiter: the first of a burst lingers, one for what the
+    /// last one left queued does not.
+    fn start_waiter(&self, linger: bool) {
         let this = self.clone();
-        tokio::spawn(async move { this.wait_and_send(true).await });
-    }
-
-    /// Starts a waiter for what the last one left queued.
-    fn start_waiter(&self) {
-        let this = self.clone();
-        tokio::spawn(async move { this.wait_and_send(false).await });
+        tokio::spawn(async move { this.wait_and_send(linger).await });
     }
 
     /// The waiter: lingers out the window (when `linger`; a full queue or
@@ -180,7 +175,7 @@ impl Coalescer {
         let taken = what(&mut queue.pending);
         queue.waiter = !queue.pending.is_empty();
         if queue.waiter {
-            self.start_waiter();
+            self.start_waiter(false);
         }
         taken
     }
