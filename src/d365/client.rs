@@ -23,7 +23,7 @@ use super::metadata::{
     EntityCapabilities, MAX_METADATA_BYTES, METADATA_TIME_BUDGET, MetadataError, read_capabilities,
 };
 use super::sender::{ODataRequest, Sender};
-use super::settings::is_identifier;
+use super::settings::check_select;
 use super::{ConnectionSettings, D365Error, ETag, OrderKey, RequestObserver};
 
 /// The OData client of one D365 connection. Cheap to clone; all clones
@@ -93,17 +93,22 @@ impl D365Client {
         };
         let sender = Arc::new(Sender::new(transport, tokens, limiter));
         let odata_root = settings.odata_root().to_string();
-        let batcher = match settings.batch {
+        // One switch: `$batch` writes and bulk reads go together.
+        let (batcher, reader) = match settings.batch {
             Some(batch) => {
                 let url = Url::parse(&format!("{odata_root}$batch"))
                     .map_err(|e| D365Error::config(format!("$batch URL: {e}")).caused_by(e))?;
-                Some(Coalescer::new(batch, url, sender.clone()))
+                let reader = Reader::new(
+                    settings.odata_root(),
+                    settings.collection_url()?,
+                    sender.clone(),
+                );
+                (
+                    Some(Coalescer::new(batch, url, sender.clone())),
+                    Some(reader),
+                )
             }
-            None => None,
-        };
-        let reader = match settings.batch {
-            Some(_) => Some(bulk_reader(&settings, sender.clone())?),
-            None => None,
+            None => (None, None),
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -154,11 +159,7 @@ impl D365Client {
     /// orders' read meanwhile (see `bulk_read`); the result is this
     /// order's own either way.
     pub async fn get_order(&self, key: &OrderKey, select: &[&str]) -> Result<Entity, D365Error> {
-        if let Some(bad) = select.iter().find(|f| !is_identifier(f)) {
-            return Err(D365Error::config(format!(
-                "$select field {bad:?} is not an OData property name"
-            )));
-        }
+        check_select(select)?;
         if let Some(reader) = &self.inner.reader {
             return reader.get(key, select).await;
         }
@@ -267,18 +268,6 @@ impl D365Client {
         Url::parse(&format!("{}{segment}", self.inner.odata_root))
             .map_err(|e| D365Error::config(format!("URL for {key}: {e}")).caused_by(e))
     }
-}
-
-/// The bulk reader of a connection: one round of bulk reads in flight at a
-/// time, so every read asked for while it is out waits and leaves in the
-/// next, as full as the URL limit allows (with four rounds, 10,000 orders
-/// at 20 requests/s averaged 20 orders a GET, against about 45 possible).
-fn bulk_reader(settings: &ConnectionSettings, sender: Arc<Sender>) -> Result<Reader, D365Error> {
-    let root = settings.odata_root();
-    let collection = root
-        .join(&settings.entity_set)
-        .map_err(|e| D365Error::config(format!("collection URL: {e}")).caused_by(e))?;
-    Ok(Reader::new(root, collection, sender))
 }
 
 /// Why `$metadata` gave no capabilities: the request failed, or the

@@ -8,7 +8,7 @@ use url::Url;
 use super::D365Error;
 use super::client::D365Client;
 use super::sender::ODataRequest;
-use super::settings::is_identifier;
+use super::settings::check_select;
 
 /// Characters of a query *value* that stay literal: RFC 3986 unreserved
 /// ones. Everything else (space, `'`, `+`, `&`, `#`, `=`, non-ASCII) is
@@ -48,15 +48,9 @@ impl D365Client {
         select: &[&str],
         filter: Option<&str>,
     ) -> Result<OrderPages, D365Error> {
-        if let Some(bad) = select.iter().find(|f| !is_identifier(f)) {
-            return Err(D365Error::config(format!(
-                "$select field {bad:?} is not an OData property name"
-            )));
-        }
+        check_select(select)?;
         let root = self.settings().odata_root();
-        let mut url = root
-            .join(&self.settings().entity_set)
-            .map_err(|e| D365Error::config(format!("collection URL: {e}")).caused_by(e))?;
+        let mut url = self.settings().collection_url()?;
         url.set_query(Some(&collection_query(select, filter)));
         Ok(OrderPages {
             client: self.clone(),

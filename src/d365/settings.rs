@@ -141,6 +141,13 @@ impl ConnectionSettings {
         with_path_suffix(&self.environment_url, "data/")
     }
 
+    /// `<root><entity set>`: where single orders live and collection reads go.
+    pub(crate) fn collection_url(&self) -> Result<Url, D365Error> {
+        self.odata_root()
+            .join(&self.entity_set)
+            .map_err(|e| D365Error::config(format!("collection URL: {e}")).caused_by(e))
+    }
+
     /// `<authority>/<tenant>/oauth2/v2.0/token`.
     pub fn token_endpoint(&self) -> Result<Url, D365Error> {
         const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -227,6 +234,16 @@ pub(crate) fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A `$select` list the client may send: OData property names only.
+pub(crate) fn check_select(select: &[&str]) -> Result<(), D365Error> {
+    match select.iter().find(|f| !is_identifier(f)) {
+        Some(bad) => Err(D365Error::config(format!(
+            "$select field {bad:?} is not an OData property name"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `base` with its path ending in `/` followed by `suffix`, keeping any path

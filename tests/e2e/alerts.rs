@@ -22,29 +22,14 @@ fn unit_tests_file() -> PathBuf {
     Path::new(ROOT).join("tests/promtool/alerts_test.yaml")
 }
 
-/// promtool. Fails the test (never skips) when it cannot be had.
+/// promtool.
 fn promtool() -> &'static Path {
     static PROMTOOL: OnceLock<PathBuf> = OnceLock::new();
     PROMTOOL.get_or_init(|| {
-        let script = Path::new(ROOT).join("hack/tools/promtool.sh");
-        let out = Command::new(&script)
-            .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "promtool is needed for the alert tests and {} could not fetch it (needs apt-get and \
-             dpkg-deb, or set PROMTOOL=/path/to/promtool):\n{}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-        assert!(
-            path.is_file(),
-            "{} printed {}",
-            script.display(),
-            path.display()
-        );
-        path
+        crate::helm::tool(
+            "promtool.sh",
+            "promtool is needed for the alert tests: it needs apt-get and dpkg-deb, or set PROMTOOL=/path/to/promtool",
+        )
     })
 }
 

@@ -15,22 +15,38 @@ pub fn chart_dir() -> PathBuf {
     Path::new(ROOT).join("charts/sales-order-operator")
 }
 
-/// The helm binary. Fails the test (never skips) when it cannot be had.
+/// A tool that `hack/tools/<script>` builds or fetches once into the cache
+/// and prints the path of. Fails the test (never skips) when it cannot be
+/// had; `hint` says what the script needs.
+pub fn tool(script: &str, hint: &str) -> PathBuf {
+    let script = Path::new(ROOT).join("hack/tools").join(script);
+    let out = Command::new(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{} failed ({hint}):\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    assert!(
+        path.is_file(),
+        "{} printed {}, which is not a file",
+        script.display(),
+        path.display()
+    );
+    path
+}
+
+/// The helm binary.
 pub fn helm() -> &'static Path {
     static HELM: OnceLock<PathBuf> = OnceLock::new();
     HELM.get_or_init(|| {
-        let script = Path::new(ROOT).join("hack/tools/helm.sh");
-        let out = Command::new(&script).output().unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "helm is needed for the chart tests and {} could not build it (needs Go and the Go module proxy, \
-             or set HELM=/path/to/helm):\n{}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-        assert!(path.is_file(), "hack/tools/helm.sh printed {}, which is not a file", path.display());
-        path
+        tool(
+            "helm.sh",
+            "helm is needed for the chart tests: it needs Go and the Go module proxy, or set HELM=/path/to/helm",
+        )
     })
 }
 

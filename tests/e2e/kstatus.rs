@@ -14,28 +14,14 @@ use sales_order_operator::api::{D365Connection, SalesOrderStatus};
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The kstatus evaluator. Fails the test (never skips) when it cannot be had.
+/// The kstatus evaluator.
 pub fn kstatus_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/tools/kstatus.sh");
-        let out = Command::new(&script)
-            .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "{} could not build the kstatus evaluator (needs Go and the Go module proxy, \
-             or set KSTATUS=/path/to/kstatus):\n{}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-        assert!(
-            path.is_file(),
-            "kstatus.sh printed {}, not a file",
-            path.display()
-        );
-        path
+        crate::helm::tool(
+            "kstatus.sh",
+            "the kstatus evaluator needs Go and the Go module proxy, or set KSTATUS=/path/to/kstatus",
+        )
     })
 }
 
