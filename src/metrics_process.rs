@@ -87,7 +87,6 @@ pub(crate) fn sample() -> Sample {
     let stat = read("/proc/self/stat").and_then(|s| parse_stat(&s));
     let status = read("/proc/self/status");
     let kib = |key: &str| status.as_deref().and_then(|s| status_kib(s, key));
-    let boot = read("/proc/stat").and_then(|s| boot_time(&s));
     Sample {
         cpu_seconds: stat.map(|s| s.cpu_ticks as f64 / TICKS_PER_SECOND),
         resident_bytes: kib("VmRSS:").map(|k| k * 1024),
@@ -96,10 +95,21 @@ pub(crate) fn sample() -> Sample {
             .ok()
             .map(|d| d.count() as u64),
         max_fds: read("/proc/self/limits").and_then(|s| max_open_files(&s)),
-        start_time_seconds: stat
-            .zip(boot)
-            .map(|(s, b)| b as f64 + s.start_ticks as f64 / TICKS_PER_SECOND),
+        start_time_seconds: start_time(stat),
     }
+}
+
+/// When the process started, seconds since the epoch: it never changes,
+/// so `/proc/stat` is read for it once, not on every scrape.
+fn start_time(stat: Option<Stat>) -> Option<f64> {
+    static START: std::sync::OnceLock<Option<f64>> = std::sync::OnceLock::new();
+    *START.get_or_init(|| {
+        let boot = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| boot_time(&s));
+        stat.zip(boot)
+            .map(|(s, b)| b as f64 + s.start_ticks as f64 / TICKS_PER_SECOND)
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -124,24 +134,23 @@ pub(crate) fn parse_stat(text: &str) -> Option<Stat> {
     })
 }
 
+/// The first number after `prefix` on the line that starts with it.
+fn number_after(text: &str, prefix: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(prefix))?;
+    line[prefix.len()..].split_whitespace().next()?.parse().ok()
+}
+
 /// A `Key:   123 kB` line of `/proc/self/status`.
 pub(crate) fn status_kib(text: &str, key: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.starts_with(key))?;
-    line[key.len()..].split_whitespace().next()?.parse().ok()
+    number_after(text, key)
 }
 
 /// The soft limit of "Max open files" in `/proc/self/limits`.
 pub(crate) fn max_open_files(text: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
-    line["Max open files".len()..]
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    number_after(text, "Max open files")
 }
 
 /// `btime` of `/proc/stat`: boot time, seconds since the epoch.
 pub(crate) fn boot_time(text: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.starts_with("btime "))?;
-    line["btime ".len()..].trim().parse().ok()
+    number_after(text, "btime ")
 }
