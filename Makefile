@@ -27,24 +27,23 @@ promtool: ## Fetch (once) promtool from Debian's prometheus package; print its p
 kstatus: ## Build (once) the kstatus evaluator (cli-utils status.Compute); print its path.
 	@hack/tools/kstatus.sh
 
-tools: ## Build or fetch (once) the tools the tests use besides envtest (helm, kstatus, promtool).
-	@hack/tools/helm.sh >/dev/null
-	@hack/tools/kstatus.sh >/dev/null
-	@hack/tools/promtool.sh >/dev/null
+tools: ## Build or fetch (once) every tool the tests use (envtest, helm, kstatus, promtool); names the one that fails.
+	@hack/tools/all.sh
 
 # The Go builds (control plane, helm, kstatus: minutes when cold, much of it
 # module downloads) and promtool's download (Debian's prometheus package,
 # seconds) run beside the cargo build instead of before or after it; when
-# all is warm this costs nothing. Then the tests run with KUBEBUILDER_ASSETS
+# all is warm this costs nothing. hack/tools/all.sh names a tool that fails
+# and prints the end of its log. Then the tests run with KUBEBUILDER_ASSETS
 # pointing at the binaries, so the harness builds nothing itself.
 # `cargo fetch` first: it downloads every platform's crates, which
 # `cargo metadata --offline` (tests/it/dockerfile.rs) needs and a build alone
 # does not fetch.
 test: ## Run every test on a real control plane, building what is missing.
 	@$(CARGO) fetch --quiet
-	@{ hack/envtest/build.sh && hack/tools/helm.sh && hack/tools/kstatus.sh && hack/tools/promtool.sh; } >/dev/null & tools=$$!; \
+	@hack/tools/all.sh & tools=$$!; \
 	$(CARGO) test --workspace --no-run || exit 1; \
-	wait $$tools || { echo "make: building envtest, helm or kstatus, or fetching promtool, failed" >&2; exit 1; }; \
+	wait $$tools || { echo "make: a tool the tests need could not be built or fetched (see 'tools:' above)" >&2; exit 1; }; \
 	KUBEBUILDER_ASSETS="$$(hack/envtest/build.sh)" $(CARGO) test --workspace $(TEST_ARGS)
 
 # The property tests of every parser of outside input (issue 10 item 5:
