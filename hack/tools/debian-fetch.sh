@@ -11,8 +11,11 @@
 # look-up or the download is tried again. Serialised with flock, so two
 # callers at once download once.
 
+# awk reads to the end: leaving early would kill apt-cache with SIGPIPE,
+# which pipefail turns into a failure of the whole look-up (it failed a CI
+# run that way).
 debian_version() {
-  apt-cache show --no-all-versions "$1" 2>/dev/null | awk '/^Version:/ { print $2; exit }'
+  apt-cache show --no-all-versions "$1" 2>/dev/null | awk '/^Version:/ && !v { v = $2 } END { print v }'
 }
 
 debian_update() { # name
