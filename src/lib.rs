@@ -14,6 +14,7 @@ pub mod fixtures;
 pub mod health;
 pub mod leader;
 mod locks;
+mod maps;
 pub mod metrics;
 pub mod reconcile;
 pub mod server;

@@ -18,6 +18,11 @@ use sales_order_operator::reconcile::{Backoff, BackoffPolicy};
 use sales_order_operator::telemetry::{self, LogFormat};
 use sales_order_operator::{api, server};
 
+/// jemalloc: see Cargo.toml (issue 12, memory at 10,000 orders); its
+/// options are compiled in (.cargo/config.toml).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(version, about = "GitOps for Dynamics 365 F&O sales-order status")]
 struct Cli {

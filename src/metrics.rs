@@ -2,7 +2,6 @@
 //! controller-runtime's reconcile names where dashboards expect them, and
 //! the standard `process_*` names.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -49,16 +48,6 @@ struct MethodLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
-}
-
-/// The objects gauge is labelled by the order's own namespace and
-/// connection, so alerts group by where the orders live (not by where the
-/// operator runs).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ObjectLabels {
-    reason: &'static str,
-    namespace: String,
-    connection: String,
 }
 
 /// With shards every replica set holds its own Lease; the label tells
@@ -110,8 +99,8 @@ pub struct Metrics {
     connection_requeues: Family<CauseLabels, Counter>,
     leader: Family<LeaseLabels, Gauge>,
     shards: Gauge,
-    /// (namespace, name) -> the objects series the order counts in.
-    by_object: Mutex<HashMap<(String, String), ObjectLabels>>,
+    /// The objects series each order counts in.
+    by_object: Mutex<ObjectIndex>,
 }
 
 /// Prefix of every metric of the operator's own.
@@ -140,7 +129,7 @@ impl Default for Metrics {
             connection_requeues: Family::default(),
             leader: Family::default(),
             shards: Gauge::default(),
-            by_object: Mutex::new(HashMap::new()),
+            by_object: Mutex::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -213,24 +202,25 @@ impl Metrics {
                 reason: reason.as_str(),
             })
             .inc();
-        let labels = ObjectLabels {
-            reason: reason.as_str(),
-            namespace: namespace.to_owned(),
-            connection: connection.to_owned(),
-        };
         // One lock around the move, so a series dropped at zero cannot
         // race another order's increment of it.
         let mut by_object = lock(&self.by_object);
-        let key = (namespace.to_owned(), name.to_owned());
-        let previous = by_object.insert(key, labels.clone());
+        let (previous, labels) = by_object.set((namespace, name), connection, reason.as_str());
         self.move_object(previous, Some(labels));
     }
 
     /// An order is gone: it leaves the objects gauge.
     pub fn forget_object(&self, namespace: &str, name: &str) {
         let mut by_object = lock(&self.by_object);
-        let previous = by_object.remove(&(namespace.to_owned(), name.to_owned()));
+        let previous = by_object.remove(namespace, name);
         self.move_object(previous, None);
+    }
+
+    /// (namespace, name) of the orders the objects gauge counts in
+    /// `namespace` (every namespace when `None`): what a controller
+    /// watching it has reported.
+    pub fn objects_in(&self, namespace: Option<&str>) -> Vec<(String, String)> {
+        lock(&self.by_object).names_in(namespace)
     }
 
     /// Called with `by_object` locked.
@@ -355,6 +345,10 @@ impl Metrics {
         }
     }
 }
+
+#[path = "metrics_objects.rs"]
+mod objects;
+use objects::{ObjectIndex, ObjectLabels};
 
 #[path = "metrics_names.rs"]
 mod names;

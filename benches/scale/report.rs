@@ -42,7 +42,7 @@ fn secs(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |s| format!("{s:.1}"))
 }
 
-const HEADER: &str = "mode      orders confl |  50%s   90%s   99%s  100%s | bound s (kind)  ratio | GET/o bulkGET/o PATCH/o batch/o  429% | stat/o  ev/o | RSS MiB  CPU s  CPU ms/o";
+const HEADER: &str = "mode      orders confl |  50%s   90%s   99%s  100%s | bound s (kind)  ratio | GET/o bulkGET/o PATCH/o batch/o  429% | stat/o  ev/o | RSS MiB peak  rest  CPU s  CPU ms/o";
 
 fn row(r: &RunResult) -> String {
     let (kind, bound) = r.bounds.binding();
@@ -50,7 +50,7 @@ fn row(r: &RunResult) -> String {
     let per = |c: u64| r.per_order(c as f64);
     let throttled = 100.0 * d.throttled as f64 / d.total().max(1) as f64;
     format!(
-        "{:<9} {:>6} {:>5.2} | {:>5} {:>6} {:>6} {:>6} | {:>7.1} ({:<7}) {:>5} | {:>5.2} {:>9.3} {:>7.2} {:>7.3} {:>5.1} | {:>6.2} {:>5.2} | {:>7} {:>6} {:>9}",
+        "{:<9} {:>6} {:>5.2} | {:>5} {:>6} {:>6} {:>6} | {:>7.1} ({:<7}) {:>5} | {:>5.2} {:>9.3} {:>7.2} {:>7.3} {:>5.1} | {:>6.2} {:>5.2} | {:>12} {:>5} {:>6} {:>9}",
         r.mode.name(),
         r.orders,
         r.conflicts,
@@ -69,6 +69,7 @@ fn row(r: &RunResult) -> String {
         r.per_order(r.status_writes),
         r.per_order(r.events as f64),
         secs(r.peak_rss_mib),
+        secs(r.rest_rss_mib),
         secs(r.cpu_seconds),
         r.cpu_ms_per_order()
             .map_or_else(|| "-".into(), |x| format!("{x:.2}")),

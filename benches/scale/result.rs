@@ -29,7 +29,12 @@ pub struct RunResult {
     pub operator_d365_requests: f64,
     /// Reconciles the operator ran.
     pub reconciles: f64,
+    /// Highest RSS of the run (VmHWM): during the mass update, with every
+    /// reconcile's buffers in flight.
     pub peak_rss_mib: Option<f64>,
+    /// RSS once every order is Ready and the run is quiet: what holding N
+    /// objects costs (issue 12's "RSS at 10,000 objects").
+    pub rest_rss_mib: Option<f64>,
     pub cpu_seconds: Option<f64>,
     /// Another run's figures would not be comparable: the operator exited.
     pub operator_exited: Option<String>,

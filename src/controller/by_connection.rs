@@ -2,8 +2,8 @@
 //! connection or Secret requeues its orders without scanning every order
 //! (O(orders of that connection), not O(all orders)).
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
@@ -11,9 +11,12 @@ use kube::runtime::watcher::Event;
 
 use crate::api::SalesOrderStatus;
 use crate::locks::lock;
+use crate::maps::shrink_when_sparse;
 
-/// (namespace, name) of an object.
-type Id = (String, String);
+/// A namespace, connection or order name, shared: each order's name is
+/// kept once for both maps, and namespaces and connections once in all
+/// (issue 12: memory per order).
+type Name = Arc<str>;
 
 /// The index; shared by the event handler and the reconciles.
 #[derive(Debug, Default)]
@@ -23,13 +26,16 @@ pub struct ByConnection {
 
 #[derive(Debug, Default)]
 struct Index {
-    /// (namespace, connection) -> names of its orders.
-    orders: HashMap<Id, BTreeSet<String>>,
-    /// (namespace, order) -> its connection, to move or drop it.
-    connection_of: HashMap<Id, String>,
-    /// Orders seen since a re-list began; replaces the index at InitDone,
-    /// so orders deleted during a watch gap leave it.
-    relisting: Option<HashMap<Id, String>>,
+    /// namespace -> connection -> names of its orders.
+    orders: HashMap<Name, HashMap<Name, BTreeSet<Name>>>,
+    /// namespace -> order -> its connection, to move or drop it.
+    connection_of: HashMap<Name, HashMap<Name, Name>>,
+    /// Orders seen since a re-list began, (namespace, name, connection);
+    /// replaces the index at InitDone, so orders deleted during a watch
+    /// gap leave it.
+    relisting: Option<Vec<(Name, Name, Name)>>,
+    /// Interned namespaces and connections.
+    names: HashSet<Name>,
 }
 
 impl ByConnection {
@@ -37,22 +43,27 @@ impl ByConnection {
     pub fn apply(&self, event: &Event<SalesOrderStatus>) {
         let mut index = lock(&self.state);
         match event {
-            Event::Apply(order) => index.upsert(id(order), &order.spec.connection_ref.name),
-            Event::Delete(order) => index.remove(&id(order)),
-            Event::Init => index.relisting = Some(HashMap::new()),
+            Event::Apply(order) => {
+                let (namespace, name, connection) = index.parts(order);
+                index.upsert(namespace, name, connection);
+            }
+            Event::Delete(order) => {
+                let namespace = order.namespace().unwrap_or_default();
+                index.remove(&namespace, &order.name_any());
+            }
+            Event::Init => index.relisting = Some(Vec::new()),
             Event::InitApply(order) => {
-                let connection = order.spec.connection_ref.name.clone();
-                index
-                    .relisting
-                    .get_or_insert_default()
-                    .insert(id(order), connection);
+                let parts = index.parts(order);
+                index.relisting.get_or_insert_default().push(parts);
             }
             Event::InitDone => {
                 let listed = index.relisting.take().unwrap_or_default();
-                *index = Index::default();
-                for (order, connection) in listed {
-                    index.upsert(order, &connection);
+                index.orders.clear();
+                index.connection_of.clear();
+                for (namespace, name, connection) in listed {
+                    index.upsert(namespace, name, connection);
                 }
+                index.names.retain(|n| Arc::strong_count(n) > 1);
             }
         }
     }
@@ -60,8 +71,8 @@ impl ByConnection {
     /// The orders of connection `namespace/connection`.
     pub fn orders_of(&self, namespace: &str, connection: &str) -> Vec<ObjectRef<SalesOrderStatus>> {
         let index = lock(&self.state);
-        let key = (namespace.to_owned(), connection.to_owned());
-        index.orders.get(&key).map_or_else(Vec::new, |names| {
+        let names = index.orders.get(namespace).and_then(|c| c.get(connection));
+        names.map_or_else(Vec::new, |names| {
             names
                 .iter()
                 .map(|n| ObjectRef::new(n).within(namespace))
@@ -71,42 +82,78 @@ impl ByConnection {
 
     /// Whether any order uses connection `namespace/connection`.
     pub fn is_used(&self, namespace: &str, connection: &str) -> bool {
-        let key = (namespace.to_owned(), connection.to_owned());
-        lock(&self.state).orders.contains_key(&key)
+        let index = lock(&self.state);
+        index
+            .orders
+            .get(namespace)
+            .is_some_and(|c| c.contains_key(connection))
     }
 }
 
 impl Index {
-    fn upsert(&mut self, order: Id, connection: &str) {
-        match self.connection_of.get(&order) {
-            Some(old) if old == connection => return,
-            Some(_) => self.remove(&order),
+    fn intern(&mut self, name: &str) -> Name {
+        if let Some(known) = self.names.get(name) {
+            return known.clone();
+        }
+        let new: Name = name.into();
+        self.names.insert(new.clone());
+        new
+    }
+
+    /// (namespace, name, connection) of `order`, namespace and connection
+    /// interned.
+    fn parts(&mut self, order: &SalesOrderStatus) -> (Name, Name, Name) {
+        let namespace = self.intern(&order.namespace().unwrap_or_default());
+        let connection = self.intern(&order.spec.connection_ref.name);
+        (namespace, order.name_any().into(), connection)
+    }
+
+    fn upsert(&mut self, namespace: Name, name: Name, connection: Name) {
+        let known = self
+            .connection_of
+            .get(&namespace)
+            .and_then(|o| o.get(&name));
+        match known {
+            Some(old) if *old == connection => return,
+            Some(_) => self.remove(&namespace, &name),
             None => {}
         }
-        let (namespace, name) = order.clone();
         self.orders
-            .entry((namespace, connection.to_owned()))
+            .entry(namespace.clone())
             .or_default()
-            .insert(name);
-        self.connection_of.insert(order, connection.to_owned());
+            .entry(connection.clone())
+            .or_default()
+            .insert(name.clone());
+        self.connection_of
+            .entry(namespace)
+            .or_default()
+            .insert(name, connection);
     }
 
-    fn remove(&mut self, order: &Id) {
-        let Some(connection) = self.connection_of.remove(order) else {
+    fn remove(&mut self, namespace: &str, name: &str) {
+        let Some(of_namespace) = self.connection_of.get_mut(namespace) else {
             return;
         };
-        let key = (order.0.clone(), connection);
-        if let Some(names) = self.orders.get_mut(&key) {
-            names.remove(&order.1);
+        let Some(connection) = of_namespace.remove(name) else {
+            return;
+        };
+        shrink_when_sparse(of_namespace);
+        if of_namespace.is_empty() {
+            self.connection_of.remove(namespace);
+        }
+        let Some(by_connection) = self.orders.get_mut(namespace) else {
+            return;
+        };
+        if let Some(names) = by_connection.get_mut(&connection) {
+            names.remove(name);
             if names.is_empty() {
-                self.orders.remove(&key);
+                by_connection.remove(&connection);
             }
         }
+        if by_connection.is_empty() {
+            self.orders.remove(namespace);
+        }
     }
-}
-
-fn id(order: &SalesOrderStatus) -> Id {
-    (order.namespace().unwrap_or_default(), order.name_any())
 }
 
 #[cfg(test)]

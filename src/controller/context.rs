@@ -2,7 +2,7 @@
 //! failure counts (kube-runtime has no per-object backoff of its own) and
 //! metrics.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use super::connections::Connections;
 use super::owners::Feed;
 use crate::api::{Reason, SalesOrderStatus};
 use crate::locks::lock;
+use crate::maps::shrink_when_sparse;
 use crate::metrics::Metrics;
 use crate::reconcile::{Backoff, FailureKind, Failures};
 
@@ -59,9 +60,9 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     failures: Mutex<HashMap<ObjectRef<SalesOrderStatus>, Failures>>,
-    /// Objects this controller reported to the per-object metrics, so it
-    /// prunes its own and not those of another namespace's controller.
-    reported: Mutex<HashSet<ObjectRef<SalesOrderStatus>>>,
+    /// The namespace this controller watches (all when `None`): it prunes
+    /// the per-object metrics there and not another controller's.
+    pub scope: Option<String>,
     /// Turns true once the connection and Secret caches have listed
     /// everything: before that a missing connection or Secret may only be
     /// not listed yet, and reporting it would be false.
@@ -89,7 +90,7 @@ impl Context {
             recorder,
             metrics,
             failures: Mutex::new(HashMap::new()),
-            reported: Mutex::new(HashSet::new()),
+            scope: None,
             synced,
         }
     }
@@ -125,15 +126,19 @@ impl Context {
         *f
     }
 
-    /// Success (or deletion) resets the backoff.
+    /// Success (or deletion) resets the backoff. A map that held many
+    /// failing orders (an outage) gives its room back once they recover:
+    /// a hash map never shrinks on its own.
     pub fn forget_failures(&self, order: &ObjectRef<SalesOrderStatus>) {
-        lock(&self.failures).remove(order);
+        let mut map = lock(&self.failures);
+        if map.remove(order).is_some() {
+            shrink_when_sparse(&mut map);
+        }
     }
 
     /// Records an object's outcome in the per-object metrics, labelled by
     /// its namespace and connection.
     pub fn report(&self, order: &ObjectRef<SalesOrderStatus>, connection: &str, reason: Reason) {
-        lock(&self.reported).insert(bare(order));
         let namespace = order.namespace.as_deref().unwrap_or_default();
         self.metrics
             .outcome(namespace, &order.name, connection, reason);
@@ -142,7 +147,6 @@ impl Context {
     /// Drops what is kept per object: its failure count and metrics.
     pub fn forget(&self, order: &ObjectRef<SalesOrderStatus>) {
         self.forget_failures(order);
-        lock(&self.reported).remove(order);
         let namespace = order.namespace.as_deref().unwrap_or_default();
         self.metrics.forget_object(namespace, &order.name);
     }
@@ -153,9 +157,12 @@ impl Context {
     pub fn prune(&self) {
         let live = |o: &ObjectRef<SalesOrderStatus>| self.orders.get(o).is_some();
         let failed: Vec<_> = lock(&self.failures).keys().cloned().collect();
-        let reported: Vec<_> = lock(&self.reported).iter().cloned().collect();
-        for gone in failed.iter().chain(&reported).filter(|o| !live(o)) {
-            self.forget(gone);
+        let reported = self.metrics.objects_in(self.scope.as_deref());
+        let reported = reported
+            .iter()
+            .map(|(namespace, name)| ObjectRef::new(name).within(namespace));
+        for gone in failed.into_iter().chain(reported).filter(|o| !live(o)) {
+            self.forget(&gone);
         }
     }
 
@@ -198,7 +205,7 @@ mod tests {
         assert_eq!(full.extra.uid.as_deref(), Some("uid-1"));
         let kept = bare(&full);
         assert_eq!((kept.extra.uid, kept.extra.resource_version), (None, None));
-        let set = HashSet::from([bare(&full)]);
+        let set = std::collections::HashSet::from([bare(&full)]);
         assert!(set.contains(&full));
     }
 }

@@ -2,6 +2,8 @@
 //! same D365 order, and which of them writes. The index in `owners` keeps
 //! the candidates; these functions decide.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use kube::ResourceExt;
 
@@ -50,20 +52,25 @@ pub fn fold(key_part: &str) -> String {
 }
 
 /// The D365 order a spec names, up to the environment: folded company and
-/// order number.
-pub type OrderKey = (String, String);
+/// order number. Shared strings: the owner index keeps each key twice.
+pub type OrderKey = (Arc<str>, Arc<str>);
 
 pub fn order_key(spec: &SalesOrderStatusSpec) -> OrderKey {
-    (fold(&spec.data_area_id), fold(&spec.sales_order_number))
+    (
+        fold(&spec.data_area_id).into(),
+        fold(&spec.sales_order_number).into(),
+    )
 }
 
 /// One object's claim on an order: what the owner choice needs of it.
+/// Shared strings: the owner index keeps one claim per order, with the
+/// namespace and connection interned (issue 12: memory per order).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claim {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
     /// Its D365Connection, in its namespace.
-    pub connection: String,
+    pub connection: Arc<str>,
     pub created: Option<Timestamp>,
     pub uid: Option<String>,
     /// Being deleted: it no longer owns anything.
@@ -73,9 +80,9 @@ pub struct Claim {
 impl Claim {
     pub fn of(order: &SalesOrderStatus) -> Self {
         Self {
-            namespace: order.namespace().unwrap_or_default(),
-            name: order.name_any(),
-            connection: order.spec.connection_ref.name.clone(),
+            namespace: order.namespace().unwrap_or_default().into(),
+            name: order.name_any().into(),
+            connection: order.spec.connection_ref.name.as_str().into(),
             created: order.metadata.creation_timestamp.as_ref().map(|t| t.0),
             uid: order.uid(),
             deleting: order.metadata.deletion_timestamp.is_some(),

@@ -111,7 +111,7 @@ fn claim(ns: &str, name: &str, conn: &str, t: i64) -> Claim {
 /// Connections `a/usmf`, `b/usmf` and `b/alias` reach one environment,
 /// `b/uat` another; anything else is unresolved.
 fn env_of(c: &Claim) -> Environment {
-    let url = match (c.namespace.as_str(), c.connection.as_str()) {
+    let url = match (&*c.namespace, &*c.connection) {
         ("a", "usmf") | ("b", "usmf") | ("b", "alias") => "https://prod.example",
         ("b", "uat") => "https://uat.example",
         _ => return environment(None, &c.namespace, &c.connection),

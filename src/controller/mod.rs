@@ -199,6 +199,7 @@ fn context(
         synced,
     );
     ctx.checks.only_used = options.label_selector.is_some();
+    ctx.scope.clone_from(&options.namespace);
     Arc::new(ctx)
 }
 

@@ -4,7 +4,7 @@
 //! scanning every order. Connections are looked up at decision time, so a
 //! changed connection URL needs no re-indexing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures::channel::mpsc::UnboundedSender;
@@ -27,8 +27,12 @@ pub struct Owners {
 #[derive(Default)]
 struct State {
     claims: HashMap<OrderKey, Vec<Entry>>,
-    /// (namespace, name) -> the key it is indexed under.
-    keys: HashMap<(String, String), OrderKey>,
+    /// (namespace, name) -> the key it is indexed under (the same strings
+    /// as the claim's and the key's, shared).
+    keys: HashMap<(Arc<str>, Arc<str>), OrderKey>,
+    /// One copy of each namespace, connection and company name, which
+    /// thousands of claims repeat (issue 12: memory per order).
+    names: HashSet<Arc<str>>,
     feeds: Vec<FeedState>,
 }
 
@@ -160,8 +164,20 @@ impl Feed {
 }
 
 impl State {
+    /// The interned copy of `name`.
+    fn intern(&mut self, name: &Arc<str>) -> Arc<str> {
+        if let Some(known) = self.names.get(name) {
+            return known.clone();
+        }
+        self.names.insert(name.clone());
+        name.clone()
+    }
+
     /// Indexes `claim` under `key`; returns the claims to wake.
-    fn upsert(&mut self, claim: Claim, key: OrderKey) -> Vec<Claim> {
+    fn upsert(&mut self, mut claim: Claim, mut key: OrderKey) -> Vec<Claim> {
+        claim.namespace = self.intern(&claim.namespace);
+        claim.connection = self.intern(&claim.connection);
+        key.0 = self.intern(&key.0);
         let id = (claim.namespace.clone(), claim.name.clone());
         let mut woken = Vec::new();
         if let Some(old) = self.keys.insert(id, key.clone())
@@ -240,7 +256,10 @@ impl State {
             })
             .cloned()
             .collect();
-        gone.iter().flat_map(|c| self.remove(c)).collect()
+        let woken = gone.iter().flat_map(|c| self.remove(c)).collect();
+        // Names no claim holds any more (a deleted namespace) leave too.
+        self.names.retain(|name| Arc::strong_count(name) > 1);
+        woken
     }
 
     /// Decides `me`'s owner and records it; returns (the owner when not

@@ -14,14 +14,17 @@ use crate::api::Reason;
 fn controller(metrics: &Arc<Metrics>, scope: &str) -> (Arc<Context>, Writer<SalesOrderStatus>) {
     let config = kube::Config::new("http://127.0.0.1:9".parse().expect("a URL"));
     let client = Client::try_from(config).expect("a client (no connection made)");
-    let options = Options::default();
+    let options = Options {
+        namespace: Some(scope.into()),
+        ..Options::default()
+    };
     let (orders, order_writer) = reflector::store();
     let (connections, _) = reflector::store();
     let (secrets, _) = reflector::store();
     let (wake, _) = mpsc::unbounded();
     let feed = options
         .owners
-        .join(Some(scope.into()), connections.clone(), wake);
+        .join(options.namespace.clone(), connections.clone(), wake);
     let (_, synced) = watch::channel(true);
     let ctx = context(
         &client,

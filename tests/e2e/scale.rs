@@ -22,6 +22,10 @@ use crate::support::{Operator, env};
 struct Figures {
     orders: usize,
     rss_kib: u64,
+    /// Of RSS: the heap and stacks (RssAnon) and the binary's pages
+    /// (RssFile), so a change tells which it moved.
+    anon_kib: u64,
+    file_kib: u64,
     hwm_kib: u64,
     /// First round: list, first reconcile and status write of each order.
     first_ms_per_reconcile: f64,
@@ -88,6 +92,8 @@ async fn measure(n: usize) -> Figures {
     let figures = Figures {
         orders: n,
         rss_kib: status_kib(pid, "VmRSS:").expect("operator runs"),
+        anon_kib: status_kib(pid, "RssAnon:").expect("operator runs"),
+        file_kib: status_kib(pid, "RssFile:").expect("operator runs"),
         hwm_kib: status_kib(pid, "VmHWM:").expect("operator runs"),
         first_ms_per_reconcile: cpu1.as_secs_f64() * 1e3 / rec1,
         resync_ms_per_reconcile: (cpu2 - cpu1).as_secs_f64() * 1e3 / (rec2 - rec1),
@@ -115,12 +121,16 @@ async fn scale_memory_and_cpu_per_reconcile_at_one_and_ten_thousand_orders() {
     for n in sizes {
         rows.push(measure(n).await);
     }
-    println!("orders  VmRSS MiB  VmHWM MiB  CPU ms/reconcile (first, resync)  first round s");
+    println!(
+        "orders  VmRSS MiB (anon + file)  VmHWM MiB  CPU ms/reconcile (first, resync)  first round s"
+    );
     for f in &rows {
         println!(
-            "{:>6}  {:>9.1}  {:>9.1}  {:>8.3} {:>8.3}  {:>6.1}",
+            "{:>6}  {:>9.1} ({:>5.1} + {:>4.1})  {:>9.1}  {:>8.3} {:>8.3}  {:>6.1}",
             f.orders,
             f.rss_kib as f64 / 1024.0,
+            f.anon_kib as f64 / 1024.0,
+            f.file_kib as f64 / 1024.0,
             f.hwm_kib as f64 / 1024.0,
             f.first_ms_per_reconcile,
             f.resync_ms_per_reconcile,
