@@ -7,20 +7,21 @@
 #     --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD) .
 #
 # Why static musl + distroless/static rather than glibc + distroless/cc:
-# the operator has no C dependency but ring (built by its own build script
-# with musl-gcc) and uses rustls, not OpenSSL, so a fully static binary
-# costs nothing; the final image then holds no libc at all (nothing for a
-# CVE scanner to flag, no glibc version coupling between build and run
-# image), and the same binary also runs on scratch. The work is I/O-bound
-# (HTTP to D365 and the API server), so musl's slower allocator is not a
-# concern here.
+# the operator's only C dependencies are ring and jemalloc (both built by
+# their crates' build scripts, with musl-gcc and make) and it uses rustls,
+# not OpenSSL, so a fully static binary costs nothing; the final image then
+# holds no libc at all (nothing for a CVE scanner to flag, no glibc version
+# coupling between build and run image), and the same binary also runs on
+# scratch. jemalloc replaces musl's allocator (slower, and larger for many
+# small strings); its options come from .cargo/config.toml, which the
+# build context keeps.
 # tests/it/dockerfile.rs checks the invariants of this file.
 
 ARG RUST_VERSION=1.95
 
 FROM docker.io/library/rust:${RUST_VERSION}-slim-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends musl-tools \
+ && apt-get install -y --no-install-recommends musl-tools make \
  && rm -rf /var/lib/apt/lists/* \
  && rustup target add x86_64-unknown-linux-musl
 WORKDIR /src

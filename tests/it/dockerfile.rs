@@ -308,6 +308,8 @@ fn dockerignore_keeps_what_the_build_needs() {
     for keep in manifest.iter().map(String::as_str).chain([
         "Cargo.toml",
         "Cargo.lock",
+        // jemalloc's compiled-in options.
+        ".cargo",
         "src",
         "tests",
         "benches",
