@@ -27,6 +27,7 @@ use super::sync::{Resolved, SyncResult};
 use crate::api::Reason;
 use crate::d365::ConnectionSettings;
 use crate::locks::lock;
+use crate::maps::shrink_when_sparse;
 use crate::metrics::{Metrics, RequeueCause};
 use crate::reconcile::Outcome;
 
@@ -85,9 +86,39 @@ pub struct Admission {
     /// Mean time a ticket is held (microseconds, moving average; 0 =
     /// unknown): what the throughput estimate is made of.
     hold_micros: Arc<AtomicU64>,
-    /// Orders turned away and expected back, with when that expectation
-    /// lapses (an order deleted meanwhile never comes back): the queue.
-    waiting: Mutex<HashMap<String, Instant>>,
+    /// Orders turned away and expected back: the queue.
+    waiting: Mutex<Waiting>,
+}
+
+/// Orders turned away, with when each expectation lapses (an order deleted
+/// meanwhile never comes back). Lapsed ones are dropped at most once per
+/// [`PRUNE_EVERY`], not on every turn-away: with 100,000 orders waiting, a
+/// scan per turn-away made each reconcile cost O(orders).
+#[derive(Debug)]
+struct Waiting {
+    orders: HashMap<String, Instant>,
+    next_prune: Instant,
+}
+
+/// How often lapsed expectations leave the queue; until then they count as
+/// waiting, which only lengthens a turn a little.
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
+
+impl Waiting {
+    fn new() -> Self {
+        Self {
+            orders: HashMap::new(),
+            next_prune: Instant::now() + PRUNE_EVERY,
+        }
+    }
+
+    fn prune(&mut self, now: Instant) {
+        if now >= self.next_prune {
+            self.orders.retain(|_, lapses| *lapses > now);
+            shrink_when_sparse(&mut self.orders);
+            self.next_prune = now + PRUNE_EVERY;
+        }
+    }
 }
 
 /// The answer to one reconcile asking for its connection.
@@ -153,7 +184,7 @@ impl Admission {
             max_per_second,
             slots: Arc::new(Semaphore::new(limit)),
             hold_micros: Arc::new(AtomicU64::new(0)),
-            waiting: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(Waiting::new()),
         }
     }
 
@@ -166,11 +197,11 @@ impl Admission {
     /// [0, 1) spreads the orders turned away together.
     pub fn enter(&self, order: &str, paused_for: Option<Duration>, jitter: f64) -> Entry {
         if let Some(left) = paused_for {
-            lock(&self.waiting).remove(order);
+            lock(&self.waiting).orders.remove(order);
             return Entry::Paused(left);
         }
         if let Ok(slot) = self.slots.clone().try_acquire_owned() {
-            lock(&self.waiting).remove(order);
+            lock(&self.waiting).orders.remove(order);
             return Entry::Admitted(Ticket {
                 _slot: slot,
                 started: Instant::now(),
@@ -179,10 +210,17 @@ impl Admission {
         }
         let now = Instant::now();
         let mut waiting = lock(&self.waiting);
-        waiting.retain(|other, lapses| *lapses > now && other != order);
-        let delay = turn_delay(waiting.len(), self.throughput(), jitter);
+        waiting.prune(now);
+        // Not waiting behind itself; its key is reused.
+        let key = match waiting.orders.remove_entry(order) {
+            Some((key, _)) => key,
+            None => order.to_owned(),
+        };
+        let delay = turn_delay(waiting.orders.len(), self.throughput(), jitter);
         // Expected back after `delay`; forgotten if not back well after.
-        waiting.insert(order.to_owned(), now + delay * 2 + Duration::from_secs(1));
+        waiting
+            .orders
+            .insert(key, now + delay * 2 + Duration::from_secs(1));
         Entry::Busy(delay)
     }
 

@@ -130,3 +130,39 @@ fn returned_tickets_teach_the_throughput() {
     // 4 tickets of ~400 ms: ~10 admissions per second.
     assert!((9.0..=10.0).contains(&learned), "{learned}");
 }
+
+#[test]
+fn an_order_that_never_comes_back_leaves_the_queue_once_its_expectation_lapses() {
+    let admission = Admission::new(1, 1000);
+    let _held = admission.enter("orders/a", None, 0.5);
+    assert!(matches!(
+        admission.enter("orders/gone", None, 0.0),
+        Entry::Busy(_)
+    ));
+    let ahead = |admission: &Admission| match admission.enter("orders/b", None, 0.0) {
+        Entry::Busy(turn) => turn,
+        other => panic!("{other:?}"),
+    };
+    // One waiting ahead of b: the shortest turn either way (1,000/s), so
+    // count the queue instead.
+    let _ = ahead(&admission);
+    assert_eq!(lock(&admission.waiting).orders.len(), 2, "gone and b");
+    // Lapsed (as if long past) and past the prune time: the next turn-away
+    // drops it.
+    {
+        let mut waiting = lock(&admission.waiting);
+        let past = Instant::now() - ms(10);
+        waiting.orders.insert("orders/gone".into(), past);
+        waiting.next_prune = past;
+    }
+    let _ = ahead(&admission);
+    let waiting = lock(&admission.waiting);
+    assert_eq!(
+        waiting
+            .orders
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        ["orders/b"]
+    );
+}
