@@ -199,7 +199,7 @@ pub async fn run(plan: &Plan, api_server_bound: f64) -> RunResult {
     let timeline = sample(&mut op, n, plan.deadline(conn.spec.max_requests_per_second)).await;
     let text = op.metrics().await;
     let pid = op.pid();
-    let rest_rss_mib = rss_at_rest(pid).await;
+    let rest_rss_mib = procfs::rss_at_rest(pid).await;
     let (rss, cpu) = (
         procfs::status_kib(pid, "VmHWM:").map(|k| k as f64 / 1024.0),
         procfs::cpu_time(pid).map(|t| t.as_secs_f64()),
@@ -238,23 +238,6 @@ pub async fn run(plan: &Plan, api_server_bound: f64) -> RunResult {
         .await;
     emu.shutdown().await;
     result
-}
-
-/// The operator's RSS once the run is over: the last Events leave, and the
-/// allocator returns freed pages (within a second, .cargo/config.toml);
-/// read when two readings 1 s apart agree within 1 %, at most 10 s.
-async fn rss_at_rest(pid: u32) -> Option<f64> {
-    let read = || procfs::status_kib(pid, "VmRSS:").map(|k| k as f64 / 1024.0);
-    let mut last = read()?;
-    for _ in 0..10 {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = read()?;
-        if (now - last).abs() <= last * 0.01 {
-            return Some(now);
-        }
-        last = now;
-    }
-    Some(last)
 }
 
 fn start_operator(kubeconfig: &Path, ns: &str, mode: Mode) -> Operator {

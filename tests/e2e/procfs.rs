@@ -25,6 +25,23 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     ))
 }
 
+/// VmRSS of `pid` in MiB once it is at rest: two readings 1 s apart
+/// within 1 % (the last Events leave, the allocator returns freed pages
+/// within a second), at most 10 s; `None` once the process is gone.
+pub async fn rss_at_rest(pid: u32) -> Option<f64> {
+    let read = || status_kib(pid, "VmRSS:").map(|k| k as f64 / 1024.0);
+    let mut last = read()?;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = read()?;
+        if (now - last).abs() <= last * 0.01 {
+            return Some(now);
+        }
+        last = now;
+    }
+    Some(last)
+}
+
 /// Clock ticks per second (`getconf CLK_TCK`), the unit of utime/stime.
 fn clock_ticks() -> Option<u64> {
     let out = std::process::Command::new("getconf")
