@@ -68,7 +68,8 @@ pub fn start_replica(
         identity,
     ];
     args.extend_from_slice(extra);
-    Operator::start(kubeconfig, watch, &args)
+    // The test build, or SCALE_OPERATOR_BIN's for the heavy runs.
+    Operator::start_bin(&crate::support::operator_bin(), kubeconfig, watch, &args)
 }
 
 /// When the operator logged `message` (its own clock, RFC 3339), if it did.
