@@ -53,23 +53,18 @@ impl Mode {
                 "maxConcurrentRequests": 64,
                 "adaptiveConcurrency": true,
             }),
-            Mode::Tuned => json!({"maxRequestsPerSecond": 10000, "maxConcurrentRequests": 256}),
+            Mode::Tuned => json!({"maxRequestsPerSecond": 10000, "maxConcurrentRequests": 64}),
         }
     }
 
     /// Orders reconciled at once (`--max-concurrent-reconciles`, always
-    /// passed so no run depends on the flag's default): 64, the default;
-    /// bulk reads and batches carry whatever waits, so bulk gets many in
-    /// flight (as tests/e2e/bulk.rs); tuned is tuned for the API server:
-    /// each reconcile also waits on D365 three times (read, PATCH,
-    /// read-back), so with 64 in flight too few status writes were
-    /// (10,000 orders: 1.57 x the API-server bound), and it runs 256, as
-    /// many as D365 takes at once.
+    /// passed so no run depends on the flag's default): 64 as in the
+    /// issue's tuned figure; bulk reads and batches carry whatever waits,
+    /// so bulk gets many in flight (as tests/e2e/bulk.rs).
     pub fn reconciles(self) -> u16 {
         match self {
             Mode::Bulk => 1024,
-            Mode::Tuned => 256,
-            Mode::Defaults | Mode::Adaptive => 64,
+            Mode::Defaults | Mode::Adaptive | Mode::Tuned => 64,
         }
     }
 

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::api::PatchParams;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::watch;
 
@@ -16,6 +15,7 @@ use super::by_connection::ByConnection;
 use super::connection_status::Checks;
 use super::connections::Connections;
 use super::owners::Feed;
+use super::recorder::Recorder;
 use crate::api::{Reason, SalesOrderStatus};
 use crate::locks::lock;
 use crate::maps::shrink_when_sparse;

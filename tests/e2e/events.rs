@@ -239,3 +239,70 @@ async fn repeat_every_situation(env: &Env, operator: &Operator) {
     .await;
     repeated.expect("every situation seen again several times");
 }
+
+/// The operator's own recorder on the real API server: a repeat (same
+/// type, action, reason and object, another note) is a PATCH of the first
+/// Event's series, not a second Event; another reason is a new Event.
+#[tokio::test]
+async fn a_repeated_event_counts_in_its_series() {
+    use k8s_openapi::api::core::v1::ObjectReference;
+    use kube::runtime::events::{Event as Spec, EventType, Reporter};
+    use sales_order_operator::controller::recorder::Recorder;
+
+    let cp = testkit::control_plane().await;
+    let ns = cp.namespace("recorder").await;
+    let reporter = Reporter {
+        controller: "recorder-test".into(),
+        instance: None,
+    };
+    let recorder = Recorder::new(cp.client(), reporter);
+    let regarding = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("ConfigMap".into()),
+        namespace: Some(ns.clone()),
+        name: Some("cm".into()),
+        uid: Some("uid-1".into()),
+        ..ObjectReference::default()
+    };
+    let spec = |reason: &str, note: &str| Spec {
+        type_: EventType::Warning,
+        reason: reason.into(),
+        note: Some(note.into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    for (reason, note) in [
+        ("Conflict", "one"),
+        ("Conflict", "two"),
+        ("Conflict", "three"),
+        ("Throttled", "four"),
+    ] {
+        recorder
+            .publish(&spec(reason, note), &regarding)
+            .await
+            .expect("publish");
+    }
+    let api: Api<Event> = Api::namespaced(cp.client(), &ns);
+    let mut seen: Vec<(String, Option<i32>, String)> = api
+        .list(&ListParams::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .map(|e| {
+            (
+                e.reason.unwrap_or_default(),
+                e.series.map(|s| s.count),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("Conflict".into(), Some(3), "one".into()),
+            ("Throttled".into(), None, "four".into()),
+        ]
+    );
+}
