@@ -2,14 +2,37 @@
 //! outage's failing orders, a deleted namespace) keeps its capacity
 //! forever unless told otherwise.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
+use std::sync::Arc;
 
 /// Halves a map's room once it is at most a quarter full: amortised O(1)
 /// per removal, and a map emptied after a burst holds no room for it.
 pub(crate) fn shrink_when_sparse<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {
     if map.capacity() > 64 && map.len() * 4 <= map.capacity() {
         map.shrink_to(map.len() * 2);
+    }
+}
+
+/// One shared copy of each name that many entries repeat (namespaces,
+/// connections, companies): thousands of orders hold one `Arc` each.
+#[derive(Debug, Default)]
+pub(crate) struct Names(HashSet<Arc<str>>);
+
+impl Names {
+    /// The shared copy of `name`, made on first sight.
+    pub fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.0.get(name) {
+            return known.clone();
+        }
+        let new: Arc<str> = name.into();
+        self.0.insert(new.clone());
+        new
+    }
+
+    /// Forgets the names no entry holds any more (a deleted namespace).
+    pub fn forget_unused(&mut self) {
+        self.0.retain(|name| Arc::strong_count(name) > 1);
     }
 }
 
@@ -30,5 +53,18 @@ mod tests {
             map.insert(i, i);
         }
         assert_eq!(map.len(), 100);
+    }
+
+    #[test]
+    fn names_are_shared_and_forgotten_once_unused() {
+        let mut names = Names::default();
+        let a = names.intern("orders");
+        let b = names.intern("orders");
+        assert!(Arc::ptr_eq(&a, &b));
+        drop((a, b));
+        let kept = names.intern("kept");
+        names.forget_unused();
+        assert_eq!(names.0.len(), 1);
+        assert!(Arc::ptr_eq(&kept, &names.intern("kept")));
     }
 }

@@ -4,10 +4,12 @@
 //! the gauge's memory (issue 12), and a controller asks it for the orders
 //! of its own namespaces when it prunes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
+
+use crate::maps::{Names, shrink_when_sparse};
 
 /// The objects gauge is labelled by the order's own namespace and
 /// connection, so alerts group by where the orders live (not by where the
@@ -24,7 +26,7 @@ pub(super) struct ObjectIndex {
     /// namespace -> order name -> its series.
     by_namespace: HashMap<Arc<str>, HashMap<Box<str>, ObjectLabels>>,
     /// One copy of each connection name.
-    connections: HashSet<Arc<str>>,
+    connections: Names,
 }
 
 impl ObjectIndex {
@@ -40,14 +42,7 @@ impl ObjectIndex {
             Some((known, _)) => known.clone(),
             None => namespace.into(),
         };
-        let connection = match self.connections.get(connection) {
-            Some(known) => known.clone(),
-            None => {
-                let new: Arc<str> = connection.into();
-                self.connections.insert(new.clone());
-                new
-            }
-        };
+        let connection = self.connections.intern(connection);
         let names = self.by_namespace.entry(namespace.clone()).or_default();
         let labels = ObjectLabels {
             reason,
@@ -64,9 +59,9 @@ impl ObjectIndex {
         let previous = names.remove(name);
         if names.is_empty() {
             self.by_namespace.remove(namespace);
-            self.connections.retain(|c| Arc::strong_count(c) > 1);
+            self.connections.forget_unused();
         } else if previous.is_some() {
-            crate::maps::shrink_when_sparse(names);
+            shrink_when_sparse(names);
         }
         previous
     }

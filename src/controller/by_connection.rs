@@ -2,7 +2,7 @@
 //! connection or Secret requeues its orders without scanning every order
 //! (O(orders of that connection), not O(all orders)).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use kube::ResourceExt;
@@ -11,7 +11,7 @@ use kube::runtime::watcher::Event;
 
 use crate::api::SalesOrderStatus;
 use crate::locks::lock;
-use crate::maps::shrink_when_sparse;
+use crate::maps::{Names, shrink_when_sparse};
 
 /// A namespace, connection or order name, shared: each order's name is
 /// kept once for both maps, and namespaces and connections once in all
@@ -35,7 +35,7 @@ struct Index {
     /// gap leave it.
     relisting: Option<Vec<(Name, Name, Name)>>,
     /// Interned namespaces and connections.
-    names: HashSet<Name>,
+    names: Names,
 }
 
 impl ByConnection {
@@ -63,7 +63,7 @@ impl ByConnection {
                 for (namespace, name, connection) in listed {
                     index.upsert(namespace, name, connection);
                 }
-                index.names.retain(|n| Arc::strong_count(n) > 1);
+                index.names.forget_unused();
             }
         }
     }
@@ -91,20 +91,11 @@ impl ByConnection {
 }
 
 impl Index {
-    fn intern(&mut self, name: &str) -> Name {
-        if let Some(known) = self.names.get(name) {
-            return known.clone();
-        }
-        let new: Name = name.into();
-        self.names.insert(new.clone());
-        new
-    }
-
     /// (namespace, name, connection) of `order`, namespace and connection
     /// interned.
     fn parts(&mut self, order: &SalesOrderStatus) -> (Name, Name, Name) {
-        let namespace = self.intern(&order.namespace().unwrap_or_default());
-        let connection = self.intern(&order.spec.connection_ref.name);
+        let namespace = self.names.intern(&order.namespace().unwrap_or_default());
+        let connection = self.names.intern(&order.spec.connection_ref.name);
         (namespace, order.name_any().into(), connection)
     }
 

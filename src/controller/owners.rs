@@ -4,7 +4,7 @@
 //! scanning every order. Connections are looked up at decision time, so a
 //! changed connection URL needs no re-indexing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use futures::channel::mpsc::UnboundedSender;
@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use super::duplicates::{Claim, Environment, OrderKey, environment, order_key, owner_other_than};
 use crate::api::{D365Connection, SalesOrderStatus};
 use crate::locks::lock;
+use crate::maps::Names;
 
 /// Shared by every controller of the process (one per watched namespace).
 pub struct Owners {
@@ -32,7 +33,7 @@ struct State {
     keys: HashMap<(Arc<str>, Arc<str>), OrderKey>,
     /// One copy of each namespace, connection and company name, which
     /// thousands of claims repeat (issue 12: memory per order).
-    names: HashSet<Arc<str>>,
+    names: Names,
     feeds: Vec<FeedState>,
 }
 
@@ -164,20 +165,11 @@ impl Feed {
 }
 
 impl State {
-    /// The interned copy of `name`.
-    fn intern(&mut self, name: &Arc<str>) -> Arc<str> {
-        if let Some(known) = self.names.get(name) {
-            return known.clone();
-        }
-        self.names.insert(name.clone());
-        name.clone()
-    }
-
     /// Indexes `claim` under `key`; returns the claims to wake.
     fn upsert(&mut self, mut claim: Claim, mut key: OrderKey) -> Vec<Claim> {
-        claim.namespace = self.intern(&claim.namespace);
-        claim.connection = self.intern(&claim.connection);
-        key.0 = self.intern(&key.0);
+        claim.namespace = self.names.intern(&claim.namespace);
+        claim.connection = self.names.intern(&claim.connection);
+        key.0 = self.names.intern(&key.0);
         let id = (claim.namespace.clone(), claim.name.clone());
         let mut woken = Vec::new();
         if let Some(old) = self.keys.insert(id, key.clone())
@@ -258,7 +250,7 @@ impl State {
             .collect();
         let woken = gone.iter().flat_map(|c| self.remove(c)).collect();
         // Names no claim holds any more (a deleted namespace) leave too.
-        self.names.retain(|name| Arc::strong_count(name) > 1);
+        self.names.forget_unused();
         woken
     }
 
