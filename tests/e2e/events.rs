@@ -208,36 +208,69 @@ async fn repeat_every_situation(env: &Env, operator: &Operator) {
         .patch("nosecret", &PatchParams::default(), &Patch::Merge(&respec))
         .await
         .expect("patch connection");
-    let repeated = testkit::wait_for(Duration::from_secs(60), || async {
+    let missing = || async {
         let log = operator.logs();
         let rechecked = conns
             .get("nosecret")
             .await
-            .ok()?
-            .status?
-            .conditions
-            .iter()
-            .any(|c| {
-                c.type_ == "Ready"
-                    && c.observed_generation == Some(2)
-                    && c.reason == "SecretNotFound"
+            .ok()
+            .and_then(|c| c.status)
+            .is_some_and(|s| {
+                s.conditions.iter().any(|c| {
+                    c.type_ == "Ready"
+                        && c.observed_generation == Some(2)
+                        && c.reason == "SecretNotFound"
+                })
             });
-        let enough = env.requests_for("SO-2025-0001") >= 4
-            && env.requests_for("SO-2025-0002") >= 4
-            && env.requests_for("SO-9999-9999") >= 4
+        let checks = [
+            ("the connection rechecked", rechecked),
+            (
+                "SO-2025-0001 read 4 times",
+                env.requests_for("SO-2025-0001") >= 4,
+            ),
+            (
+                "SO-2025-0002 read 4 times",
+                env.requests_for("SO-2025-0002") >= 4,
+            ),
+            (
+                "SO-9999-9999 read 4 times",
+                env.requests_for("SO-9999-9999") >= 4,
+            ),
             // GET + PATCH per attempt: past the fast retries, and again.
-            && env.requests_for("SO-RT-1") >= 2 * (FAST_RETRIES as usize + 3)
-            && logged(&log, "USMF/SO-2025-0003", "order reconciled", "Suspended") >= 3
-            && logged(
-                &log,
-                "USMF/SO-2025-0005",
-                "order not in sync",
-                "SecretNotFound",
-            ) >= 3;
-        (rechecked && enough).then_some(())
+            (
+                "SO-RT-1 past its fast retries and again",
+                env.requests_for("SO-RT-1") >= 2 * (FAST_RETRIES as usize + 3),
+            ),
+            (
+                "the suspended order reconciled 3 times",
+                logged(&log, "USMF/SO-2025-0003", "order reconciled", "Suspended") >= 3,
+            ),
+            (
+                "the order without a Secret reconciled 3 times",
+                logged(
+                    &log,
+                    "USMF/SO-2025-0005",
+                    "order not in sync",
+                    "SecretNotFound",
+                ) >= 3,
+            ),
+        ];
+        checks
+            .iter()
+            .filter(|(_, met)| !met)
+            .map(|(what, _)| *what)
+            .collect::<Vec<_>>()
+    };
+    let repeated = testkit::wait_for(Duration::from_secs(60), || async {
+        missing().await.is_empty().then_some(())
     })
     .await;
-    repeated.expect("every situation seen again several times");
+    if repeated.is_err() {
+        panic!(
+            "every situation seen again several times; still missing after 60 s: {:?}",
+            missing().await
+        );
+    }
 }
 
 /// The operator's own recorder on the real API server: a repeat (same
