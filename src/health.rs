@@ -70,33 +70,33 @@ const fn row(
 #[rustfmt::skip]
 pub const ROWS: &[Row] = &[
     row(ORDER, "just created, not yet seen by the operator", "order-updated", Phase::Unseen, NOT_SEEN, TRYING),
-    row(ORDER, "spec changed, not yet observed", "order-updated", Phase::SpecChanged, "Ready=True, Reconciling=False, Stalled=False (Updated); generation not observed", TRYING),
-    row(ORDER, "D365 written and the write proven", "order-updated", Phase::Running, "Ready=True, Reconciling=False, Stalled=False (Updated)", HEALTHY),
-    row(ORDER, "D365 already matched the spec", "order-in-sync", Phase::Running, "Ready=True, Reconciling=False, Stalled=False (InSync)", HEALTHY),
-    row(ORDER, "409/412 conflict, retried", "order-conflict", Phase::Running, "Ready=False, Reconciling=True, Stalled=False (Conflict)", TRYING),
-    row(ORDER, "429 throttled, retried after Retry-After", "order-throttled", Phase::Running, "Ready=False, Reconciling=True, Stalled=False (Throttled)", TRYING),
-    row(ORDER, "D365 unavailable (5xx, timeout), retried", "order-unavailable", Phase::Running, "Ready=False, Reconciling=True, Stalled=False (Unavailable)", TRYING),
-    row(ORDER, "policy Observe and D365 differs", "order-drifted", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (Drifted)", HUMAN),
-    row(ORDER, "spec.suspend: true", "order-suspended", Phase::Running, "Ready=True, Reconciling=False, Stalled=False (Suspended)", ("Current", "Suspended", "met")),
-    row(ORDER, "403: the app user lacks the privilege", "order-forbidden", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (Forbidden)", HUMAN),
-    row(ORDER, "404: no such order in D365", "order-not-found", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (NotFound)", HUMAN),
-    row(ORDER, "D365 refused the write (validation)", "order-rejected", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (Rejected)", HUMAN),
-    row(ORDER, "the change needs a field `$metadata` says is not editable", "order-not-editable", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (FieldNotEditable)", HUMAN),
-    row(ORDER, "D365 accepted the write twice without applying it", "order-not-applied", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (NotApplied)", HUMAN),
-    row(ORDER, "the spec asks to leave a final status (Invoiced)", "order-invalid-transition", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (InvalidTransition)", HUMAN),
-    row(ORDER, "an older object manages the same D365 order", "order-updated-duplicate", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (DuplicateOrder)", HUMAN),
-    row(ORDER, "the D365Connection does not exist", "order-no-connection", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (ConnectionNotReady)", HUMAN),
-    row(ORDER, "the connection's Secret does not exist", "order-no-secret", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (SecretNotFound)", HUMAN),
+    row(ORDER, "spec changed, not yet observed", "order-updated", Phase::SpecChanged, "Ready=True (Updated); generation not observed", TRYING),
+    row(ORDER, "D365 written and the write proven", "order-updated", Phase::Running, "Ready=True (Updated)", HEALTHY),
+    row(ORDER, "D365 already matched the spec", "order-in-sync", Phase::Running, "Ready=True (InSync)", HEALTHY),
+    row(ORDER, "409/412 conflict, retried", "order-conflict", Phase::Running, "Ready=False, Reconciling=True (Conflict)", TRYING),
+    row(ORDER, "429 throttled, retried after Retry-After", "order-throttled", Phase::Running, "Ready=False, Reconciling=True (Throttled)", TRYING),
+    row(ORDER, "D365 unavailable (5xx, timeout), retried", "order-unavailable", Phase::Running, "Ready=False, Reconciling=True (Unavailable)", TRYING),
+    row(ORDER, "policy Observe and D365 differs", "order-drifted", Phase::Running, "Ready=False, Stalled=True (Drifted)", HUMAN),
+    row(ORDER, "spec.suspend: true", "order-suspended", Phase::Running, "Ready=True (Suspended)", ("Current", "Suspended", "met")),
+    row(ORDER, "403: the app user lacks the privilege", "order-forbidden", Phase::Running, "Ready=False, Stalled=True (Forbidden)", HUMAN),
+    row(ORDER, "404: no such order in D365", "order-not-found", Phase::Running, "Ready=False, Stalled=True (NotFound)", HUMAN),
+    row(ORDER, "D365 refused the write (validation)", "order-rejected", Phase::Running, "Ready=False, Stalled=True (Rejected)", HUMAN),
+    row(ORDER, "the change needs a field `$metadata` says is not editable", "order-not-editable", Phase::Running, "Ready=False, Stalled=True (FieldNotEditable)", HUMAN),
+    row(ORDER, "D365 accepted the write twice without applying it", "order-not-applied", Phase::Running, "Ready=False, Stalled=True (NotApplied)", HUMAN),
+    row(ORDER, "the spec asks to leave a final status (Invoiced)", "order-invalid-transition", Phase::Running, "Ready=False, Stalled=True (InvalidTransition)", HUMAN),
+    row(ORDER, "an older object manages the same D365 order", "order-updated-duplicate", Phase::Running, "Ready=False, Stalled=True (DuplicateOrder)", HUMAN),
+    row(ORDER, "the D365Connection does not exist", "order-no-connection", Phase::Running, "Ready=False, Stalled=True (ConnectionNotReady)", HUMAN),
+    row(ORDER, "the connection's Secret does not exist", "order-no-secret", Phase::Running, "Ready=False, Stalled=True (SecretNotFound)", HUMAN),
     row(CONNECTION, "just created, not yet checked", "conn-ok", Phase::Unseen, NOT_SEEN, TRYING),
-    row(CONNECTION, "spec changed, not yet checked", "conn-ok", Phase::SpecChanged, "Ready=True, Reconciling=False, Stalled=False (Authenticated); generation not observed", TRYING),
-    row(CONNECTION, "token obtained, mapped fields editable", "conn-ok", Phase::Running, "Ready=True, Reconciling=False, Stalled=False (Authenticated)", HEALTHY),
-    row(CONNECTION, "token obtained, `$metadata` unreadable (orders still work)", "conn-no-metadata", Phase::Running, "Ready=True, Reconciling=False, Stalled=False (MetadataUnavailable)", HEALTHY),
-    row(CONNECTION, "the client-secret Secret is missing", "conn-no-secret", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (SecretNotFound)", HUMAN),
-    row(CONNECTION, "Entra refused the credentials", "conn-wrong-secret", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (Unauthorized)", HUMAN),
-    row(CONNECTION, "a mapped field is not on the entity type", "conn-no-field", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (FieldNotFound)", HUMAN),
-    row(CONNECTION, "a mapped field is not editable", "conn-not-editable", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (FieldNotEditable)", HUMAN),
-    row(CONNECTION, "the entity set is not in `$metadata`", "conn-no-entity-set", Phase::Running, "Ready=False, Reconciling=False, Stalled=True (EntitySetNotFound)", HUMAN),
-    row(CONNECTION, "token endpoint unreachable, checked again every 10 s", "conn-unreachable", Phase::Running, "Ready=False, Reconciling=True, Stalled=False (Unavailable)", TRYING),
+    row(CONNECTION, "spec changed, not yet checked", "conn-ok", Phase::SpecChanged, "Ready=True (Authenticated); generation not observed", TRYING),
+    row(CONNECTION, "token obtained, mapped fields editable", "conn-ok", Phase::Running, "Ready=True (Authenticated)", HEALTHY),
+    row(CONNECTION, "token obtained, `$metadata` unreadable (orders still work)", "conn-no-metadata", Phase::Running, "Ready=True (MetadataUnavailable)", HEALTHY),
+    row(CONNECTION, "the client-secret Secret is missing", "conn-no-secret", Phase::Running, "Ready=False, Stalled=True (SecretNotFound)", HUMAN),
+    row(CONNECTION, "Entra refused the credentials", "conn-wrong-secret", Phase::Running, "Ready=False, Stalled=True (Unauthorized)", HUMAN),
+    row(CONNECTION, "a mapped field is not on the entity type", "conn-no-field", Phase::Running, "Ready=False, Stalled=True (FieldNotFound)", HUMAN),
+    row(CONNECTION, "a mapped field is not editable", "conn-not-editable", Phase::Running, "Ready=False, Stalled=True (FieldNotEditable)", HUMAN),
+    row(CONNECTION, "the entity set is not in `$metadata`", "conn-no-entity-set", Phase::Running, "Ready=False, Stalled=True (EntitySetNotFound)", HUMAN),
+    row(CONNECTION, "token endpoint unreachable, checked again every 10 s", "conn-unreachable", Phase::Running, "Ready=False, Reconciling=True (Unavailable)", TRYING),
 ];
 
 /// The conditions of a live object (JSON as the API server returns it) in
@@ -115,11 +115,12 @@ pub fn conditions(obj: &Value) -> String {
     let mut text = match of("Ready") {
         None => "none".to_owned(),
         Some(ready) => {
+            // Ready always; the abnormal-true ones only when present.
             let parts: Vec<String> = ["Ready", "Reconciling", "Stalled"]
                 .iter()
-                .map(|kind| {
-                    let s = of(kind).and_then(|c| c["status"].as_str()).unwrap_or("-");
-                    format!("{kind}={s}")
+                .filter_map(|kind| {
+                    let s = of(kind)?["status"].as_str().unwrap_or("-");
+                    Some(format!("{kind}={s}"))
                 })
                 .collect();
             let reason = ready["reason"].as_str().unwrap_or("");

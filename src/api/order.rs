@@ -174,6 +174,7 @@ pub struct SalesOrderStatusStatus {
     pub conflicts: u32,
     /// Ready (D365 holds the spec), Reconciling (still trying) and Stalled
     /// (needs a human); the reason says why (see docs/operations.md).
+    /// Reconciling and Stalled are present only while True.
     #[serde(default)]
     pub conditions: Vec<Condition>,
 }

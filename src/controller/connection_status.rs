@@ -332,7 +332,11 @@ mod tests {
         let good = ready_status(&bad, true, Reason::Authenticated, "token", Some(2));
         assert_eq!(good.observed_generation, Some(2));
         assert_eq!(good.conditions[0].status, "True");
-        assert_eq!(good.conditions.len(), 3);
+        assert_eq!(
+            good.conditions.len(),
+            1,
+            "Stalled is removed once the connection is good"
+        );
     }
 
     /// (Ready, Reconciling, Stalled) of each connection verdict: what
@@ -361,7 +365,17 @@ mod tests {
             (false, Reason::EntitySetNotFound, ["False", "False", "True"]),
         ] {
             let s = ready_status(&empty, ready, reason, "m", Some(4));
-            let got: Vec<_> = s.conditions.iter().map(|c| c.status.as_str()).collect();
+            // Reconciling and Stalled are present only while True.
+            let want: Vec<(&str, &str)> = ["Ready", "Reconciling", "Stalled"]
+                .into_iter()
+                .zip(want)
+                .filter(|(kind, status)| *kind == "Ready" || *status == "True")
+                .collect();
+            let got: Vec<_> = s
+                .conditions
+                .iter()
+                .map(|c| (c.type_.as_str(), c.status.as_str()))
+                .collect();
             assert_eq!(got, want, "{reason}");
             assert!(s.conditions.iter().all(|c| c.reason == reason.as_str()));
             assert_eq!(s.observed_generation, Some(4));

@@ -211,8 +211,9 @@ pub struct Kstatus {
     pub stalled: bool,
 }
 
-/// Sets Ready, Reconciling and Stalled for one verdict (one reason and
-/// message for all three): orders and connections alike.
+/// Sets Ready for one verdict, and Reconciling or Stalled when the verdict
+/// makes one True (one reason and message for all): orders and
+/// connections alike.
 pub fn set_kstatus(
     conditions: &mut Vec<Condition>,
     states: Kstatus,
@@ -227,6 +228,13 @@ pub fn set_kstatus(
         (ConditionType::Stalled, states.stalled),
     ];
     for (kind, status) in states {
+        // Reconciling and Stalled are abnormal-true: present only while
+        // True (kstatus reads an absent one as False), so an order in sync
+        // carries one condition, not three.
+        if !status && kind != ConditionType::Ready {
+            conditions.retain(|c| c.type_ != kind.as_str());
+            continue;
+        }
         set_condition(conditions, kind, status, reason, message, generation, now);
     }
 }

@@ -23,6 +23,8 @@ fn summary(s: &SalesOrderStatusStatus) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// The conditions a verdict leaves: Ready always, Reconciling and Stalled
+/// only when "True" (abnormal-true conditions are absent otherwise).
 fn triple(
     ready: &str,
     reconciling: &str,
@@ -35,6 +37,7 @@ fn triple(
         ("Stalled", stalled),
     ]
     .iter()
+    .filter(|(t, v)| *t == "Ready" || *v == "True")
     .map(|(t, v)| (t.to_string(), v.to_string(), reason.to_string()))
     .collect()
 }
@@ -217,11 +220,31 @@ fn transition_time_moves_only_on_status_change() {
         at(300),
     );
     assert_eq!(cond(&s3, "Ready").last_transition_time, at(300));
-    assert_eq!(cond(&s3, "Reconciling").last_transition_time, at(300));
     assert_eq!(
-        cond(&s3, "Stalled").last_transition_time,
+        cond(&s2, "Ready").last_transition_time,
         at(100),
         "False -> False keeps the time"
+    );
+    assert!(
+        s3.conditions.iter().all(|c| c.type_ == "Ready"),
+        "Reconciling and Stalled are removed once no longer true: {:?}",
+        summary(&s3)
+    );
+}
+
+#[test]
+fn a_stalled_order_that_recovers_loses_its_stalled_condition() {
+    let stalled = next_status(None, Some(1), &failed(Reason::Forbidden), at(100));
+    assert_eq!(cond(&stalled, "Stalled").status, "True");
+    let retrying = next_status(Some(&stalled), Some(1), &failed(Reason::Conflict), at(200));
+    assert_eq!(
+        summary(&retrying),
+        triple("False", "True", "False", "Conflict")
+    );
+    assert_eq!(
+        cond(&retrying, "Reconciling").last_transition_time,
+        at(200),
+        "a condition that appears starts its own time"
     );
 }
 

@@ -127,7 +127,7 @@ async fn a_waits_quietly(env: &Env, operator: &Operator) {
         );
         assert_eq!(
             (reconciling, stalled),
-            (Some("True"), Some("False")),
+            (Some("True"), None),
             "{:?}",
             o.status
         );
