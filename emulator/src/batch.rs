@@ -246,7 +246,13 @@ fn patched_answer(state: &State, op: &Op, done: Patched) -> Answer {
     if faults.patch_etag_header {
         headers.push(("ETag", done.order.etag.clone()));
     }
-    if done.status == 200 {
+    let prefer_entity = faults.honour_return_representation
+        && multipart::header(&op.req.headers, "Prefer")
+            .is_some_and(crate::handlers::wants_representation);
+    if prefer_entity {
+        headers.push(("Preference-Applied", "return=representation".into()));
+    }
+    if done.status == 200 || prefer_entity {
         // A batch part's context has never named the part's `$select`.
         let ctx = context(&op.query.base, None, true);
         headers.push(("Content-Type", JSON_CONTENT_TYPE.to_string()));

@@ -188,6 +188,11 @@ pub struct Faults {
     /// the header it stops at the first failure [obs][spec]. Whether F&O
     /// honours the preference is [unverified]: false ignores it.
     pub honour_continue_on_error: bool,
+    /// A PATCH (alone or in a `$batch`) with `Prefer:
+    /// return=representation` answers 200 with the entity and
+    /// `Preference-Applied` [spec]; whether F&O honours the preference is
+    /// [unverified]: false ignores it and answers 204 as without it [obs].
+    pub honour_return_representation: bool,
     /// Entity fields that are not editable: `$metadata` annotates them
     /// `Microsoft.Dynamics.OData.Core.V1.AllowEdit` false [obs: third-party
     /// F&O code generators], and a PATCH of one is refused 400 with a write
@@ -263,6 +268,7 @@ impl Default for Faults {
             case_sensitive_order_numbers: false,
             validation_status: 400,
             honour_continue_on_error: true,
+            honour_return_representation: true,
             read_only_fields: Vec::new(),
             date_only_fields: Vec::new(),
             metadata_padding_mb: 0,

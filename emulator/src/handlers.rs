@@ -147,18 +147,26 @@ fn patch_entity(
         cross_company: q.cross_company,
         agent: q.agent.as_deref(),
     };
-    let prefer_entity = headers
-        .get("Prefer")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|p| p.contains("return=representation"));
+    let prefer_entity = state.faults().honour_return_representation
+        && headers
+            .get("Prefer")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(wants_representation);
     match write::patch(state, &op, false) {
         Ok(done) => patched_response(state, q, done, prefer_entity),
         Err(e) => e.into_response(),
     }
 }
 
+/// Whether a `Prefer` header asks for the entity in a PATCH's answer.
+pub fn wants_representation(prefer: &str) -> bool {
+    prefer
+        .split(',')
+        .any(|p| p.trim().eq_ignore_ascii_case("return=representation"))
+}
+
 /// 204 empty [obs], or 200 with the entity when switched on or asked
-/// for with `Prefer: return=representation` [spec].
+/// for with `Prefer: return=representation` [spec] (and honoured).
 pub fn patched_response(state: &State, q: &Query, done: Patched, prefer_entity: bool) -> Response {
     let faults = state.faults();
     let mut r = if done.status == 200 || prefer_entity {
@@ -170,6 +178,12 @@ pub fn patched_response(state: &State, q: &Query, done: Patched, prefer_entity: 
     } else {
         empty_response(204)
     };
+    if prefer_entity {
+        r.headers_mut().insert(
+            "Preference-Applied",
+            HeaderValue::from_static("return=representation"),
+        );
+    }
     if faults.patch_etag_header {
         set_etag(&mut r, &done.order.etag);
     }

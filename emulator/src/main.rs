@@ -145,6 +145,10 @@ struct Cli {
     /// first failed changeset anyway.
     #[arg(long, env = "D365_EMULATOR_IGNORE_CONTINUE_ON_ERROR")]
     ignore_continue_on_error: bool,
+    /// Ignore `Prefer: return=representation` on a PATCH: answer 204
+    /// without the entity anyway.
+    #[arg(long, env = "D365_EMULATOR_IGNORE_RETURN_REPRESENTATION")]
+    ignore_return_representation: bool,
     /// Entity fields that are not editable (AllowEdit false in $metadata,
     /// PATCH refused 400), comma-separated, e.g. SalesOrderStatus.
     #[arg(
@@ -280,6 +284,7 @@ impl Cli {
                 case_sensitive_order_numbers: self.case_sensitive_order_numbers,
                 validation_status: self.validation_status,
                 honour_continue_on_error: !self.ignore_continue_on_error,
+                honour_return_representation: !self.ignore_return_representation,
                 read_only_fields: self.read_only_fields,
                 date_only_fields: self.date_only_fields,
                 metadata_padding_mb: self.metadata_padding_mb,

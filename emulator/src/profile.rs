@@ -56,6 +56,9 @@ fn strict(faults: Faults) -> Faults {
         // `Prefer: odata.continue-on-error` ignored: a `$batch` stops at
         // its first failed changeset and leaves the rest unanswered.
         honour_continue_on_error: false,
+        // `Prefer: return=representation` ignored: every accepted PATCH
+        // answers 204, so only a read after it shows what D365 holds.
+        honour_return_representation: false,
         // Validation failures as current releases send them (400), which
         // a client must not mistake for a malformed request it can fix.
         validation_status: 400,

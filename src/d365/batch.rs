@@ -73,8 +73,11 @@ pub(crate) fn build(requests: &[BatchRequest<'_>]) -> (String, Vec<u8>) {
              --{cs}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\
              Content-ID: {}\r\n\r\n\
              PATCH {} HTTP/1.1\r\nContent-Type: application/json\r\nIf-Match: {}\r\n\
-             OData-Version: 4.0\r\n\r\n",
-            r.content_id, r.url, r.if_match
+             Prefer: {}\r\nOData-Version: 4.0\r\n\r\n",
+            r.content_id,
+            r.url,
+            r.if_match,
+            super::sender::RETURN_REPRESENTATION
         );
         out.extend_from_slice(head.as_bytes());
         out.extend_from_slice(r.body);

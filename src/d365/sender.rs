@@ -27,6 +27,11 @@ use super::{D365Error, ETag, OrderKey, RequestKind};
 
 const ODATA_VERSION: HeaderName = HeaderName::from_static("odata-version");
 const ODATA_MAX_VERSION: HeaderName = HeaderName::from_static("odata-maxversion");
+const PREFER: HeaderName = HeaderName::from_static("prefer");
+/// Asked of every PATCH (alone or in a `$batch`): a 200 with the entity
+/// proves the write without the read a 204 needs [spec]. Whether F&O
+/// honours it is unverified; a 204 is still read back.
+pub(crate) const RETURN_REPRESENTATION: &str = "return=representation";
 
 /// What a request refused by a pause in force means: `Throttled` with the
 /// time left, so the caller comes back when the pause ends. Nothing was
@@ -352,6 +357,9 @@ impl Sender {
                 D365Error::config(format!("ETag {etag} is not a header value")).caused_by(e)
             })?;
             http = http.header(IF_MATCH, value);
+        }
+        if request.method == reqwest::Method::PATCH {
+            http = http.header(PREFER, RETURN_REPRESENTATION);
         }
         if request.accept() == "multipart/mixed" {
             // Answer every changeset, not just those before the first

@@ -95,7 +95,8 @@ async fn conflicts_inside_a_batch_are_counted_per_operation() {
     assert_eq!(
         sample(
             &text,
-            r#"sales_order_operator_d365_batch_operations_total{method="PATCH",code="204"}"#
+            // 200: each PATCH asks for the entity back and the emulator honours it.
+            r#"sales_order_operator_d365_batch_operations_total{method="PATCH",code="200"}"#
         ),
         written as f64,
         "{text}"

@@ -66,6 +66,11 @@ async fn cross_company_and_awkward_keys_reach_the_order() {
 #[tokio::test]
 async fn happy_path_is_one_get_and_one_patch_with_if_match() {
     let (emu, client, _) = setup(3).await;
+    // D365's observed answer: 204, the entity not sent back.
+    emu.set_faults(Faults {
+        honour_return_representation: false,
+        ..Default::default()
+    });
     let k = key(1);
     let entity = client.get_order(&k, &[STATUS]).await.unwrap();
     let outcome = client
@@ -80,6 +85,37 @@ async fn happy_path_is_one_get_and_one_patch_with_if_match() {
     assert_eq!(writes.len(), 1);
     assert_eq!(writes[0].if_match.as_deref(), Some(entity.etag.as_str()));
     assert_eq!(writes[0].fields, changes(&[(STATUS, "Delivered")]));
+}
+
+/// Every PATCH asks for the entity back (`Prefer: return=representation`):
+/// a service that honours it answers 200 with the entity written, one
+/// that ignores it (the emulator's strict profile) 204 as before.
+#[tokio::test]
+async fn a_patch_asks_for_the_entity_and_gets_it_where_honoured() {
+    let (emu, client, _) = setup(3).await;
+    let k = key(1);
+    let etag = client.get_order(&k, &[STATUS]).await.unwrap().etag;
+    let outcome = client
+        .patch_order(&k, &etag, &changes(&[(STATUS, "Delivered")]))
+        .await
+        .unwrap();
+    let PatchOutcome::Entity(entity) = &outcome else {
+        panic!("a honouring service answers the entity, got {outcome:?}")
+    };
+    assert_eq!(entity.fields[STATUS], "Delivered");
+    assert_eq!(entity.etag.as_str(), emu_etag(&emu, &k));
+
+    emu.set_faults(Faults {
+        honour_return_representation: false,
+        ..Default::default()
+    });
+    let etag = client.get_order(&k, &[STATUS]).await.unwrap().etag;
+    let outcome = client
+        .patch_order(&k, &etag, &changes(&[(STATUS, "Backorder")]))
+        .await
+        .unwrap();
+    assert_eq!(outcome, PatchOutcome::NoContent { etag: None });
+    assert_eq!(emu_field(&emu, &k, STATUS), "Backorder");
 }
 
 #[tokio::test]
@@ -103,6 +139,7 @@ async fn patch_answer_with_entity_or_etag_header_is_accepted() {
 
     emu.set_faults(Faults {
         patch_etag_header: true,
+        honour_return_representation: false,
         ..Default::default()
     });
     let etag = client.get_order(&k, &[]).await.unwrap().etag;

@@ -192,3 +192,40 @@ async fn malformed_batch_is_400() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+/// `Prefer: return=representation` on an operation: answered 200 with the
+/// entity and `Preference-Applied` where honoured [spec], 204 where not
+/// (F&O honouring it is [unverified]).
+#[tokio::test]
+async fn an_operation_preferring_the_entity_gets_it_where_honoured() {
+    let env = start().await;
+    let part = |n: &str, etag: &str| {
+        patch_part(1, "usmf", n, etag, r#"{"SalesOrderStatus":"Delivered"}"#).replacen(
+            "If-Match:",
+            "Prefer: return=representation\r\nIf-Match:",
+            1,
+        )
+    };
+    let e1 = env.etag("usmf", "SO-2025-0001").await;
+    let (status, text) = send(&env, &[changeset("cs_1", &[part("SO-2025-0001", &e1)])]).await;
+    assert_eq!(status, 200);
+    assert!(text.contains("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.contains("Preference-Applied: return=representation"),
+        "{text}"
+    );
+    assert!(text.contains(r#""SalesOrderStatus":"Delivered""#), "{text}");
+    assert!(
+        text.contains(&env.etag("usmf", "SO-2025-0001").await.replace('"', "\\\"")),
+        "the new ETag: {text}"
+    );
+
+    env.emu.set_faults(d365_emulator::Faults {
+        honour_return_representation: false,
+        ..Default::default()
+    });
+    let e2 = env.etag("usmf", "SO-2025-0002").await;
+    let (_, text) = send(&env, &[changeset("cs_2", &[part("SO-2025-0002", &e2)])]).await;
+    assert!(text.contains("HTTP/1.1 204"), "ignored: {text}");
+    assert!(!text.contains("Preference-Applied"), "{text}");
+}

@@ -49,6 +49,7 @@ fn binary_prints_listening_line_and_serves() {
                 "500",
                 "--case-sensitive-order-numbers",
                 "--ignore-continue-on-error",
+                "--ignore-return-representation",
             ])
             .env("D365_EMULATOR_MAX_RPS", "77"),
     );
@@ -82,6 +83,7 @@ fn binary_prints_listening_line_and_serves() {
     assert_eq!(faults["validationStatus"], 500);
     assert_eq!(faults["caseSensitiveOrderNumbers"], true);
     assert_eq!(faults["honourContinueOnError"], false);
+    assert_eq!(faults["honourReturnRepresentation"], false);
 }
 
 #[test]
@@ -219,6 +221,7 @@ fn strict_profile_turns_unverified_behaviours_hard() {
         ("patchReturnsEntity", serde_json::json!(false)),
         ("echoTokenInErrors", serde_json::json!(true)),
         ("honourContinueOnError", serde_json::json!(false)),
+        ("honourReturnRepresentation", serde_json::json!(false)),
         ("validationStatus", serde_json::json!(400)),
         ("caseSensitiveOrderNumbers", serde_json::json!(false)),
         ("readOnlyFields", serde_json::json!(["SalesOrderStatus"])),
