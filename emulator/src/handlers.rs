@@ -193,9 +193,20 @@ pub fn patched_response(state: &State, q: &Query, done: Patched, prefer_entity: 
 /// Matching rows in answer order (key order unless `$orderby`).
 fn matching<'a>(state: &State, q: &Query, table: &'a crate::store::Table) -> Vec<&'a Order> {
     let exact = state.faults().case_sensitive_order_numbers;
-    let mut rows: Vec<&Order> = table
-        .values()
-        .map(|o| &**o)
+    let candidates: Box<dyn Iterator<Item = &Order>> =
+        match q.filter.as_ref().and_then(|f| f.key_candidates()) {
+            Some(pairs) => {
+                let mut keys: Vec<_> = pairs
+                    .iter()
+                    .map(|(area, number)| crate::store::key(area, number))
+                    .collect();
+                keys.sort();
+                keys.dedup();
+                Box::new(keys.into_iter().filter_map(|k| table.get(&k).map(|o| &**o)))
+            }
+            None => Box::new(table.values().map(|o| &**o)),
+        };
+    let mut rows: Vec<&Order> = candidates
         .filter(|o| state.visible(o.area(), q.cross_company))
         .filter(|o| q.filter.as_ref().is_none_or(|f| f.eval(o, exact)))
         .collect();
