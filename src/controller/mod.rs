@@ -36,7 +36,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, predicates};
 use kube::{Api, Client, Resource, ResourceExt};
-use recorder::Recorder;
+use recorder::{ApiWrites, Recorder};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tracing::{debug, info};
@@ -197,7 +197,7 @@ fn context(
         options.settings.clone(),
         (orders.clone(), owners),
         d365,
-        Recorder::new(client.clone(), reporter),
+        Recorder::new(client.clone(), reporter, ApiWrites::default()),
         metrics,
         synced,
     );

@@ -206,6 +206,7 @@ async fn write_status(
         ),
         false => tracing::Span::none(),
     };
+    let _turn = ctx.api_writes.permit().await;
     api.patch_status(
         &order.name_any(),
         &merge_patch_params(),

@@ -88,3 +88,18 @@ fn published_events_leave_the_cache_once_past_the_series_ttl() {
     series.prune(start + SERIES_TTL + PRUNE_EVERY + Duration::from_secs(1));
     assert_eq!(series.by_key.keys().collect::<Vec<_>>(), [&2]);
 }
+
+/// At most `MAX_API_WRITES` writes hold a turn at once; a freed turn goes
+/// to the next writer.
+#[tokio::test]
+async fn api_writes_admit_a_bounded_number_at_once() {
+    use futures::FutureExt as _;
+    let writes = ApiWrites::default();
+    let mut held = Vec::new();
+    for _ in 0..MAX_API_WRITES {
+        held.push(writes.permit().now_or_never().expect("a free turn"));
+    }
+    assert!(writes.permit().now_or_never().is_none(), "one too many");
+    held.pop();
+    assert!(writes.permit().now_or_never().is_some(), "a freed turn");
+}

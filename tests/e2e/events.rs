@@ -288,7 +288,7 @@ async fn a_repeated_event_counts_in_its_series() {
         controller: "recorder-test".into(),
         instance: None,
     };
-    let recorder = Recorder::new(cp.client(), reporter);
+    let recorder = Recorder::new(cp.client(), reporter, Default::default());
     let regarding = ObjectReference {
         api_version: Some("v1".into()),
         kind: Some("ConfigMap".into()),
