@@ -246,9 +246,10 @@ fn patched_answer(state: &State, op: &Op, done: Patched) -> Answer {
     if faults.patch_etag_header {
         headers.push(("ETag", done.order.etag.clone()));
     }
-    let prefer_entity = faults.honour_return_representation
-        && multipart::header(&op.req.headers, "Prefer")
-            .is_some_and(crate::handlers::wants_representation);
+    let prefer_entity = crate::handlers::representation_applied(
+        &faults,
+        multipart::header(&op.req.headers, "Prefer"),
+    );
     if prefer_entity {
         headers.push(("Preference-Applied", "return=representation".into()));
     }

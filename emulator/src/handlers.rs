@@ -147,22 +147,22 @@ fn patch_entity(
         cross_company: q.cross_company,
         agent: q.agent.as_deref(),
     };
-    let prefer_entity = state.faults().honour_return_representation
-        && headers
-            .get("Prefer")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(wants_representation);
+    let prefer = headers.get("Prefer").and_then(|v| v.to_str().ok());
+    let prefer_entity = representation_applied(&state.faults(), prefer);
     match write::patch(state, &op, false) {
         Ok(done) => patched_response(state, q, done, prefer_entity),
         Err(e) => e.into_response(),
     }
 }
 
-/// Whether a `Prefer` header asks for the entity in a PATCH's answer.
-pub fn wants_representation(prefer: &str) -> bool {
-    prefer
-        .split(',')
-        .any(|p| p.trim().eq_ignore_ascii_case("return=representation"))
+/// Whether a PATCH's answer carries the entity because its `Prefer`
+/// header asks for it and the switch honours that (alone or in a `$batch`).
+pub fn representation_applied(faults: &crate::Faults, prefer: Option<&str>) -> bool {
+    faults.honour_return_representation
+        && prefer.is_some_and(|p| {
+            p.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("return=representation"))
+        })
 }
 
 /// 204 empty [obs], or 200 with the entity when switched on or asked

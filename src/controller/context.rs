@@ -15,7 +15,7 @@ use super::by_connection::ByConnection;
 use super::connection_status::Checks;
 use super::connections::Connections;
 use super::owners::Feed;
-use super::recorder::{ApiWrites, Recorder};
+use super::recorder::Recorder;
 use crate::api::{Reason, SalesOrderStatus};
 use crate::locks::lock;
 use crate::maps::shrink_when_sparse;
@@ -58,8 +58,6 @@ pub struct Context {
     pub d365: Connections,
     pub checks: Checks,
     pub recorder: Recorder,
-    /// Bounds status patches (and, through the recorder, Events) in flight.
-    pub api_writes: ApiWrites,
     pub metrics: Arc<Metrics>,
     failures: Mutex<HashMap<ObjectRef<SalesOrderStatus>, Failures>>,
     /// The namespace this controller watches (all when `None`): it prunes
@@ -89,7 +87,6 @@ impl Context {
             by_connection: ByConnection::default(),
             d365,
             checks: Checks::default(),
-            api_writes: recorder.writes().clone(),
             recorder,
             metrics,
             failures: Mutex::new(HashMap::new()),

@@ -206,7 +206,8 @@ async fn write_status(
         ),
         false => tracing::Span::none(),
     };
-    let _turn = ctx.api_writes.permit().await;
+    // One of the operator's bounded writes in flight (shared with Events).
+    let _turn = ctx.recorder.writes().permit().await;
     api.patch_status(
         &order.name_any(),
         &merge_patch_params(),

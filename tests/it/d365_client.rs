@@ -4,8 +4,10 @@
 //! d365_client_failures.rs.
 
 use crate::common::*;
-use d365_emulator::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Faults};
-use sales_order_operator::d365::{D365Error, OrderKey, PatchOutcome, RequestKind, ResponseContext};
+use d365_emulator::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Emulator, Faults};
+use sales_order_operator::d365::{
+    D365Client, D365Error, OrderKey, PatchOutcome, RequestKind, ResponseContext,
+};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -87,6 +89,24 @@ async fn happy_path_is_one_get_and_one_patch_with_if_match() {
     assert_eq!(writes[0].fields, changes(&[(STATUS, "Delivered")]));
 }
 
+/// Reads order `k`'s ETag, then PATCHes its status to `status` with it.
+async fn read_then_patch(client: &D365Client, k: &OrderKey, status: &str) -> PatchOutcome {
+    let etag = client.get_order(k, &[]).await.unwrap().etag;
+    client
+        .patch_order(k, &etag, &changes(&[(STATUS, status)]))
+        .await
+        .unwrap()
+}
+
+/// The answer is the entity as written: `status` and the emulator's ETag.
+fn assert_entity_written(emu: &Emulator, k: &OrderKey, outcome: &PatchOutcome, status: &str) {
+    let PatchOutcome::Entity(entity) = outcome else {
+        panic!("expected the entity, got {outcome:?}")
+    };
+    assert_eq!(entity.fields[STATUS], status);
+    assert_eq!(entity.etag.as_str(), emu_etag(emu, k));
+}
+
 /// Every PATCH asks for the entity back (`Prefer: return=representation`):
 /// a service that honours it answers 200 with the entity written, one
 /// that ignores it (the emulator's strict profile) 204 as before.
@@ -94,26 +114,14 @@ async fn happy_path_is_one_get_and_one_patch_with_if_match() {
 async fn a_patch_asks_for_the_entity_and_gets_it_where_honoured() {
     let (emu, client, _) = setup(3).await;
     let k = key(1);
-    let etag = client.get_order(&k, &[STATUS]).await.unwrap().etag;
-    let outcome = client
-        .patch_order(&k, &etag, &changes(&[(STATUS, "Delivered")]))
-        .await
-        .unwrap();
-    let PatchOutcome::Entity(entity) = &outcome else {
-        panic!("a honouring service answers the entity, got {outcome:?}")
-    };
-    assert_eq!(entity.fields[STATUS], "Delivered");
-    assert_eq!(entity.etag.as_str(), emu_etag(&emu, &k));
+    let outcome = read_then_patch(&client, &k, "Delivered").await;
+    assert_entity_written(&emu, &k, &outcome, "Delivered");
 
     emu.set_faults(Faults {
         honour_return_representation: false,
         ..Default::default()
     });
-    let etag = client.get_order(&k, &[STATUS]).await.unwrap().etag;
-    let outcome = client
-        .patch_order(&k, &etag, &changes(&[(STATUS, "Backorder")]))
-        .await
-        .unwrap();
+    let outcome = read_then_patch(&client, &k, "Backorder").await;
     assert_eq!(outcome, PatchOutcome::NoContent { etag: None });
     assert_eq!(emu_field(&emu, &k, STATUS), "Backorder");
 }
@@ -124,29 +132,18 @@ async fn patch_answer_with_entity_or_etag_header_is_accepted() {
     let k = key(1);
     emu.set_faults(Faults {
         patch_returns_entity: true,
+        honour_return_representation: false,
         ..Default::default()
     });
-    let etag = client.get_order(&k, &[]).await.unwrap().etag;
-    let outcome = client
-        .patch_order(&k, &etag, &changes(&[(STATUS, "Delivered")]))
-        .await
-        .unwrap();
-    let PatchOutcome::Entity(entity) = &outcome else {
-        panic!("expected the entity, got {outcome:?}")
-    };
-    assert_eq!(entity.fields[STATUS], "Delivered");
-    assert_eq!(entity.etag.as_str(), emu_etag(&emu, &k));
+    let outcome = read_then_patch(&client, &k, "Delivered").await;
+    assert_entity_written(&emu, &k, &outcome, "Delivered");
 
     emu.set_faults(Faults {
         patch_etag_header: true,
         honour_return_representation: false,
         ..Default::default()
     });
-    let etag = client.get_order(&k, &[]).await.unwrap().etag;
-    let outcome = client
-        .patch_order(&k, &etag, &changes(&[(STATUS, "Backorder")]))
-        .await
-        .unwrap();
+    let outcome = read_then_patch(&client, &k, "Backorder").await;
     assert_eq!(outcome.etag().unwrap().as_str(), emu_etag(&emu, &k));
     assert!(matches!(outcome, PatchOutcome::NoContent { .. }));
 }
