@@ -42,6 +42,10 @@ fn secs(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |s| format!("{s:.1}"))
 }
 
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |m| format!("{m:.2}"))
+}
+
 const HEADER: &str = "mode      orders confl |  50%s   90%s   99%s  100%s | bound s (kind)  ratio | GET/o bulkGET/o PATCH/o batch/o  429% | stat/o  ev/o | RSS MiB peak  rest  CPU s  CPU ms/o";
 
 fn row(r: &RunResult) -> String {
@@ -84,21 +88,26 @@ pub fn print_table(runs: &[RunResult], machine: &Machine) {
     }
     println!(
         "bounds (s): budget = D365 requests made / maxRequestsPerSecond; latency = requests x {} ms / concurrency; \
-         api = a plain client's N status writes + N Events at the reconcile concurrency, this run; \
-         backoff = the conflict schedule's simulated time for all N (mean of 10 draws). ratio = 100% / largest bound.",
+         api = a plain client's N status writes (the operator's status) + N Events at the reconcile concurrency, this run \
+         (in brackets: with a one-condition status, the bound earlier runs used); \
+         backoff = the conflict schedule's simulated time for all N (mean of 10 draws). ratio = 100% / largest bound. \
+         control plane = etcd + kube-apiserver CPU per order, the operator's run vs the plain client's writes.",
         super::modes::LATENCY_MS
     );
     for r in runs {
         let b = &r.bounds;
         println!(
-            "  {:<9} {:>6} {:.2}: budget {:.1}, latency {:.1}, api {:.1}, backoff {:.1}{}",
+            "  {:<9} {:>6} {:.2}: budget {:.1}, latency {:.1}, api {:.1} ({:.1}), backoff {:.1}; control plane {} vs {} ms/order{}",
             r.mode.name(),
             r.orders,
             r.conflicts,
             b.budget,
             b.latency,
             b.api_server,
+            b.api_server_minimal,
             b.conflict_schedule,
+            ms(r.control_plane_ms),
+            ms(b.api_control_plane_ms),
             r.operator_exited
                 .as_ref()
                 .map_or_else(String::new, |e| format!("; OPERATOR EXITED: {e}"))

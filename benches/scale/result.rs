@@ -36,6 +36,9 @@ pub struct RunResult {
     /// objects costs (issue 12's "RSS at 10,000 objects").
     pub rest_rss_mib: Option<f64>,
     pub cpu_seconds: Option<f64>,
+    /// etcd + kube-apiserver CPU per order from the operator's start to
+    /// 100 % Ready, in ms (its start-up list and watch included).
+    pub control_plane_ms: Option<f64>,
     /// Another run's figures would not be comparable: the operator exited.
     pub operator_exited: Option<String>,
 }
@@ -59,9 +62,17 @@ pub struct Bounds {
     /// order costs a GET and a PATCH); for the adaptive mode the capacity
     /// model's concurrency.
     pub latency: f64,
-    /// A plain client's N status writes + N Events at the reconciles'
-    /// concurrency, measured in this bench run.
+    /// A plain client's N status writes (the operator's status for an
+    /// updated order) + N Events at the reconciles' concurrency, measured
+    /// in this bench run.
     pub api_server: f64,
+    /// The same with a one-condition status: the bound earlier runs used,
+    /// printed for comparison, never binding.
+    pub api_server_minimal: f64,
+    /// etcd + kube-apiserver CPU per order of the `api_server` pass, in
+    /// ms: set against `RunResult::control_plane_ms`, the operator's cost
+    /// to the API server beyond its writes, whatever the machine's speed.
+    pub api_control_plane_ms: Option<f64>,
     /// With conflicts: the conflict backoff schedule's simulated time for
     /// every order to be written (`reconcile::simulate`, the operator's
     /// default `--conflict-backoff-cap`, mean of several draws), D365 and

@@ -16,6 +16,7 @@ use sales_order_operator::reconcile::simulate::simulate;
 use sales_order_operator::reconcile::{BackoffPolicy, DEFAULT_CONFLICT_CAP};
 use serde_json::json;
 
+use super::apibound::{ApiBound, control_plane_cpu, per_order_ms};
 use super::d365count::D365Requests;
 use super::metrics;
 use super::modes::{CAPACITY, LATENCY_MS, Mode};
@@ -184,7 +185,7 @@ pub async fn plane() -> &'static testkit::ControlPlane {
 
 /// Runs `plan`; `api_bound` gives the API server's bound for N orders at a
 /// concurrency (measured once per pair).
-pub async fn run(plan: &Plan, api_server_bound: f64) -> RunResult {
+pub async fn run(plan: &Plan, api_server_bound: ApiBound) -> RunResult {
     let cp = plane().await;
     let client = cp.client();
     let (n, mode) = (plan.orders, plan.mode);
@@ -195,8 +196,10 @@ pub async fn run(plan: &Plan, api_server_bound: f64) -> RunResult {
     let orders: Api<SalesOrderStatus> = Api::namespaced(client.clone(), &ns);
     support::create_orders_concurrently(&orders, (1..=n).map(SalesOrderStatus::test), 32).await;
 
+    let cpu = control_plane_cpu(cp);
     let mut op = start_operator(cp.kubeconfig(), &ns, mode);
     let timeline = sample(&mut op, n, plan.deadline(conn.spec.max_requests_per_second)).await;
+    let control_plane_ms = per_order_ms(cpu, control_plane_cpu(cp), n);
     let text = op.metrics().await;
     let pid = op.pid();
     let rest_rss_mib = procfs::rss_at_rest(pid).await;
@@ -230,6 +233,7 @@ pub async fn run(plan: &Plan, api_server_bound: f64) -> RunResult {
         peak_rss_mib: rss,
         rest_rss_mib,
         cpu_seconds: cpu,
+        control_plane_ms,
         operator_exited,
     };
     // The next run's API server need not hold this one.
@@ -254,7 +258,7 @@ fn start_operator(kubeconfig: &Path, ns: &str, mode: Mode) -> Operator {
     Operator::start_logging(&bin, kubeconfig, ns, &extra, "info")
 }
 
-fn bounds(plan: &Plan, d365: &D365Requests, conn: &Effective, api_server: f64) -> Bounds {
+fn bounds(plan: &Plan, d365: &D365Requests, conn: &Effective, api_server: ApiBound) -> Bounds {
     let requests = d365.total() as f64;
     let concurrency = match plan.mode {
         Mode::Adaptive => CAPACITY,
@@ -263,7 +267,9 @@ fn bounds(plan: &Plan, d365: &D365Requests, conn: &Effective, api_server: f64) -
     Bounds {
         budget: requests / f64::from(conn.max_requests_per_second.max(1)),
         latency: requests * LATENCY_MS as f64 / 1e3 / f64::from(concurrency.max(1)),
-        api_server,
+        api_server: api_server.operator_status,
+        api_server_minimal: api_server.minimal,
+        api_control_plane_ms: api_server.control_plane_ms,
         conflict_schedule: plan.conflict_schedule(),
     }
 }
