@@ -9,14 +9,12 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::Patch;
 use kube::runtime::watcher::Event;
 use kube::{Api, ResourceExt};
-use serde_json::json;
 use tracing::{info, warn};
 
 use super::capabilities::{METADATA_RETRY, next_check, summary, verdict};
-use super::context::{Context, merge_patch_params};
+use super::context::{Context, status_patch_params, status_replacement};
 use super::sync::Resolved;
 use crate::api::{D365Connection, D365ConnectionStatus, EntitySummary, Reason};
 use crate::d365::{CapabilityError, D365Error, MetadataError};
@@ -177,11 +175,11 @@ async fn check(ctx: Arc<Context>, namespace: String, name: String, uid: Uid) {
         return;
     }
     let api: Api<D365Connection> = Api::namespaced(ctx.client.clone(), &namespace);
-    let patch = json!({ "status": next });
-    match api
-        .patch_status(&name, &merge_patch_params(), &Patch::Merge(&patch))
-        .await
-    {
+    let written = match status_replacement(&next) {
+        Ok(patch) => api.patch_status(&name, &status_patch_params(), &patch).await,
+        Err(e) => Err(e),
+    };
+    match written {
         Ok(_) => {
             super::events::publish_connection(&conn, &ctx, (ready, reason, &message));
             info!(%namespace, connection = %name, ready, reason = reason.as_str(), "connection status")

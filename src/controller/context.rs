@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kube::api::PatchParams;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
+use serde::Serialize;
 use tokio::sync::watch;
 
 use super::MANAGER;
@@ -182,13 +183,25 @@ fn bare(order: &ObjectRef<SalesOrderStatus>) -> ObjectRef<SalesOrderStatus> {
     bare
 }
 
-/// Parameters of every status patch: a JSON merge patch under the
-/// operator's field manager (not server-side apply, which `apply` implies).
-pub fn merge_patch_params() -> PatchParams {
+/// Parameters of every status patch, under the operator's field manager
+/// (not server-side apply, which `apply` implies).
+pub fn status_patch_params() -> PatchParams {
     PatchParams {
         field_manager: Some(MANAGER.into()),
         ..PatchParams::default()
     }
+}
+
+/// The status write: a JSON Patch that replaces the whole status. A merge
+/// patch keeps every field the new status leaves out (a delivery date D365
+/// cleared, a resend count back to 0), so the status would show it forever
+/// and every later reconcile, finding it there, would write again.
+pub fn status_replacement(status: &impl Serialize) -> Result<Patch<()>, kube::Error> {
+    let value = serde_json::to_value(status).map_err(kube::Error::SerdeError)?;
+    let ops = serde_json::json!([{"op": "add", "path": "/status", "value": value}]);
+    serde_json::from_value(ops)
+        .map(Patch::Json)
+        .map_err(kube::Error::SerdeError)
 }
 
 #[cfg(test)]
@@ -207,5 +220,31 @@ mod tests {
         assert_eq!((kept.extra.uid, kept.extra.resource_version), (None, None));
         let set = std::collections::HashSet::from([bare(&full)]);
         assert!(set.contains(&full));
+    }
+
+    #[test]
+    fn the_status_write_replaces_the_whole_status() {
+        use crate::api::{ObservedOrder, SalesOrderStatusStatus};
+        let status = SalesOrderStatusStatus {
+            observed: Some(ObservedOrder {
+                sales_status: Some("Delivered".into()),
+                delivery_date: None,
+                etag: Some("W/\"2\"".into()),
+            }),
+            ..Default::default()
+        };
+        let Ok(Patch::Json(patch)) = status_replacement(&status) else {
+            panic!("a JSON Patch");
+        };
+        let ops = serde_json::to_value(&patch).unwrap_or_default();
+        assert_eq!(
+            ops,
+            serde_json::json!([{"op": "add", "path": "/status", "value": {
+                "observed": {"salesStatus": "Delivered", "etag": "W/\"2\""},
+                "conflicts": 0,
+                "conditions": [],
+            }}]),
+            "one add of /status: every field it leaves out is gone after it"
+        );
     }
 }

@@ -7,15 +7,13 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::Patch;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
-use serde_json::json;
 use tracing::{Instrument as _, debug, info, warn};
 
 use super::admission::{Turned, admit};
-use super::context::{Context, merge_patch_params};
+use super::context::{Context, status_patch_params, status_replacement};
 use super::sync::{Attempt, SyncResult, sync_resolving};
 use crate::api::{Reason, SalesOrderStatus};
 use crate::reconcile::{
@@ -196,7 +194,10 @@ async fn write_status(
     }
     let api: Api<SalesOrderStatus> =
         Api::namespaced(ctx.client.clone(), &order.namespace().unwrap_or_default());
-    let patch = json!({ "status": next });
+    let patch = status_replacement(&next).map_err(|source| Error::StatusWrite {
+        order: ObjectRef::from_obj(order).to_string(),
+        source,
+    })?;
     // A child of the reconcile span in traces (docs/operations.md "Traces").
     let span = match crate::telemetry::traces_on() {
         true => tracing::info_span!(
@@ -210,8 +211,8 @@ async fn write_status(
     let _turn = ctx.recorder.writes().permit().await;
     api.patch_status(
         &order.name_any(),
-        &merge_patch_params(),
-        &Patch::Merge(&patch),
+        &status_patch_params(),
+        &patch,
     )
     .instrument(span)
     .await

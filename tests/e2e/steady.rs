@@ -130,3 +130,73 @@ fn gets_per_order(env: &Env) -> BTreeMap<String, usize> {
     }
     counts
 }
+
+/// A field D365 no longer shows leaves `status.observed` at the next read,
+/// and the resyncs after it write nothing: the status write replaces the
+/// status instead of merging into it (a merge kept the old date forever
+/// and rewrote the status at every resync).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_date_cleared_in_d365_leaves_the_status_and_resyncs_stay_quiet() {
+    let env = env("steady-cleared", 1, Faults::default()).await;
+    let number = order_number(1);
+    let set = |date: &str| {
+        let fields = serde_json::json!({"ConfirmedReceiptDate": date});
+        env.emu
+            .external_write(
+                "usmf",
+                &number,
+                fields.as_object().cloned().unwrap_or_default(),
+            )
+            .expect("the emulator holds order 1")
+    };
+    set("2026-12-01T12:00:00Z");
+    // The spec leaves the date to D365.
+    let order = SalesOrderStatus::test(1).delivering(None);
+    crate::support::create_orders(&env.client, &env.ns, [order]).await;
+    let operator = env.operator(&["--resync-interval", "1s"]);
+    let observed = |env: &Env| {
+        let orders = env.orders();
+        async move {
+            let order = orders
+                .get(&SalesOrderStatus::test(1).name_any())
+                .await
+                .ok()?;
+            order.status?.observed
+        }
+    };
+    let dated = testkit::wait_for(Duration::from_secs(60), || async {
+        observed(&env).await.filter(|o| o.delivery_date.is_some())
+    })
+    .await
+    .expect("the order observed with its delivery date");
+    assert_eq!(dated.delivery_date.as_deref(), Some("2026-12-01"));
+
+    // Someone clears the date in D365 (its unset marker).
+    let cleared = set("1900-01-01T12:00:00Z");
+    let seen = testkit::wait_for(Duration::from_secs(30), || async {
+        observed(&env)
+            .await
+            .filter(|o| o.etag.as_deref() == Some(cleared.as_str()))
+    })
+    .await
+    .expect("a resync observed the edit");
+    assert_eq!(
+        seen.delivery_date, None,
+        "the old date stayed in the status"
+    );
+
+    // The next resyncs find the status as they would write it.
+    let writes = operator.metric_sum(WRITES).await;
+    let gets = |env: &Env| gets_per_order(env).get(&number).copied().unwrap_or(0);
+    let reads = gets(&env);
+    testkit::wait_for(Duration::from_secs(30), || async {
+        (gets(&env) >= reads + ROUNDS).then_some(())
+    })
+    .await
+    .expect("the order resynced");
+    assert_eq!(
+        operator.metric_sum(WRITES).await,
+        writes,
+        "status writes during resyncs"
+    );
+}
