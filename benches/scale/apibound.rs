@@ -17,10 +17,10 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PostParams};
 use kube::{Client, ResourceExt};
 use sales_order_operator::api::{LastUpdate, ObservedOrder, SalesOrderStatus};
-use sales_order_operator::controller::MANAGER;
+use sales_order_operator::controller::{status_patch_params, status_replacement};
 use sales_order_operator::reconcile::{Outcome, next_status};
 use serde_json::json;
 
@@ -103,16 +103,19 @@ pub fn per_order_ms(before: Option<f64>, after: Option<f64>, n: usize) -> Option
     Some((after? - before?) * 1e3 / n.max(1) as f64)
 }
 
-/// The status body of `payload` for order `i` on `pass`: a change on
-/// every pass, as the operator's writes are.
-fn status(payload: Payload, i: usize, pass: u64) -> serde_json::Value {
+/// The status write of `payload` for order `i` on `pass`: a change on
+/// every pass, as the operator's writes are; the operator's status goes
+/// as the operator sends it, a JSON Patch replacing the status.
+fn status(payload: Payload, i: usize, pass: u64) -> Patch<serde_json::Value> {
     let now = jiff::Timestamp::now();
     match payload {
-        Payload::Minimal => json!({"status": {"observedGeneration": 1, "conditions": [{
-            "type": "Ready", "status": "True", "reason": "Updated",
-            "message": format!("bench pass {pass}"), "observedGeneration": 1,
-            "lastTransitionTime": now.to_string(),
-        }]}}),
+        Payload::Minimal => {
+            Patch::Merge(json!({"status": {"observedGeneration": 1, "conditions": [{
+                "type": "Ready", "status": "True", "reason": "Updated",
+                "message": format!("bench pass {pass}"), "observedGeneration": 1,
+                "lastTransitionTime": now.to_string(),
+            }]}}))
+        }
         Payload::OperatorStatus => {
             let (from, to) = (etag(i, pass), etag(i, pass + 1));
             let outcome = Outcome::Updated {
@@ -131,7 +134,10 @@ fn status(payload: Payload, i: usize, pass: u64) -> serde_json::Value {
                     resends: 0,
                 },
             };
-            json!({"status": next_status(None, Some(1), &outcome, Time(now))})
+            match status_replacement(&next_status(None, Some(1), &outcome, Time(now))) {
+                Ok(Patch::Json(ops)) => Patch::Json(ops),
+                other => panic!("the operator's status write: {other:?}"),
+            }
         }
     }
 }
@@ -153,11 +159,7 @@ async fn writes(
 ) -> f64 {
     let orders: Api<SalesOrderStatus> = Api::namespaced(client.clone(), ns);
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
-    // As the operator's own writes name their field manager.
-    let params = PatchParams {
-        field_manager: Some(MANAGER.into()),
-        ..PatchParams::default()
-    };
+    let params = status_patch_params();
     let started = Instant::now();
     futures::stream::iter(1..=n)
         .for_each_concurrent(usize::from(concurrency), |i| {
@@ -166,7 +168,7 @@ async fn writes(
                 let name = SalesOrderStatus::test(i).name_any();
                 let status = status(payload, i, pass);
                 orders
-                    .patch_status(&name, params, &Patch::Merge(&status))
+                    .patch_status(&name, params, &status)
                     .await
                     .expect("status write");
                 events

@@ -176,7 +176,10 @@ async fn check(ctx: Arc<Context>, namespace: String, name: String, uid: Uid) {
     }
     let api: Api<D365Connection> = Api::namespaced(ctx.client.clone(), &namespace);
     let written = match status_replacement(&next) {
-        Ok(patch) => api.patch_status(&name, &status_patch_params(), &patch).await,
+        Ok(patch) => {
+            api.patch_status(&name, &status_patch_params(), &patch)
+                .await
+        }
         Err(e) => Err(e),
     };
     match written {

@@ -41,7 +41,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
-pub use context::{Context, Settings};
+pub use context::{Context, Settings, status_patch_params, status_replacement};
 pub use owners::Owners;
 pub use reconciler::{Error, MANAGER, error_policy, reconcile};
 

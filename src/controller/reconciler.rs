@@ -209,17 +209,13 @@ async fn write_status(
     };
     // One of the operator's bounded writes in flight (shared with Events).
     let _turn = ctx.recorder.writes().permit().await;
-    api.patch_status(
-        &order.name_any(),
-        &status_patch_params(),
-        &patch,
-    )
-    .instrument(span)
-    .await
-    .map_err(|source| Error::StatusWrite {
-        order: ObjectRef::from_obj(order).to_string(),
-        source,
-    })?;
+    api.patch_status(&order.name_any(), &status_patch_params(), &patch)
+        .instrument(span)
+        .await
+        .map_err(|source| Error::StatusWrite {
+            order: ObjectRef::from_obj(order).to_string(),
+            source,
+        })?;
     ctx.metrics.status_written();
     Ok(())
 }
