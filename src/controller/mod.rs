@@ -16,6 +16,7 @@ pub mod recorder;
 pub mod shard;
 mod slim;
 pub mod sync;
+mod task;
 
 use std::collections::hash_map::DefaultHasher;
 use std::future::{Future, ready as done};
@@ -38,6 +39,7 @@ use kube::runtime::{WatchStreamExt, predicates};
 use kube::{Api, Client, Resource, ResourceExt};
 use recorder::{ApiWrites, Recorder};
 use serde::de::DeserializeOwned;
+use task::reconcile_as_task;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
@@ -157,7 +159,7 @@ pub async fn run(
         })
         .reconcile_on(wake_rx)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile_as_task, error_policy, ctx)
         .for_each(|res| async move {
             match res {
                 Ok((obj, _)) => debug!(object = %obj, "reconciled"),

@@ -40,6 +40,13 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The reconcile's task panicked (a bug): retried with backoff.
+    #[error("reconcile of {order} ended abnormally: {source}")]
+    Task {
+        order: String,
+        #[source]
+        source: tokio::task::JoinError,
+    },
 }
 
 /// One attempt for one order. Runs inside kube-runtime's "reconciling
