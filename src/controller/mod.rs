@@ -13,6 +13,7 @@ mod events;
 mod owners;
 mod reconciler;
 pub mod recorder;
+mod relist;
 pub mod shard;
 mod slim;
 pub mod sync;
@@ -38,6 +39,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, predicates};
 use kube::{Api, Client, Resource, ResourceExt};
 use recorder::{ApiWrites, Recorder};
+use relist::ListHold;
 use serde::de::DeserializeOwned;
 use task::reconcile_as_task;
 use tokio::sync::watch;
@@ -124,7 +126,7 @@ pub async fn run(
     let (wake_tx, wake_rx) = mpsc::unbounded::<ObjectRef<SalesOrderStatus>>();
     let owners = options
         .owners
-        .join(options.namespace.clone(), connections.clone(), wake_tx);
+        .join(options.namespace.clone(), connections.clone(), wake_tx.clone());
     let ctx = context(
         &client,
         &options,
@@ -136,7 +138,7 @@ pub async fn run(
     let order_changes = order_changes(
         api(&client, ns),
         (options.label_selector.as_deref(), options.shard),
-        order_writer,
+        (order_writer, ListHold::new(wake_tx.clone())),
         (ctx.clone(), listed_tx),
     );
     let connection_changes = connection_changes(api(&client, ns), connection_writer, ctx.clone());
@@ -211,28 +213,49 @@ fn context(
 /// Orders whose spec or reconcile-requested-at annotation changed. On the
 /// way: the owner index follows every event, InitDone says the orders are
 /// listed, and deleted or no longer listed orders are forgotten.
-/// Orders of other shards are dropped before the store ([`Shard::keep`]).
+/// Orders of other shards are dropped before the store ([`Shard::keep`]);
+/// orders a list brings in wait for its end ([`ListHold`]).
 fn order_changes(
     api: Api<SalesOrderStatus>,
     (label_selector, shard): (Option<&str>, Shard),
-    writer: Writer<SalesOrderStatus>,
+    (writer, hold): (Writer<SalesOrderStatus>, ListHold),
     (ctx, listed): (Arc<Context>, watch::Sender<bool>),
 ) -> impl Stream<Item = Result<SalesOrderStatus, watcher::Error>> + Send + 'static {
     let mut config = watcher::Config::default();
     if let Some(selector) = label_selector {
         config = config.labels(selector);
     }
-    watch_all(api, config)
-        .try_filter_map(move |event| done(Ok(shard.keep(event))))
+    let events = watch_all(api, config).try_filter_map(move |event| done(Ok(shard.keep(event))));
+    triggers(events, writer, hold, move |event| {
+        if matches!(event, Event::InitDone) {
+            listed.send_replace(true);
+        }
+        on_order_event(&ctx, event)
+    })
+}
+
+/// The reconcile triggers of an order event stream: into the store, then
+/// the orders whose trigger hash changed, each once its list is complete.
+/// `on_event` sees every event after the store took it.
+fn triggers<S>(
+    events: S,
+    writer: Writer<SalesOrderStatus>,
+    hold: ListHold,
+    mut on_event: impl FnMut(&Event<SalesOrderStatus>) + Send + 'static,
+) -> impl Stream<Item = Result<SalesOrderStatus, watcher::Error>> + Send + 'static
+where
+    S: Stream<Item = Result<Event<SalesOrderStatus>, watcher::Error>> + Send + 'static,
+{
+    let boundaries = hold.clone();
+    events
         .reflect(writer)
         .inspect_ok(move |event| {
-            if matches!(event, Event::InitDone) {
-                listed.send_replace(true);
-            }
-            on_order_event(&ctx, event)
+            on_event(event);
+            boundaries.follow(event);
         })
         .touched_objects()
         .predicate_filter(trigger_hash, Default::default())
+        .try_filter_map(move |order| done(Ok(hold.pass(order))))
 }
 
 /// Connections with a new generation (checked on the way) or deleted (their
