@@ -19,9 +19,7 @@ mod slim;
 pub mod sync;
 mod task;
 
-use std::collections::hash_map::DefaultHasher;
 use std::future::{Future, ready as done};
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -34,12 +32,12 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::Reporter;
 
+use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::{WatchStreamExt, predicates};
 use kube::{Api, Client, Resource, ResourceExt};
 use recorder::{ApiWrites, Recorder};
-use relist::ListHold;
+use relist::{ListHold, triggers};
 use serde::de::DeserializeOwned;
 use task::reconcile_as_task;
 use tokio::sync::watch;
@@ -49,7 +47,7 @@ pub use context::{Context, Settings, status_patch_params, status_replacement};
 pub use owners::Owners;
 pub use reconciler::{Error, MANAGER, error_policy, reconcile};
 
-use crate::api::{CREDENTIALS_SELECTOR, D365Connection, RECONCILE_REQUESTED_AT, SalesOrderStatus};
+use crate::api::{CREDENTIALS_SELECTOR, D365Connection, SalesOrderStatus};
 use crate::metrics::Metrics;
 pub use connection_status::ready_status;
 pub use connections::Connections;
@@ -124,9 +122,11 @@ pub async fn run(
     let (synced_tx, synced_rx) = watch::channel(false);
     let (listed_tx, listed_rx) = watch::channel(false);
     let (wake_tx, wake_rx) = mpsc::unbounded::<ObjectRef<SalesOrderStatus>>();
-    let owners = options
-        .owners
-        .join(options.namespace.clone(), connections.clone(), wake_tx.clone());
+    let owners = options.owners.join(
+        options.namespace.clone(),
+        connections.clone(),
+        wake_tx.clone(),
+    );
     let ctx = context(
         &client,
         &options,
@@ -232,30 +232,6 @@ fn order_changes(
         }
         on_order_event(&ctx, event)
     })
-}
-
-/// The reconcile triggers of an order event stream: into the store, then
-/// the orders whose trigger hash changed, each once its list is complete.
-/// `on_event` sees every event after the store took it.
-fn triggers<S>(
-    events: S,
-    writer: Writer<SalesOrderStatus>,
-    hold: ListHold,
-    mut on_event: impl FnMut(&Event<SalesOrderStatus>) + Send + 'static,
-) -> impl Stream<Item = Result<SalesOrderStatus, watcher::Error>> + Send + 'static
-where
-    S: Stream<Item = Result<Event<SalesOrderStatus>, watcher::Error>> + Send + 'static,
-{
-    let boundaries = hold.clone();
-    events
-        .reflect(writer)
-        .inspect_ok(move |event| {
-            on_event(event);
-            boundaries.follow(event);
-        })
-        .touched_objects()
-        .predicate_filter(trigger_hash, Default::default())
-        .try_filter_map(move |order| done(Ok(hold.pass(order))))
 }
 
 /// Connections with a new generation (checked on the way) or deleted (their
@@ -416,15 +392,6 @@ async fn prune_every(ctx: Arc<Context>, period: Duration) {
         tick.tick().await;
         ctx.prune();
     }
-}
-
-/// Reconcile on spec changes (generation) and on a new value of the
-/// reconcile-requested-at annotation; status writes do not retrigger.
-fn trigger_hash(order: &SalesOrderStatus) -> Option<u64> {
-    let mut h = DefaultHasher::new();
-    predicates::generation(order).hash(&mut h);
-    order.annotations().get(RECONCILE_REQUESTED_AT).hash(&mut h);
-    Some(h.finish())
 }
 
 #[cfg(test)]

@@ -10,13 +10,20 @@
 //! 10,000 orders, where a watch expired during the mass create). Here such
 //! an order is held as a reference and woken once its list is in the store.
 
+use std::collections::hash_map::DefaultHasher;
+use std::future::ready as done;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use futures::channel::mpsc::UnboundedSender;
+use futures::{Stream, TryStreamExt};
+use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher::Event;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{WatchStreamExt, predicates};
 
-use crate::api::SalesOrderStatus;
+use crate::api::{RECONCILE_REQUESTED_AT, SalesOrderStatus};
 use crate::locks::lock;
 
 /// Shared by the stage after the reflector (which sees list boundaries)
@@ -76,6 +83,39 @@ impl ListHold {
         state.orders.push(ObjectRef::from_obj(&order));
         None
     }
+}
+
+/// The reconcile triggers of an order event stream: into the store, then
+/// the orders whose trigger hash changed, each once its list is complete.
+/// `on_event` sees every event after the store took it.
+pub fn triggers<S>(
+    events: S,
+    writer: Writer<SalesOrderStatus>,
+    hold: ListHold,
+    mut on_event: impl FnMut(&Event<SalesOrderStatus>) + Send + 'static,
+) -> impl Stream<Item = Result<SalesOrderStatus, watcher::Error>> + Send + 'static
+where
+    S: Stream<Item = Result<Event<SalesOrderStatus>, watcher::Error>> + Send + 'static,
+{
+    let boundaries = hold.clone();
+    events
+        .reflect(writer)
+        .inspect_ok(move |event| {
+            on_event(event);
+            boundaries.follow(event);
+        })
+        .touched_objects()
+        .predicate_filter(trigger_hash, Default::default())
+        .try_filter_map(move |order| done(Ok(hold.pass(order))))
+}
+
+/// Reconcile on spec changes (generation) and on a new value of the
+/// reconcile-requested-at annotation; status writes do not retrigger.
+fn trigger_hash(order: &SalesOrderStatus) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    predicates::generation(order).hash(&mut h);
+    order.annotations().get(RECONCILE_REQUESTED_AT).hash(&mut h);
+    Some(h.finish())
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ async fn run(events: Vec<Event<SalesOrderStatus>>) -> Vec<(String, bool)> {
         move |_: &Event<SalesOrderStatus>| (woken.lock().unwrap())()
     };
     let events = stream::iter(events.into_iter().map(Ok::<_, watcher::Error>));
-    let mut triggers = Box::pin(super::super::triggers(
+    let mut triggers = Box::pin(super::triggers(
         events,
         writer,
         ListHold::new(wake_tx),
