@@ -14,7 +14,7 @@ use kube::{Api, ResourceExt};
 use tracing::{info, warn};
 
 use super::capabilities::{METADATA_RETRY, next_check, summary, verdict};
-use super::context::{Context, status_patch_params, status_replacement};
+use super::context::{Context, replace_status};
 use super::sync::Resolved;
 use crate::api::{D365Connection, D365ConnectionStatus, EntitySummary, Reason};
 use crate::d365::{CapabilityError, D365Error, MetadataError};
@@ -175,14 +175,7 @@ async fn check(ctx: Arc<Context>, namespace: String, name: String, uid: Uid) {
         return;
     }
     let api: Api<D365Connection> = Api::namespaced(ctx.client.clone(), &namespace);
-    let written = match status_replacement(&next) {
-        Ok(patch) => {
-            api.patch_status(&name, &status_patch_params(), &patch)
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    match written {
+    match replace_status(&api, &name, &next).await {
         Ok(_) => {
             super::events::publish_connection(&conn, &ctx, (ready, reason, &message));
             info!(%namespace, connection = %name, ready, reason = reason.as_str(), "connection status")

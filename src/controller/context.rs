@@ -3,12 +3,14 @@
 //! metrics.
 
 use std::collections::HashMap;
+use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kube::api::{Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use super::MANAGER;
@@ -202,6 +204,20 @@ pub fn status_replacement(status: &impl Serialize) -> Result<Patch<()>, kube::Er
     serde_json::from_value(ops)
         .map(Patch::Json)
         .map_err(kube::Error::SerdeError)
+}
+
+/// Writes `status` as the whole status of `name` (see
+/// [`status_replacement`]), under the operator's field manager.
+pub async fn replace_status<K>(
+    api: &Api<K>,
+    name: &str,
+    status: &impl Serialize,
+) -> Result<K, kube::Error>
+where
+    K: Clone + DeserializeOwned + Debug,
+{
+    let patch = status_replacement(status)?;
+    api.patch_status(name, &status_patch_params(), &patch).await
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use kube::{Api, ResourceExt};
 use tracing::{Instrument as _, debug, info, warn};
 
 use super::admission::{Turned, admit};
-use super::context::{Context, status_patch_params, status_replacement};
+use super::context::{Context, replace_status};
 use super::sync::{Attempt, SyncResult, sync_resolving};
 use crate::api::{Reason, SalesOrderStatus};
 use crate::reconcile::{
@@ -201,10 +201,6 @@ async fn write_status(
     }
     let api: Api<SalesOrderStatus> =
         Api::namespaced(ctx.client.clone(), &order.namespace().unwrap_or_default());
-    let patch = status_replacement(&next).map_err(|source| Error::StatusWrite {
-        order: ObjectRef::from_obj(order).to_string(),
-        source,
-    })?;
     // A child of the reconcile span in traces (docs/operations.md "Traces").
     let span = match crate::telemetry::traces_on() {
         true => tracing::info_span!(
@@ -216,7 +212,7 @@ async fn write_status(
     };
     // One of the operator's bounded writes in flight (shared with Events).
     let _turn = ctx.recorder.writes().permit().await;
-    api.patch_status(&order.name_any(), &status_patch_params(), &patch)
+    replace_status(&api, &order.name_any(), &next)
         .instrument(span)
         .await
         .map_err(|source| Error::StatusWrite {

@@ -30,11 +30,13 @@ pub fn reconcile_as_task(
     order: Arc<SalesOrderStatus>,
     ctx: Arc<Context>,
 ) -> impl Future<Output = Result<Action, Error>> + Send + 'static {
-    let name = ObjectRef::from_obj(order.as_ref()).to_string();
-    let task = AbortOnDrop(tokio::spawn(reconcile(order, ctx).in_current_span()));
+    let task = AbortOnDrop(tokio::spawn(
+        reconcile(order.clone(), ctx).in_current_span(),
+    ));
     async move {
+        // The order's name is spelled out only if the task failed.
         task.await.map_err(|source| Error::Task {
-            order: name,
+            order: ObjectRef::from_obj(order.as_ref()).to_string(),
             source,
         })?
     }
